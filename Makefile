@@ -1,0 +1,21 @@
+# The two commands of the README: `make demo` (main job on bundled demo data) and `make test`.
+# Both create or reuse the project-local venv (.venv) through tools/setup_env.sh.
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: env demo test bench clean-demo
+
+env:
+	bash tools/setup_env.sh
+
+demo: env
+	bash tools/run_demo.sh
+
+test: env
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: env
+	bash benchmarks/run_all.sh
+
+clean-demo:
+	rm -rf data/demo work_dirs/demo

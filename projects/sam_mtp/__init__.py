@@ -1,0 +1,13 @@
+"""SAM-guided masked token prediction (NeurIPS 2024) for mmdet3d.
+
+Importing this package (directly or through a config's ``custom_imports``) registers every module into
+mmdet3d's registries, installs the CPU fallbacks of mmcv's 3D point ops (CUDA tensors still use mmcv's
+kernels) and allow-lists the types mmengine checkpoints contain for torch's safe loading.
+"""
+from .engine import allow_mmengine_checkpoint_types
+from . import ops  # noqa: F401,E402  (installs the CPU point-op fallbacks on import)
+from . import datasets, labels, models  # noqa: F401,E402  (register modules)
+
+allow_mmengine_checkpoint_types()
+
+__version__ = '0.1.0'

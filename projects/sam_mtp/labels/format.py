@@ -1,0 +1,155 @@
+"""On-disk format of the offline labels: one compressed ``.npz`` per frame and one split-level info ``.pkl``.
+
+This module is the single place that defines the format; label generation writes it, the training datasets
+read it. Layout under a label root::
+
+    <root>/<scene_id>/<frame_id:06d>.npz      per-frame labels (see FRAME_ARRAYS)
+    <root>/<split>_labels.pkl                 mmengine BaseDataset annotation file (metainfo + data_list)
+
+Per-frame arrays (N points, R regions, D feature channels). Region ids in ``point_region`` are 1-based so
+that 0 can mean "this point's pixel is in no SAM region"; region ``r`` lives at row ``r - 1`` of every
+``region_*`` array.
+"""
+import os
+import pickle
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+LABEL_FORMAT_VERSION = 1
+
+# name -> (dtype, shape description); 'N' points, 'R' regions, 'D' feature channels.
+FRAME_ARRAYS = {
+    'points': (np.float32, ('N', 3)),        # world xyz (axis-aligned when the scene gives a matrix)
+    'colors': (np.uint8, ('N', 3)),          # RGB of each point's colour pixel
+    'point_region': (np.int32, ('N', )),     # 0 = no region, else 1..R
+    'region_feat': (np.float16, ('R', 'D')),  # mean 2D feature of each region: the distillation target
+    'region_group': (np.int32, ('R', )),     # K-means group of each region; -1 = not grouped yet
+    'region_area': (np.int32, ('R', )),      # pixels of each region in the mask image
+}
+OPTIONAL_FRAME_ARRAYS = {
+    'point_pixel': (np.int32, ('N', 2)),     # (row, col) of each point in the mask image
+}
+
+
+class LabelFormatError(ValueError):
+    """A label file is malformed; the message names the file and the problem."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f'{path}: {problem}')
+
+
+def group_weights(counts: Sequence[int]) -> np.ndarray:
+    """Group-balanced weights of the paper (SAM-MTP §3.4) from the number of regions in each group.
+
+    k_i = (n_i - n_min) / n_max,  tau_i = 1 - k_i,  w_i = tau_i / sum_j tau_j.
+    Empty groups are kept in the formula as written (n_min may be 0).
+    """
+    n = np.asarray(counts, dtype=np.float64)
+    if n.ndim != 1 or n.size == 0:
+        raise ValueError(f'group counts must be a non-empty 1-D sequence, got shape {n.shape}')
+    if (n < 0).any() or n.max() <= 0:
+        raise ValueError(f'group counts must be >= 0 with at least one non-empty group, got {n.tolist()}')
+    k = (n - n.min()) / n.max()
+    tau = 1.0 - k
+    return tau / tau.sum()
+
+
+def _atomic_write(path: str, write_fn) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see a half file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def validate_frame_labels(arrays: Dict[str, np.ndarray], path='<in memory>') -> None:
+    """Check dtypes, shapes and cross-array consistency; raise LabelFormatError naming ``path``."""
+    missing = [k for k in FRAME_ARRAYS if k not in arrays]
+    if missing:
+        raise LabelFormatError(path, f'missing arrays {missing}')
+    sizes = {}
+    for name, (dtype, shape) in {**FRAME_ARRAYS, **OPTIONAL_FRAME_ARRAYS}.items():
+        if name not in arrays:
+            continue
+        a = arrays[name]
+        if a.dtype != dtype:
+            raise LabelFormatError(path, f'array {name!r} has dtype {a.dtype}, expected {np.dtype(dtype)}')
+        if a.ndim != len(shape):
+            raise LabelFormatError(path, f'array {name!r} has shape {a.shape}, expected {shape}')
+        for dim, sym in zip(a.shape, shape):
+            if isinstance(sym, int):
+                if dim != sym:
+                    raise LabelFormatError(path, f'array {name!r} has shape {a.shape}, expected {shape}')
+            elif sizes.setdefault(sym, dim) != dim:
+                raise LabelFormatError(
+                    path, f'array {name!r} has {sym}={dim} but another array has {sym}={sizes[sym]} '
+                    f'(mismatched point/region counts)')
+    num_regions = arrays['region_feat'].shape[0]
+    pr = arrays['point_region']
+    if pr.size and (pr.min() < 0 or pr.max() > num_regions):
+        raise LabelFormatError(
+            path, f'point_region values must lie in [0, {num_regions}] (0 = no region), '
+            f'found [{pr.min()}, {pr.max()}]')
+    if not np.isfinite(arrays['points']).all():
+        raise LabelFormatError(path, 'points contain NaN or inf')
+    if not np.isfinite(arrays['region_feat'].astype(np.float32)).all():
+        raise LabelFormatError(path, 'region_feat contains NaN or inf (a region without a valid target)')
+
+
+def save_frame_labels(path: str, arrays: Dict[str, np.ndarray]) -> None:
+    """Validate and atomically write one frame's labels as a compressed ``.npz``."""
+    validate_frame_labels(arrays, path)
+    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+def load_frame_labels(path: str, validate: bool = True) -> Dict[str, np.ndarray]:
+    """Read one frame's labels; every problem is reported as a LabelFormatError naming the file."""
+    if not os.path.isfile(path):
+        raise LabelFormatError(path, 'label file does not exist')
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as err:  # zip/zlib/format errors all mean "not a readable label file"
+        raise LabelFormatError(path, f'cannot read as .npz ({type(err).__name__}: {err})') from err
+    if validate:
+        validate_frame_labels(arrays, path)
+    return arrays
+
+
+def save_label_info(path: str, metainfo: dict, data_list: List[dict]) -> None:
+    """Atomically write the split-level annotation file in mmengine's BaseDataset format."""
+    for item in data_list:
+        if os.path.isabs(item.get('label_path', '')):
+            raise ValueError(f'label_path must be relative to the label root, got {item["label_path"]}')
+    info = dict(metainfo=dict(metainfo, label_format_version=LABEL_FORMAT_VERSION), data_list=data_list)
+    _atomic_write(path, lambda f: pickle.dump(info, f, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def load_label_info(path: str) -> dict:
+    """Read a split-level annotation file; errors name the file and the problem."""
+    if not os.path.isfile(path):
+        raise LabelFormatError(path, 'label info file does not exist (run tools/generate_sam_labels.py first)')
+    try:
+        with open(path, 'rb') as f:
+            info = pickle.load(f)
+    except Exception as err:
+        raise LabelFormatError(path, f'cannot unpickle ({type(err).__name__}: {err})') from err
+    if not isinstance(info, dict) or 'data_list' not in info or 'metainfo' not in info:
+        raise LabelFormatError(path, 'expected a dict with "metainfo" and "data_list"')
+    version: Optional[int] = info['metainfo'].get('label_format_version')
+    if version != LABEL_FORMAT_VERSION:
+        raise LabelFormatError(path, f'label format version {version}, this code reads {LABEL_FORMAT_VERSION}')
+    return info

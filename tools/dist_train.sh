@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Distributed training on one or more nodes with torchrun:
+#   tools/dist_train.sh CONFIG NUM_PROCS [train.py args...]
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=node0-hostname PORT=29500 tools/dist_train.sh CONFIG 8 ...
+# NUM_PROCS is the number of GPUs per node; on a machine without CUDA it is the number of CPU processes
+# (gloo backend, chosen automatically by tools/train.py).
+set -euo pipefail
+CONFIG=$1
+NPROC=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(dirname "$HERE")"
+# The project venv when there is one, else the python on PATH (an environment you prepared yourself).
+PYTHON=${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python)}
+# Each CPU process would otherwise start one thread per core and oversubscribe the machine.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+PYTHONPATH="$ROOT":${PYTHONPATH:-} \
+"$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$NPROC" --master_port="$PORT" \
+    "$HERE/train.py" "$CONFIG" --launcher pytorch "${@:3}"

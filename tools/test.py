@@ -1,0 +1,101 @@
+"""Evaluate a checkpoint with the config's evaluator (mmdet3d's IndoorMetric, SegMetric, ...).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--score-thr 0.1] \
+        [--task lidar_det] [--cfg-options k=v ...] [--launcher pytorch]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a 3D model (sam_mtp / mmdet3d)')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
+    parser.add_argument('--ceph', action='store_true', help='use ceph as data storage backend')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='directory where painted images will be saved')
+    parser.add_argument('--score-thr', type=float, default=0.1, help='bbox score threshold for --show')
+    parser.add_argument('--task', type=str, default='lidar_det',
+                        choices=['mono_det', 'multi-view_det', 'lidar_det', 'lidar_seg', 'multi-modality_det'],
+                        help='determine the visualization method depending on the task')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation (needs tta_model in config)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg, args):
+    default_hooks = cfg.default_hooks
+    if 'visualization' not in default_hooks:
+        raise RuntimeError(f'{args.config}: --show/--show-dir need default_hooks.visualization '
+                           f'(mmdet3d\'s Det3DVisualizationHook) in the config')
+    hook = default_hooks['visualization']
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        hook['test_out_dir'] = args.show_dir
+    hook['vis_task'] = args.task
+    hook['score_thr'] = args.score_thr
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import projects.sam_mtp  # noqa: F401  (registers modules, CPU op fallbacks, safe checkpoint types)
+    from projects.sam_mtp.engine.launch import (ConfigCheckError, check_dataset_files,
+                                                explain_registry_error, setup_cpu_distributed)
+    try:
+        if not osp.isfile(args.config):
+            raise ConfigCheckError(f'{args.config}: config file does not exist')
+        if not osp.isfile(args.checkpoint):
+            raise ConfigCheckError(f'{args.checkpoint}: checkpoint file does not exist')
+        cfg = Config.fromfile(args.config)
+        cfg.launcher = args.launcher
+        if args.cfg_options is not None:
+            cfg.merge_from_dict(args.cfg_options)
+        if args.work_dir is not None:
+            cfg.work_dir = args.work_dir
+        elif cfg.get('work_dir', None) is None:
+            cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+        cfg.load_from = args.checkpoint
+        if args.show or args.show_dir:
+            cfg = trigger_visualization_hook(cfg, args)
+        if args.tta:
+            if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+                raise ConfigCheckError(f'{args.config}: --tta needs tta_model and tta_pipeline in the config')
+            cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+            cfg.tta_model.module = cfg.model
+            cfg.model = cfg.tta_model
+        check_dataset_files(cfg, args.config, phases=('test', ))
+        setup_cpu_distributed(args.launcher, cfg)
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        runner.test()
+    except ConfigCheckError as err:
+        sys.exit(f'error: {err}')
+    except KeyError as err:
+        explained = explain_registry_error(err, args.config)
+        if explained is None:
+            raise
+        sys.exit(f'error: {explained}')
+
+
+if __name__ == '__main__':
+    main()

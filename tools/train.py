@@ -1,0 +1,114 @@
+"""Train a model from a config, with mmdet3d's ``tools/train.py`` flags.
+
+    python tools/train.py configs/sam_mtp/stage1_scannet.py [--work-dir DIR] [--resume [CKPT]] \
+        [--amp] [--auto-scale-lr] [--sync_bn torch] [--cfg-options k=v ...] [--launcher pytorch]
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+# Make the repository importable when this file is run as a script from anywhere.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a 3D model (sam_mtp / mmdet3d)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', default=False,
+                        help='enable automatic-mixed-precision training')
+    parser.add_argument('--sync_bn', choices=['none', 'torch', 'mmcv'], default='none',
+                        help='convert all BatchNorm layers in the model to SyncBatchNorm (SyncBN) layer')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='enable automatically scaling LR by the actual total batch size')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from this checkpoint; without a path, from the latest one in work_dir')
+    parser.add_argument('--ceph', action='store_true', help='use ceph as data storage backend')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value (e.g. model.backbone.depth=2)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK in the environment.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_cfg(args):
+    from projects.sam_mtp.engine.launch import ConfigCheckError
+    if not osp.isfile(args.config):
+        raise ConfigCheckError(f'{args.config}: config file does not exist')
+    cfg = Config.fromfile(args.config)
+    if args.ceph:
+        raise ConfigCheckError('--ceph: this plugin ships no ceph backend config; set backend_args in the '
+                               'config instead')
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    # work_dir: CLI > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_wrapper == 'AmpOptimWrapper':
+            print_log('AMP training is already enabled in your config.', logger='current',
+                      level=logging.WARNING)
+        else:
+            assert optim_wrapper == 'OptimWrapper', \
+                f'`--amp` is only supported when the optimizer wrapper type is OptimWrapper, got {optim_wrapper}'
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.sync_bn != 'none':
+        cfg.sync_bn = args.sync_bn
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' in cfg and 'enable' in cfg.auto_scale_lr and 'base_batch_size' in cfg.auto_scale_lr:
+            cfg.auto_scale_lr.enable = True
+        else:
+            raise ConfigCheckError(f'{args.config}: --auto-scale-lr needs auto_scale_lr = dict(enable=False, '
+                                   f'base_batch_size=N) in the config')
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise ConfigCheckError(f'--resume {args.resume}: checkpoint file does not exist')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # Importing the package registers our modules, installs the CPU point-op fallbacks and the safe
+    # checkpoint types, whether or not the config lists it in custom_imports.
+    import projects.sam_mtp  # noqa: F401
+    from projects.sam_mtp.engine.launch import (ConfigCheckError, check_dataset_files,
+                                                explain_registry_error, setup_cpu_distributed)
+    try:
+        cfg = build_cfg(args)
+        check_dataset_files(cfg, args.config, phases=('train', 'val'))
+        setup_cpu_distributed(args.launcher, cfg)
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        runner.train()
+    except ConfigCheckError as err:
+        sys.exit(f'error: {err}')
+    except KeyError as err:
+        explained = explain_registry_error(err, args.config)
+        if explained is None:
+            raise
+        sys.exit(f'error: {explained}')
+
+
+if __name__ == '__main__':
+    main()
