@@ -134,7 +134,9 @@ def setup_cpu_distributed(launcher: str, cfg: Config) -> None:
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
                                 world_size=int(os.environ['WORLD_SIZE']))
-    if cfg.get('model_wrapper_cfg') is None:
-        cfg.model_wrapper_cfg = dict(
-            type='MMDistributedDataParallel', broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    # An explicit None keeps mmengine from passing device_ids=[LOCAL_RANK], which DDP rejects for CPU modules.
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
