@@ -1,0 +1,359 @@
+"""Device dispatch between mmcv's compiled 3D point ops and the pure-PyTorch
+implementations, and their installation into mmcv / mmdet / mmdet3d.
+
+Every public function here has the signature of the mmcv op of the same name.
+Tensors on a device for which mmcv ships kernels (CUDA, and the NPU / MLU /
+MUSA back-ends) go to mmcv's original op; everything else (CPU, MPS, ...)
+runs the PyTorch implementation. Without a compiled mmcv (``mmcv-lite``) the
+PyTorch implementation serves all devices.
+
+:func:`install_cpu_fallbacks` rebinds mmcv's op objects, *by identity*, to
+these dispatchers wherever they are bound: ``mmcv.ops``, its submodules (for
+example ``mmcv.ops.group_points`` binds ``ball_query`` for ``QueryAndGroup``)
+and any already imported ``mmcv*`` / ``mmdet*`` module or class attribute
+(mmdet3d modules do ``from mmcv.ops import furthest_point_sample``). Modules
+imported later pick the dispatchers up from the patched ``mmcv.ops``.
+"""
+import importlib
+import logging
+import sys
+from typing import Callable, Dict, Iterable, Optional, Tuple
+
+from mmengine.logging import print_log
+from torch import Tensor
+
+from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,
+                    nms3d_normal_torch, nms3d_torch, points_in_boxes_all_torch,
+                    points_in_boxes_part_torch)
+from .grouping import (gather_points_torch, grouping_operation_torch,
+                       three_interpolate_torch)
+from .neighbors import ball_query_torch, knn_torch, three_nn_torch
+from .sampling import (furthest_point_sample_torch,
+                       furthest_point_sample_with_dist_torch)
+
+# Device types for which mmcv 2.x compiles kernels of these ops.
+MMCV_KERNEL_DEVICES = frozenset({'cuda', 'npu', 'mlu', 'musa'})
+
+# op name -> mmcv submodule that defines it.
+_DEFINING_MODULES = {
+    'furthest_point_sample': 'mmcv.ops.furthest_point_sample',
+    'furthest_point_sample_with_dist': 'mmcv.ops.furthest_point_sample',
+    'gather_points': 'mmcv.ops.gather_points',
+    'grouping_operation': 'mmcv.ops.group_points',
+    'ball_query': 'mmcv.ops.ball_query',
+    'knn': 'mmcv.ops.knn',
+    'three_nn': 'mmcv.ops.three_nn',
+    'three_interpolate': 'mmcv.ops.three_interpolate',
+    'points_in_boxes_part': 'mmcv.ops.points_in_boxes',
+    'points_in_boxes_all': 'mmcv.ops.points_in_boxes',
+    'boxes_overlap_bev': 'mmcv.ops.iou3d',
+    'boxes_iou3d': 'mmcv.ops.iou3d',
+    'nms3d': 'mmcv.ops.iou3d',
+    'nms3d_normal': 'mmcv.ops.iou3d',
+}
+
+# Module name prefixes scanned by install / uninstall.
+DEFAULT_MODULE_PREFIXES = ('mmcv', 'mmdet', 'mmdet3d')
+
+# Marker attribute set on every dispatcher; its value is the op name.
+_MARKER = '_sam_mtp_point_op'
+
+
+def _load_originals() -> Dict[str, Callable]:
+    """mmcv's op objects, read from their defining submodules.
+
+    If the dispatchers are installed already (e.g. this module was reloaded),
+    the originals are recovered from the dispatchers found there.
+    """
+    originals, missing = {}, []
+    for name, module_name in _DEFINING_MODULES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # no compiled mmcv, or no mmcv at all
+            missing.append(name)
+            continue
+        bound = getattr(module, name, None)
+        bound = getattr(bound, '_sam_mtp_original', bound)
+        if bound is None:
+            missing.append(name)
+        else:
+            originals[name] = bound
+    if missing:
+        print_log(
+            'sam_mtp.ops: mmcv does not provide compiled '
+            f'{", ".join(missing)}; the PyTorch implementations serve every '
+            'device for these ops',
+            logger='current',
+            level=logging.WARNING)
+    return originals
+
+
+_ORIGINALS: Dict[str, Callable] = _load_originals()
+
+
+def original_op(name: str) -> Optional[Callable]:
+    """mmcv's original op object for ``name`` (None if mmcv lacks it)."""
+    return _ORIGINALS.get(name)
+
+
+def _use_mmcv(name: str, tensor: object) -> bool:
+    return (isinstance(tensor, Tensor)
+            and tensor.device.type in MMCV_KERNEL_DEVICES
+            and name in _ORIGINALS)
+
+
+def _dispatcher(name: str):
+    """Decorator marking a dispatcher and linking it to mmcv's original."""
+
+    def wrap(fn):
+        setattr(fn, _MARKER, name)
+        fn._sam_mtp_original = _ORIGINALS.get(name)
+        fn.__qualname__ = fn.__name__ = name
+        return fn
+
+    return wrap
+
+
+# ------------------------------------------------------------- dispatchers
+@_dispatcher('furthest_point_sample')
+def furthest_point_sample(points_xyz: Tensor, num_points: int) -> Tensor:
+    """(B, N, 3) -> (B, num_points) int32 D-FPS indices (see
+    :func:`~.sampling.furthest_point_sample_torch`)."""
+    if _use_mmcv('furthest_point_sample', points_xyz):
+        return _ORIGINALS['furthest_point_sample'](points_xyz, num_points)
+    return furthest_point_sample_torch(points_xyz, num_points)
+
+
+@_dispatcher('furthest_point_sample_with_dist')
+def furthest_point_sample_with_dist(points_dist: Tensor,
+                                    num_points: int) -> Tensor:
+    """(B, N, N) distances -> (B, num_points) int32 FPS indices."""
+    if _use_mmcv('furthest_point_sample_with_dist', points_dist):
+        return _ORIGINALS['furthest_point_sample_with_dist'](points_dist,
+                                                             num_points)
+    return furthest_point_sample_with_dist_torch(points_dist, num_points)
+
+
+@_dispatcher('gather_points')
+def gather_points(features: Tensor, indices: Tensor) -> Tensor:
+    """(B, C, N), (B, M) -> (B, C, M); differentiable w.r.t. features."""
+    if _use_mmcv('gather_points', features):
+        return _ORIGINALS['gather_points'](features, indices)
+    return gather_points_torch(features, indices)
+
+
+@_dispatcher('grouping_operation')
+def grouping_operation(features: Tensor,
+                       indices: Tensor,
+                       features_batch_cnt: Optional[Tensor] = None,
+                       indices_batch_cnt: Optional[Tensor] = None) -> Tensor:
+    """(B, C, N), (B, npoint, nsample) -> (B, C, npoint, nsample), or the
+    stacked layout; differentiable w.r.t. features."""
+    if _use_mmcv('grouping_operation', features):
+        return _ORIGINALS['grouping_operation'](features, indices,
+                                                features_batch_cnt,
+                                                indices_batch_cnt)
+    return grouping_operation_torch(features, indices, features_batch_cnt,
+                                    indices_batch_cnt)
+
+
+@_dispatcher('ball_query')
+def ball_query(min_radius: float,
+               max_radius: float,
+               sample_num: int,
+               xyz: Tensor,
+               center_xyz: Tensor,
+               xyz_batch_cnt: Optional[Tensor] = None,
+               center_xyz_batch_cnt: Optional[Tensor] = None) -> Tensor:
+    """-> (B, npoint, sample_num) int32 neighbour indices (see
+    :func:`~.neighbors.ball_query_torch`)."""
+    if _use_mmcv('ball_query', xyz):
+        return _ORIGINALS['ball_query'](min_radius, max_radius, sample_num,
+                                        xyz, center_xyz, xyz_batch_cnt,
+                                        center_xyz_batch_cnt)
+    return ball_query_torch(min_radius, max_radius, sample_num, xyz,
+                            center_xyz, xyz_batch_cnt, center_xyz_batch_cnt)
+
+
+@_dispatcher('knn')
+def knn(k: int,
+        xyz: Tensor,
+        center_xyz: Optional[Tensor] = None,
+        transposed: bool = False) -> Tensor:
+    """-> (B, k, npoint) int32 indices, nearest first."""
+    if _use_mmcv('knn', xyz):
+        return _ORIGINALS['knn'](k, xyz, center_xyz, transposed)
+    return knn_torch(k, xyz, center_xyz, transposed)
+
+
+@_dispatcher('three_nn')
+def three_nn(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
+    """(B, N, 3), (B, M, 3) -> (dist (B, N, 3), int32 idx (B, N, 3))."""
+    if _use_mmcv('three_nn', target):
+        return _ORIGINALS['three_nn'](target, source)
+    return three_nn_torch(target, source)
+
+
+@_dispatcher('three_interpolate')
+def three_interpolate(features: Tensor, indices: Tensor,
+                      weight: Tensor) -> Tensor:
+    """(B, C, M), (B, N, 3), (B, N, 3) -> (B, C, N); differentiable w.r.t.
+    features."""
+    if _use_mmcv('three_interpolate', features):
+        return _ORIGINALS['three_interpolate'](features, indices, weight)
+    return three_interpolate_torch(features, indices, weight)
+
+
+@_dispatcher('points_in_boxes_part')
+def points_in_boxes_part(points: Tensor, boxes: Tensor) -> Tensor:
+    """(B, M, 3), (B, T, 7) -> (B, M) int32 first box index or -1."""
+    if _use_mmcv('points_in_boxes_part', points):
+        return _ORIGINALS['points_in_boxes_part'](points, boxes)
+    return points_in_boxes_part_torch(points, boxes)
+
+
+@_dispatcher('points_in_boxes_all')
+def points_in_boxes_all(points: Tensor, boxes: Tensor) -> Tensor:
+    """(B, M, 3), (B, T, 7) -> (B, M, T) int32 0/1 membership."""
+    if _use_mmcv('points_in_boxes_all', points):
+        return _ORIGINALS['points_in_boxes_all'](points, boxes)
+    return points_in_boxes_all_torch(points, boxes)
+
+
+@_dispatcher('boxes_overlap_bev')
+def boxes_overlap_bev(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
+    """(M, 7), (N, 7) -> (M, N) rotated BEV intersection areas."""
+    if _use_mmcv('boxes_overlap_bev', boxes_a):
+        return _ORIGINALS['boxes_overlap_bev'](boxes_a, boxes_b)
+    return boxes_overlap_bev_torch(boxes_a, boxes_b)
+
+
+@_dispatcher('boxes_iou3d')
+def boxes_iou3d(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
+    """(M, 7), (N, 7) -> (M, N) rotated 3D IoU."""
+    if _use_mmcv('boxes_iou3d', boxes_a):
+        return _ORIGINALS['boxes_iou3d'](boxes_a, boxes_b)
+    return boxes_iou3d_torch(boxes_a, boxes_b)
+
+
+@_dispatcher('nms3d')
+def nms3d(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """Rotated BEV NMS of (N, 7) boxes -> int64 kept indices."""
+    if _use_mmcv('nms3d', boxes):
+        return _ORIGINALS['nms3d'](boxes, scores, iou_threshold)
+    return nms3d_torch(boxes, scores, iou_threshold)
+
+
+@_dispatcher('nms3d_normal')
+def nms3d_normal(boxes: Tensor, scores: Tensor,
+                 iou_threshold: float) -> Tensor:
+    """Axis-aligned BEV NMS of (N, 7) boxes -> int64 kept indices."""
+    if _use_mmcv('nms3d_normal', boxes):
+        return _ORIGINALS['nms3d_normal'](boxes, scores, iou_threshold)
+    return nms3d_normal_torch(boxes, scores, iou_threshold)
+
+
+DISPATCHERS: Dict[str, Callable] = {
+    fn.__name__: fn
+    for fn in (furthest_point_sample, furthest_point_sample_with_dist,
+               gather_points, grouping_operation, ball_query, knn, three_nn,
+               three_interpolate, points_in_boxes_part, points_in_boxes_all,
+               boxes_overlap_bev, boxes_iou3d, nms3d, nms3d_normal)
+}
+
+
+def is_dispatcher(obj: object) -> bool:
+    """Whether ``obj`` is one of the dispatchers of this module."""
+    return getattr(obj, _MARKER, None) is not None
+
+
+# ------------------------------------------------------------ installation
+def _scanned_modules(prefixes: Iterable[str]):
+    prefixes = tuple(prefixes)
+    for module_name, module in list(sys.modules.items()):
+        if module is None:
+            continue
+        if not any(module_name == p or module_name.startswith(p + '.')
+                   for p in prefixes):
+            continue
+        yield module_name, module
+
+
+def _rebind(replacements: Dict[int, Callable],
+            prefixes: Iterable[str]) -> Dict[str, str]:
+    """Replace, by identity, every module / class attribute whose value is a
+    key of ``replacements`` (``id`` of an object) with the mapped object.
+
+    Returns:
+        dict: ``'module.attr'`` -> op name of each rebinding made.
+    """
+    rebound = {}
+    for module_name, module in _scanned_modules(prefixes):
+        namespace = getattr(module, '__dict__', None)
+        if not isinstance(namespace, dict):
+            continue
+        for attr, value in list(namespace.items()):
+            target = replacements.get(id(value))
+            if target is not None:
+                setattr(module, attr, target)
+                rebound[f'{module_name}.{attr}'] = target.__name__
+            elif isinstance(value, type) and \
+                    getattr(value, '__module__', None) == module_name:
+                # Class bodies may alias an op (``sampler = knn``).
+                for class_attr, class_value in list(vars(value).items()):
+                    target = replacements.get(id(class_value))
+                    if target is not None:
+                        setattr(value, class_attr, target)
+                        rebound[f'{module_name}.{attr}.{class_attr}'] = \
+                            target.__name__
+    return rebound
+
+
+def install_cpu_fallbacks(
+        prefixes: Iterable[str] = DEFAULT_MODULE_PREFIXES) -> Dict[str, str]:
+    """Rebind mmcv's point ops to the device dispatchers (idempotent).
+
+    Args:
+        prefixes (Iterable[str]): names of the top-level packages whose
+            imported modules are scanned; ``mmcv.ops`` is always imported
+            first so that later imports see the dispatchers.
+
+    Returns:
+        dict: ``'module.attr'`` -> op name of each binding changed by this
+        call (empty when already installed).
+    """
+    try:
+        importlib.import_module('mmcv.ops')
+    except Exception as error:
+        print_log(
+            f'sam_mtp.ops: mmcv.ops is not importable ({error}); nothing to '
+            'install',
+            logger='current',
+            level=logging.WARNING)
+        return {}
+    replacements = {
+        id(_ORIGINALS[name]): fn
+        for name, fn in DISPATCHERS.items() if name in _ORIGINALS
+    }
+    return _rebind(replacements, tuple(prefixes) + ('mmcv', ))
+
+
+def uninstall_cpu_fallbacks(
+        prefixes: Iterable[str] = DEFAULT_MODULE_PREFIXES) -> Dict[str, str]:
+    """Undo :func:`install_cpu_fallbacks`: every binding to a dispatcher in
+    the scanned modules goes back to mmcv's original op."""
+    replacements = {
+        id(fn): _ORIGINALS[name]
+        for name, fn in DISPATCHERS.items() if name in _ORIGINALS
+    }
+    return _rebind(replacements, tuple(prefixes) + ('mmcv', ))
+
+
+def cpu_fallbacks_installed() -> bool:
+    """Whether ``mmcv.ops`` currently binds the dispatchers."""
+    module = sys.modules.get('mmcv.ops')
+    if module is None:
+        return False
+    return all(
+        getattr(module, name, None) is fn for name, fn in DISPATCHERS.items()
+        if name in _ORIGINALS)

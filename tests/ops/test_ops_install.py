@@ -1,0 +1,169 @@
+"""Installation of the dispatchers into mmcv / mmdet3d and device routing."""
+import importlib
+import sys
+import types
+
+import pytest
+import torch
+
+import projects.sam_mtp.ops as sam_ops
+from projects.sam_mtp.ops import dispatch
+
+mmcv_ops = pytest.importorskip('mmcv.ops')
+
+OPS = sorted(dispatch.DISPATCHERS)
+
+
+@pytest.fixture
+def reinstall():
+    """Leave the process with the dispatchers installed whatever happens."""
+    yield
+    sam_ops.install_cpu_fallbacks()
+
+
+def test_mmcv_ops_and_submodules_bind_dispatchers():
+    assert sam_ops.cpu_fallbacks_installed()
+    for name in OPS:
+        assert getattr(mmcv_ops, name) is dispatch.DISPATCHERS[name], name
+        assert sam_ops.original_op(name) is not dispatch.DISPATCHERS[name]
+        assert getattr(sam_ops, name) is dispatch.DISPATCHERS[name]
+    group_points = importlib.import_module('mmcv.ops.group_points')
+    assert group_points.ball_query is sam_ops.ball_query
+    assert group_points.knn is sam_ops.knn
+    assert group_points.grouping_operation is sam_ops.grouping_operation
+    points_sampler = importlib.import_module('mmcv.ops.points_sampler')
+    assert points_sampler.furthest_point_sample is \
+        sam_ops.furthest_point_sample
+    assert points_sampler.furthest_point_sample_with_dist is \
+        sam_ops.furthest_point_sample_with_dist
+
+
+@pytest.mark.parametrize('module_name,names', [
+    ('mmdet3d.models.layers.pointnet_modules.point_sa_module',
+     ['gather_points']),
+    ('mmdet3d.models.layers.pointnet_modules.point_fp_module',
+     ['three_nn', 'three_interpolate']),
+    ('mmdet3d.models.layers.pointnet_modules.stack_point_sa_module',
+     ['ball_query', 'grouping_operation']),
+    ('mmdet3d.models.dense_heads.groupfree3d_head', ['gather_points']),
+    ('mmdet3d.models.dense_heads.vote_head', ['furthest_point_sample']),
+    ('mmdet3d.models.roi_heads.mask_heads.primitive_head',
+     ['furthest_point_sample']),
+    ('mmdet3d.structures.bbox_3d.base_box3d',
+     ['points_in_boxes_all', 'points_in_boxes_part']),
+    ('mmdet3d.models.dense_heads.fcaf3d_head', ['nms3d', 'nms3d_normal']),
+])
+def test_mmdet3d_modules_bind_dispatchers(module_name, names):
+    module = importlib.import_module(module_name)
+    for name in names:
+        assert getattr(module, name) is dispatch.DISPATCHERS[name], \
+            f'{module_name}.{name}'
+
+
+def test_modules_imported_before_and_after_install(reinstall):
+    original = sam_ops.original_op('furthest_point_sample')
+    # A module that bound mmcv's op (under an alias, and in a class body)
+    # before the install ...
+    probe = types.ModuleType('mmdet3d._sam_mtp_install_probe')
+    probe.fps_alias = original
+
+    class Sampler:
+        fps = original
+
+    Sampler.__module__ = probe.__name__
+    probe.Sampler = Sampler
+    sys.modules[probe.__name__] = probe
+    try:
+        sam_ops.uninstall_cpu_fallbacks()
+        assert mmcv_ops.furthest_point_sample is original
+        probe.fps_alias = original
+        changed = sam_ops.install_cpu_fallbacks()
+        assert probe.fps_alias is sam_ops.furthest_point_sample
+        assert Sampler.fps is sam_ops.furthest_point_sample
+        assert changed[f'{probe.__name__}.fps_alias'] == \
+            'furthest_point_sample'
+        # ... and code importing from mmcv.ops after it.
+        namespace = {}
+        exec('from mmcv.ops import knn, furthest_point_sample as fps',
+             namespace)
+        assert namespace['knn'] is sam_ops.knn
+        assert namespace['fps'] is sam_ops.furthest_point_sample
+        # Modules outside the scanned prefixes are left alone.
+        outsider = types.ModuleType('unrelated_sam_mtp_probe')
+        outsider.fps = original
+        sys.modules[outsider.__name__] = outsider
+        sam_ops.install_cpu_fallbacks()
+        assert outsider.fps is original
+    finally:
+        sys.modules.pop(probe.__name__, None)
+        sys.modules.pop('unrelated_sam_mtp_probe', None)
+
+
+def test_install_is_idempotent_and_uninstall_restores(reinstall):
+    vote_head = importlib.import_module('mmdet3d.models.dense_heads.vote_head')
+    assert sam_ops.install_cpu_fallbacks() == {}
+    restored = sam_ops.uninstall_cpu_fallbacks()
+    assert 'mmcv.ops.furthest_point_sample' in restored
+    assert not sam_ops.cpu_fallbacks_installed()
+    for name in OPS:
+        assert getattr(mmcv_ops, name) is sam_ops.original_op(name)
+    assert vote_head.furthest_point_sample is \
+        sam_ops.original_op('furthest_point_sample')
+    assert sam_ops.install_cpu_fallbacks()
+    assert vote_head.furthest_point_sample is sam_ops.furthest_point_sample
+    assert sam_ops.cpu_fallbacks_installed()
+
+
+def test_mmcv_ops_raise_on_cpu_without_the_fallbacks(reinstall):
+    """The reason for this package: mmcv's FPS has no CPU kernel."""
+    sam_ops.uninstall_cpu_fallbacks()
+    with pytest.raises(Exception):
+        mmcv_ops.furthest_point_sample(torch.rand(1, 16, 3), 4)
+
+
+def test_device_routing(monkeypatch):
+    calls = []
+
+    def recording_original(*args):
+        calls.append(args)
+        return 'mmcv'
+
+    monkeypatch.setitem(dispatch._ORIGINALS, 'knn', recording_original)
+    xyz = torch.rand(1, 8, 3)
+    assert sam_ops.knn(2, xyz).shape == (1, 2, 8)  # CPU -> PyTorch
+    assert not calls
+    # A device with mmcv kernels goes to the original with all arguments.
+    monkeypatch.setattr(dispatch, 'MMCV_KERNEL_DEVICES', frozenset({'cpu'}))
+    assert sam_ops.knn(2, xyz, None, True) == 'mmcv'
+    assert calls == [(2, xyz, None, True)]
+    # Without an mmcv kernel for an op, every device uses PyTorch.
+    monkeypatch.delitem(dispatch._ORIGINALS, 'knn')
+    assert sam_ops.knn(2, xyz).shape == (1, 2, 8)
+
+
+def test_mmcv_module_wrappers_run_on_cpu():
+    """QueryAndGroup, GroupAll and PointsSampler look the ops up in their
+    module globals, so they now run on the CPU."""
+    torch.manual_seed(0)
+    xyz = torch.rand(2, 64, 3)
+    features = torch.rand(2, 5, 64, requires_grad=True)
+    sampler = mmcv_ops.PointsSampler([8, 4], ['D-FPS', 'F-FPS'], [32, -1])
+    index = sampler(xyz, features.detach())
+    assert index.shape == (2, 12) and index.dtype == torch.int32
+    assert (index[:, :8] < 32).all() and (index[:, 8:] >= 32).all()
+    assert torch.equal(
+        index[:, :8], sam_ops.furthest_point_sample(xyz[:, :32].contiguous(),
+                                                    8))
+    fs = mmcv_ops.PointsSampler([6], ['FS'], [-1])(xyz, features.detach())
+    assert fs.shape == (2, 12)
+    centres = sam_ops.gather_points(xyz.transpose(1, 2).contiguous(),
+                                    index).transpose(1, 2).contiguous()
+    grouper = mmcv_ops.QueryAndGroup(0.3, 8, return_grouped_idx=True)
+    grouped, idx = grouper(xyz, centres, features)
+    assert grouped.shape == (2, 3 + 5, 12, 8)
+    assert torch.equal(idx, sam_ops.ball_query(0., 0.3, 8, xyz, centres))
+    grouped.sum().backward()
+    assert features.grad is not None and features.grad.abs().sum() > 0
+    knn_grouper = mmcv_ops.QueryAndGroup(None, 4)
+    assert knn_grouper(xyz, centres).shape == (2, 3, 12, 4)
+    assert mmcv_ops.GroupAll()(xyz, centres, features).shape == (2, 8, 1, 64)
