@@ -1,0 +1,4 @@
+"""Downstream detectors."""
+from .threedetr import ThreeDETR
+
+__all__ = ['ThreeDETR']
