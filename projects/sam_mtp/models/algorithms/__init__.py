@@ -1,0 +1,10 @@
+"""Pretraining algorithms: stage-1 distillation, stage-2 masked token prediction, and the joint ablation."""
+from .distiller import SamMtpDistiller
+from .joint_pretrainer import SamMtpJointPretrainer
+from .masked_token_predictor import MaskedTokenPredictionMixin, SamMtpMaskedTokenPredictor, load_frozen_state
+from .token_utils import gather_region_targets, masked_mean, random_token_mask
+
+__all__ = [
+    'SamMtpDistiller', 'SamMtpMaskedTokenPredictor', 'SamMtpJointPretrainer', 'MaskedTokenPredictionMixin',
+    'load_frozen_state', 'random_token_mask', 'masked_mean', 'gather_region_targets'
+]

@@ -1,0 +1,10 @@
+"""Point-token encoders."""
+from .downstream_backbone import SamMtpPointBackbone
+from .plain_point_transformer import PlainPointTransformer, VisibleTokens, gather_tokens, pack_selected
+from .transformer_layers import (CenterPositionEmbedding, MiniPointNet, TransformerBlock, TransformerStack,
+                                 build_attention_mask)
+
+__all__ = [
+    'PlainPointTransformer', 'VisibleTokens', 'pack_selected', 'gather_tokens', 'TransformerBlock',
+    'TransformerStack', 'CenterPositionEmbedding', 'MiniPointNet', 'build_attention_mask', 'SamMtpPointBackbone'
+]

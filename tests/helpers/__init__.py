@@ -1,0 +1,1 @@
+"""Test-only helpers shared across test folders (import as ``tests.helpers``; not a conftest)."""

@@ -1,0 +1,146 @@
+"""Every config under configs/ loads and builds its model; the pretraining configs keep the paper's settings,
+and stage 1 -> stage 2 runs end to end through mmengine's Runner on tiny synthetic label files."""
+import glob
+import os
+import os.path as osp
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tests/: shared helpers
+from helpers.labels import make_frame_arrays, write_label_split  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG_ROOT = osp.join(REPO, 'configs')
+ALL_CONFIGS = sorted(
+    osp.relpath(p, REPO) for p in glob.glob(osp.join(CONFIG_ROOT, '**', '*.py'), recursive=True)
+    if f'{os.sep}_base_{os.sep}' not in p)
+PRETRAIN_CONFIGS = [c for c in ALL_CONFIGS if osp.basename(c).startswith(('stage1', 'stage2', 't3-', 't4-', 'q6_'))]
+
+
+def _load(rel_path):
+    return Config.fromfile(osp.join(REPO, rel_path))
+
+
+def _walk_strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from _walk_strings(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            yield from _walk_strings(v)
+
+
+def test_pretraining_configs_are_found():
+    names = {osp.basename(c) for c in PRETRAIN_CONFIGS}
+    assert {'stage1_scannet.py', 'stage2_scannet.py', 't4-r2_joint_distill-mtp.py'} <= names
+    assert len(PRETRAIN_CONFIGS) >= 11
+
+
+@pytest.mark.parametrize('rel_path', ALL_CONFIGS)
+def test_config_loads_and_builds(rel_path):
+    cfg = _load(rel_path)
+    assert not [s for s in _walk_strings(cfg.to_dict()) if s.startswith('/') or s.startswith('~')], \
+        f'{rel_path}: absolute paths in config'
+    if 'model' not in cfg:  # e.g. label-generation configs: loading is the check
+        return
+    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
+    from mmdet3d.registry import MODELS
+    model = MODELS.build(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    if cfg.model.type == 'SamMtpMaskedTokenPredictor':
+        teacher_ids = {id(p) for p in model.teacher.parameters()}
+        assert teacher_ids and not teacher_ids & {id(p) for p in model.parameters()}
+
+
+def test_main_configs_keep_the_paper_settings():
+    stage1, stage2 = _load('configs/sam_mtp/stage1_scannet.py'), _load('configs/sam_mtp/stage2_scannet.py')
+    for cfg in (stage1, stage2):
+        assert cfg.custom_imports == dict(imports=['projects.sam_mtp'], allow_failed_imports=False)
+        assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+        assert cfg.optim_wrapper.optimizer.lr == 1e-3 and cfg.optim_wrapper.optimizer.weight_decay == 0.05
+        assert cfg.train_dataloader.batch_size * 4 == cfg.auto_scale_lr.base_batch_size == 64
+        warmup, cosine = cfg.param_scheduler
+        assert warmup.type == 'LinearLR' and warmup.end == 10 and warmup.convert_to_iter_based
+        assert cosine.type == 'CosineAnnealingLR' and cosine.begin == 10 and cosine.end == cfg.train_cfg.max_epochs
+        assert cfg.train_dataloader.dataset.data_root == 'data/scannet/sam_mtp_labels/'
+        assert cfg.train_dataloader.collate_fn.type == 'sam_mtp_collate'
+        assert cfg.default_hooks.checkpoint.save_last
+    assert stage1.model.backbone.drop_path_rate == 0.1 and stage2.model.backbone.drop_path_rate == 0.1
+    assert stage1.model.tokenizer.type == 'SAMGuidedTokenizer' and stage2.model.tokenizer.type == 'SAMGuidedTokenizer'
+    assert stage2.model.mask_ratio == 0.6 and stage2.model.teacher.type == 'SamMtpDistiller'
+    assert stage1.model.projector.out_channels == 768 and stage1.model.loss.use_group_weights
+
+
+def test_ablation_switches():
+    r2 = _load('configs/sam_mtp/ablations/t3-r2_stage1_knn-tokens_no-reweight.py')
+    assert r2.model.tokenizer == dict(type='FPSKNNTokenizer', num_tokens=256, num_points_per_token=128)
+    assert not r2.model.loss.use_group_weights
+    r3 = _load('configs/sam_mtp/ablations/t3-r3_stage2_knn-tokens_no-reweight.py')
+    assert r3.model.tokenizer.type == r3.model.teacher.tokenizer.type == 'FPSKNNTokenizer'
+    assert 'min_points' not in r3.model.teacher.tokenizer
+    r5 = _load('configs/sam_mtp/ablations/t3-r5_stage1_no-reweight.py')
+    assert r5.model.tokenizer.type == 'SAMGuidedTokenizer' and not r5.model.loss.use_group_weights
+    joint = _load('configs/sam_mtp/ablations/t4-r2_joint_distill-mtp.py')
+    assert joint.model.type == 'SamMtpJointPretrainer' and joint.model.mask_ratio == 0.6
+    assert _load('configs/sam_mtp/ablations/q6_stage2_target-projector.py').model.target == 'projector'
+    assert _load('configs/sam_mtp/ablations/q6_stage2_target-layernorm.py').model.target_norm
+    readme = open(osp.join(CONFIG_ROOT, 'sam_mtp', 'ablations', 'README.md')).read()
+    for path in glob.glob(osp.join(CONFIG_ROOT, 'sam_mtp', 'ablations', '*.py')):
+        assert osp.basename(path) in readme, f'{osp.basename(path)} is not in the ablation README'
+
+
+def _tiny(cfg, data_root, work_dir):
+    """Shrink a pretraining config to CPU size, on the label split in data_root."""
+    small = dict(embed_dims=32, num_layers=1, num_heads=4, pointnet_channels=(16, 32, 32), pos_hidden_dims=16)
+    model = cfg.model
+    for part in [model] + ([model.teacher] if 'teacher' in model else []):
+        part.tokenizer.update(num_points_per_token=8, min_points=4, max_tokens=16, max_fallback_tokens=2)
+        part.backbone.update(small)
+        if 'projector' in part:
+            part.projector.update(in_channels=32, out_channels=8)
+    if 'decoder' in model:
+        model.decoder.update(in_channels=32, embed_dims=32, num_layers=1, pos_hidden_dims=16)
+        model.instance_head.update(in_channels=32, hidden_channels=32)
+        model.token_head.update(in_channels=32)
+    loader = cfg.train_dataloader
+    loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    loader.dataset.data_root = data_root
+    loader.dataset.pipeline[-2].num_points = 128
+    cfg.train_cfg.max_epochs = 1
+    cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.default_hooks.logger.interval = 1
+    cfg.work_dir = work_dir
+    cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    return cfg
+
+
+def test_stage1_then_stage2_with_runner(tmp_path):
+    from mmengine.runner import Runner
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+    frames = [make_frame_arrays(rng, (60, 40, 30), 20, feature_dim=8, num_groups=3) for _ in range(4)]
+    data_root = str(tmp_path / 'labels')
+    write_label_split(data_root, frames)
+    stage1 = _tiny(_load('configs/sam_mtp/stage1_scannet.py'), data_root, str(tmp_path / 'stage1'))
+    with DefaultScope.overwrite_default_scope('mmdet3d'):
+        Runner.from_cfg(stage1).train()
+    ckpt = str(tmp_path / 'stage1' / 'epoch_1.pth')
+    assert osp.isfile(ckpt)
+    stage2 = _tiny(_load('configs/sam_mtp/stage2_scannet.py'), data_root, str(tmp_path / 'stage2'))
+    stage2.model.teacher_checkpoint = ckpt
+    with DefaultScope.overwrite_default_scope('mmdet3d'):
+        runner = Runner.from_cfg(stage2)
+        runner.train()
+    saved = torch.load(str(tmp_path / 'stage2' / 'epoch_1.pth'), map_location='cpu', weights_only=False)
+    assert saved['state_dict'] and not [k for k in saved['state_dict'] if 'teacher' in k]
+    stage1_state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']
+    for key, value in runner.model.teacher.state_dict().items():
+        assert torch.equal(value, stage1_state[key]), key
