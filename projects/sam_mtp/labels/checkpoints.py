@@ -1,0 +1,74 @@
+"""Strict checkpoint loading for the offline label models, with errors that name the file and the keys."""
+import os
+import pickle
+from typing import Dict, Sequence
+
+import torch
+from mmengine.logging import print_log
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's keys or shapes do not match the model that should load it."""
+
+
+def require_checkpoint(path: str, what: str) -> None:
+    """Fail before building a large model when its weights are not there."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path}: {what} checkpoint does not exist (give the path of the downloaded '
+                                f'weights in the label config)')
+
+
+def read_state_dict(path: str, what: str, strip_prefixes: Sequence[str] = ('module.', )) -> Dict[str, torch.Tensor]:
+    """Load a state dict from ``path`` onto the CPU.
+
+    Accepts a bare state dict or a dict holding one under ``state_dict`` / ``model`` (mmengine / mmpretrain /
+    SAM release files). Leading ``strip_prefixes`` are removed when *every* key carries them, and keys under a
+    prefix ending in '.' (e.g. ``backbone.``) are selected when the file also stores other parts.
+    """
+    require_checkpoint(path, what)
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:
+        if not (isinstance(err, pickle.UnpicklingError) and 'Weights only load failed' in str(err)):
+            raise CheckpointMismatchError(f'{path}: cannot read {what} checkpoint ({type(err).__name__}: '
+                                          f'{str(err).splitlines()[0] if str(err) else ""})') from err
+        # mmengine training checkpoints pickle non-tensor objects (message hubs); only load files you trust.
+        print_log(f'{path}: not loadable with weights_only=True, loading it as a full pickle', logger='current')
+        try:
+            ckpt = torch.load(path, map_location='cpu', weights_only=False)
+        except Exception as err2:
+            raise CheckpointMismatchError(f'{path}: cannot read {what} checkpoint ({type(err2).__name__}: '
+                                          f'{err2})') from err2
+    if isinstance(ckpt, dict):
+        for key in ('state_dict', 'model'):
+            if key in ckpt and isinstance(ckpt[key], dict):
+                ckpt = ckpt[key]
+                break
+    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise CheckpointMismatchError(f'{path}: {what} checkpoint is not a state dict of tensors')
+    for prefix in strip_prefixes:
+        if ckpt and all(k.startswith(prefix) for k in ckpt):
+            ckpt = {k[len(prefix):]: v for k, v in ckpt.items()}
+        elif prefix.endswith('.') and any(k.startswith(prefix) for k in ckpt):
+            ckpt = {k[len(prefix):]: v for k, v in ckpt.items() if k.startswith(prefix)}
+    return ckpt
+
+
+def load_state_dict_strict(model: torch.nn.Module, path: str, what: str,
+                           strip_prefixes: Sequence[str] = ('module.', ), show: int = 5) -> None:
+    """Load ``path`` into ``model`` requiring identical keys and shapes; otherwise raise
+    CheckpointMismatchError listing (up to ``show`` of) the missing, unexpected and mis-shaped keys."""
+    state = read_state_dict(path, what, strip_prefixes)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
+                    for k in set(own) & set(state) if state[k].shape != own[k].shape)
+    if missing or unexpected or shapes:
+        parts = []
+        for name, items in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', shapes)):
+            if items:
+                more = f' (+{len(items) - show} more)' if len(items) > show else ''
+                parts.append(f'{len(items)} {name}: {items[:show]}{more}')
+        raise CheckpointMismatchError(f'{path}: does not match the {what} model; ' + '; '.join(parts))
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,127 @@
+"""Feature sources: a frozen 2D ViT that turns an RGB image into a (D, h, w) grid of patch features.
+
+A feature source is called as ``source(image)`` with the full RGB uint8 colour frame and returns the patch
+tokens of the last layer (after the final LayerNorm) as a float tensor on its device. The frame is resized as a
+whole (no crop, aspect kept up to rounding) so that its short side is ``short_side`` and both sides are
+multiples of the patch size; the grid therefore covers exactly the field of view of the mask image and
+:func:`.pooling.pool_region_features` can up-sample it to the mask resolution.
+
+Models are mmpretrain ``VisionTransformer`` backbones. DINOv2 settings follow mmpretrain's
+``configs/dinov2/vit-base-p14_dinov2-pre_headless.py``: arch ``base``, patch 14, ``img_size=518`` (the
+checkpoint's 37x37 position embedding, interpolated by mmpretrain for other sizes), layer scale 1e-5,
+final norm, ImageNet mean/std on RGB.
+"""
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from mmdet3d.registry import MODELS
+
+from .checkpoints import load_state_dict_strict, require_checkpoint
+from .sharding import resolve_device
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def patch_aligned_size(height: int, width: int, short_side: int, patch_size: int):
+    """(H, W) with the short side ``short_side`` rounded to the patch size and the long side scaled by the same
+    factor, rounded to the nearest multiple of the patch size (aspect error below half a patch)."""
+    short = max(patch_size, int(round(short_side / patch_size)) * patch_size)
+    scale = short / min(height, width)
+    def fit(side):
+        return max(patch_size, int(round(side * scale / patch_size)) * patch_size)
+    return (short, fit(width)) if height <= width else (fit(height), short)
+
+
+class ViTFeatureSource:
+    """Shared machinery: an mmpretrain VisionTransformer returning its last patch-token map.
+
+    Args:
+        arch: mmpretrain arch name (``base``, ``small``, ...) or a dict with ``embed_dims``, ``num_layers``,
+            ``num_heads``, ``feedforward_channels``.
+        patch_size, img_size, layer_scale_init_value: VisionTransformer settings (img_size is the size of the
+            stored position embedding; other input sizes interpolate it).
+        short_side: short side of the network input in pixels (rounded to the patch size).
+        device: torch device; ``cuda`` becomes ``cuda:$LOCAL_RANK`` under a distributed launcher.
+        fp16: run the ViT under CUDA autocast (features are stored as float16 anyway).
+    """
+
+    def __init__(self, arch: Union[str, dict] = 'base', patch_size: int = 14, img_size: int = 518,
+                 layer_scale_init_value: float = 1e-5, short_side: int = 448, device: str = 'cuda',
+                 fp16: bool = False):
+        from mmpretrain.models import VisionTransformer
+        self.device = resolve_device(device)
+        self.patch_size = patch_size
+        self.short_side = short_side
+        self.fp16 = fp16
+        self.model = VisionTransformer(
+            arch=arch, img_size=img_size, patch_size=patch_size, layer_scale_init_value=layer_scale_init_value,
+            out_type='featmap', final_norm=True, out_indices=-1)
+        self.feature_dim = self.model.embed_dims
+        mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        self._mean, self._std = mean.to(self.device), std.to(self.device)
+
+    def _finish(self) -> None:
+        self.model.to(self.device).eval()
+        self.model.requires_grad_(False)
+
+    def input_size(self, height: int, width: int):
+        return patch_aligned_size(height, width, self.short_side, self.patch_size)
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        import cv2
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f'expected an RGB uint8 (H, W, 3) image, got {image.dtype} {image.shape}')
+        h, w = self.input_size(*image.shape[:2])
+        interp = cv2.INTER_AREA if h < image.shape[0] else cv2.INTER_CUBIC
+        resized = cv2.resize(image, (w, h), interpolation=interp)
+        x = torch.from_numpy(resized).to(self.device).permute(2, 0, 1).float()
+        x = ((x - self._mean) / self._std)[None]
+        with torch.autocast(self.device.type, enabled=self.fp16 and self.device.type == 'cuda'):
+            feats = self.model(x)[-1]
+        return feats[0].float()
+
+
+@MODELS.register_module()
+class DINOv2FeatureSource(ViTFeatureSource):
+    """DINOv2 ViT-B/14 (the paper's 2D teacher) built with mmpretrain's VisionTransformer.
+
+    Args:
+        checkpoint: mmpretrain-format DINOv2 weights (a classifier checkpoint with ``backbone.*`` keys or a bare
+            backbone state dict), e.g. mmpretrain's ``vit-base-p14_dinov2-pre_3rdparty_20230426-ba246503.pth``.
+            Official DINOv2 (torch hub) weights are converted with :mod:`.convert_dinov2`.
+        Other arguments: see :class:`ViTFeatureSource`.
+    """
+
+    def __init__(self, checkpoint: str, arch: Union[str, dict] = 'base', patch_size: int = 14, img_size: int = 518,
+                 layer_scale_init_value: float = 1e-5, short_side: int = 448, device: str = 'cuda',
+                 fp16: bool = False):
+        require_checkpoint(checkpoint, 'DINOv2 ViT')
+        super().__init__(arch, patch_size, img_size, layer_scale_init_value, short_side, device, fp16)
+        load_state_dict_strict(self.model, checkpoint, 'DINOv2 ViT', strip_prefixes=('module.', 'backbone.'))
+        self._finish()
+
+
+@MODELS.register_module()
+class RandomViTFeatureSource(ViTFeatureSource):
+    """Stand-in for demos and tests: a small randomly initialised ViT (seeded), no checkpoint.
+
+    Its features carry no semantics; it exercises the exact code path of DINOv2FeatureSource at a fraction of
+    the cost. Never use it for real labels.
+    """
+
+    def __init__(self, arch: Optional[dict] = None, patch_size: int = 14, img_size: int = 224,
+                 layer_scale_init_value: float = 1e-5, short_side: int = 224, device: str = 'cpu',
+                 fp16: bool = False, seed: int = 0):
+        arch = arch or dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            super().__init__(arch, patch_size, img_size, layer_scale_init_value, short_side, device, fp16)
+            # Linear/conv layers are randomly initialised at construction; the position embedding and class
+            # token start at zero, so draw them too (mmengine's init_weights would log every parameter).
+            torch.nn.init.trunc_normal_(self.model.pos_embed, std=0.02)
+            torch.nn.init.trunc_normal_(self.model.cls_token, std=0.02)
+        self._finish()

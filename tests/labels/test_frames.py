@@ -1,0 +1,111 @@
+"""Frame discovery (export and flat layouts, stride, split lists) and every bad-input case of frame loading."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from projects.sam_mtp.labels.frames import (FrameError, list_frames, load_frame, read_axis_align_matrix,
+                                            scale_intrinsic, scene_axis_align)
+
+
+def test_export_layout_and_stride(frames_copy):
+    records = list_frames(frames_copy, frame_stride=25)
+    assert [(r.scene, r.frame_id) for r in records] == [
+        (s, i) for s in ('scene0000_00', 'scene0001_00') for i in (0, 25, 50, 75)]
+    assert all(r.layout == 'export' for r in records)
+    assert [r.frame_id for r in list_frames(frames_copy, ['scene0001_00'], frame_stride=50)] == [0, 50]
+    with pytest.raises(FileNotFoundError, match=r"1 scene folder\(s\) of the split are missing.*scene0042_00"):
+        list_frames(frames_copy, ['scene0000_00', 'scene0042_00'])
+    with pytest.raises(ValueError, match='frame_stride'):
+        list_frames(frames_copy, frame_stride=0)
+
+
+def test_flat_layout_derives_depth_intrinsics(synthetic_root, frames_copy, tmp_path):
+    """mmdet3d's posed_images layout: <id:05d>.jpg/.png/.txt + intrinsic.txt (colour only)."""
+    src = os.path.join(frames_copy, 'scene0000_00')
+    flat = tmp_path / 'flat' / 'scene0000_00'
+    flat.mkdir(parents=True)
+    for fid in (0, 25):
+        shutil.copy(os.path.join(src, 'color', f'{fid}.jpg'), flat / f'{fid:05d}.jpg')
+        shutil.copy(os.path.join(src, 'depth', f'{fid}.png'), flat / f'{fid:05d}.png')
+        shutil.copy(os.path.join(src, 'pose', f'{fid}.txt'), flat / f'{fid:05d}.txt')
+    shutil.copy(os.path.join(src, 'intrinsic', 'intrinsic_color.txt'), flat / 'intrinsic.txt')
+    records = list_frames(str(tmp_path / 'flat'))
+    assert [(r.layout, r.frame_id) for r in records] == [('flat', 0), ('flat', 25)]
+    frame = load_frame(records[1])
+    # Colour 96x72 -> depth 64x48; the synthetic generator's depth intrinsics are the scaled colour ones.
+    expected = np.loadtxt(os.path.join(src, 'intrinsic', 'intrinsic_depth.txt'))[:3, :3]
+    np.testing.assert_allclose(frame.intrinsic_depth, expected, atol=1e-5)
+    exported = load_frame(list_frames(frames_copy, ['scene0000_00'])[1])
+    np.testing.assert_array_equal(frame.depth, exported.depth)
+    np.testing.assert_array_equal(frame.pose, exported.pose)
+
+
+def test_scale_intrinsic_pixel_centres():
+    k = np.array([[100.0, 0, 31.5], [0, 100.0, 23.5], [0, 0, 1]])  # principal point at the centre of 64x48
+    half = scale_intrinsic(k, (48, 64), (24, 32))
+    np.testing.assert_allclose(half, [[50, 0, 15.5], [0, 50, 11.5], [0, 0, 1]])
+
+
+def _first(frames_root):
+    return list_frames(frames_root, ['scene0000_00'])[0]
+
+
+def test_corrupt_colour_image(frames_copy):
+    record = _first(frames_copy)
+    with open(record.color_path, 'wb') as f:
+        f.write(b'\xff\xd8 definitely not a jpeg')
+    with pytest.raises(FrameError, match=r'0\.jpg: colour image cannot be decoded') as info:
+        load_frame(record)
+    assert info.value.kind == 'corrupt_image'
+
+
+def test_missing_and_invalid_pose(frames_copy):
+    record = _first(frames_copy)
+    np.savetxt(record.pose_path, np.full((4, 4), -np.inf))
+    with pytest.raises(FrameError, match=r'pose/0\.txt: pose contains inf or NaN') as info:
+        load_frame(record)
+    assert info.value.kind == 'invalid_pose'
+    os.remove(record.pose_path)
+    with pytest.raises(FrameError, match=r'pose/0\.txt: pose file does not exist') as info:
+        load_frame(record)
+    assert info.value.kind == 'missing_pose'
+    with open(record.pose_path, 'w') as f:
+        f.write('1 0 0\n0 1 0\n')
+    with pytest.raises(FrameError, match='pose must be a 4x4 matrix') as info:
+        load_frame(record)
+    assert info.value.kind == 'missing_pose'
+
+
+def test_all_invalid_and_missing_depth(frames_copy):
+    import cv2
+    record = _first(frames_copy)
+    shape = cv2.imread(record.depth_path, cv2.IMREAD_UNCHANGED).shape
+    cv2.imwrite(record.depth_path, np.zeros(shape, np.uint16))
+    with pytest.raises(FrameError, match=r'depth/0\.png: depth image has no valid') as info:
+        load_frame(record)
+    assert info.value.kind == 'invalid_depth'
+    cv2.imwrite(record.depth_path, np.zeros(shape + (3, ), np.uint8))
+    with pytest.raises(FrameError, match='single-channel 16-bit PNG') as info:
+        load_frame(record)
+    assert info.value.kind == 'corrupt_image'
+    os.remove(record.depth_path)
+    with pytest.raises(FrameError, match='depth image does not exist') as info:
+        load_frame(record)
+    assert info.value.kind == 'missing_file'
+
+
+def test_axis_alignment_meta(synthetic_root, tmp_path):
+    matrix = scene_axis_align(os.path.join(synthetic_root, 'scans'), 'scene0001_00')
+    assert matrix.shape == (4, 4) and np.allclose(matrix[3], [0, 0, 0, 1])
+    assert np.allclose(matrix[:3, :3] @ matrix[:3, :3].T, np.eye(3), atol=1e-6)
+    assert scene_axis_align(None, 'scene0001_00') is None
+    meta = tmp_path / 'm.txt'
+    meta.write_text('colorHeight = 968\n')
+    assert read_axis_align_matrix(str(meta)) is None  # ScanNet test scenes have no axisAlignment
+    meta.write_text('axisAlignment = 1 0 0\n')
+    with pytest.raises(ValueError, match=r'm\.txt: axisAlignment needs 16 finite numbers'):
+        read_axis_align_matrix(str(meta))
+    with pytest.raises(FileNotFoundError, match='scene0009_00.txt'):
+        scene_axis_align(os.path.join(synthetic_root, 'scans'), 'scene0009_00')

@@ -1,0 +1,69 @@
+"""Group weights (the paper's formula) and the streaming, order-independent spherical K-means."""
+import numpy as np
+import pytest
+
+from projects.sam_mtp.labels import group_weights
+from projects.sam_mtp.labels.grouping import (KeyedSample, assign_groups, frame_sample_keys, l2_normalize,
+                                              spherical_kmeans)
+
+
+def test_weight_formula_on_the_spec_example():
+    w = group_weights([1000, 100, 10])
+    np.testing.assert_allclose(w, [0.005, 0.474, 0.521], atol=1e-3)
+    # By hand: k = (n - 10) / 1000 = [0.99, 0.09, 0]; tau = [0.01, 0.91, 1]; w = tau / 1.92.
+    np.testing.assert_allclose(w, np.array([0.01, 0.91, 1.0]) / 1.92, rtol=1e-12)
+    np.testing.assert_allclose(group_weights([5, 5, 5, 5]), 0.25)
+
+
+def _blobs(seed, per_cluster=60, k=4, dim=8):
+    rng = np.random.default_rng(seed)
+    centres = l2_normalize(rng.normal(size=(k, dim)) * 5)
+    points = np.repeat(centres, per_cluster, 0) + rng.normal(scale=0.05, size=(k * per_cluster, dim))
+    truth = np.repeat(np.arange(k), per_cluster)
+    return points.astype(np.float32), truth, centres
+
+
+def test_kmeans_recovers_clusters_and_is_deterministic():
+    points, truth, _ = _blobs(0, per_cluster=100)
+    sizes = [100, 60, 40, 20]
+    keep = np.concatenate([np.flatnonzero(truth == c)[:s] for c, s in enumerate(sizes)])
+    points, truth = points[keep], truth[keep]
+    cent = spherical_kmeans(points, 4, seed=0, n_init=2)
+    again = spherical_kmeans(points, 4, seed=0, n_init=2)
+    np.testing.assert_array_equal(cent, again)
+    np.testing.assert_allclose(np.linalg.norm(cent, axis=1), 1, rtol=1e-5)
+    labels = assign_groups(points, cent)
+    # Perfect recovery up to renumbering, and groups are numbered by decreasing size.
+    pairs = set(zip(truth.tolist(), labels.tolist()))
+    assert len(pairs) == 4
+    assert np.bincount(labels).tolist() == sizes
+    # Cosine K-means: the scale of a feature does not matter.
+    np.testing.assert_array_equal(assign_groups(points * 7.0, cent), labels)
+    with pytest.raises(ValueError, match='at least K region features'):
+        spherical_kmeans(points[:3], 4)
+    with pytest.raises(ValueError, match='channels'):
+        assign_groups(points[:, :5], cent)
+
+
+def test_keyed_sample_is_the_smallest_keys_whatever_the_order():
+    rng = np.random.default_rng(1)
+    frames = [(f'scene{i % 3}', i, rng.normal(size=(rng.integers(1, 30), 4)).astype(np.float16))
+              for i in range(40)]
+    def run(order, capacity):
+        sample = KeyedSample(capacity)
+        for i in order:
+            scene, fid, rows = frames[i]
+            sample.add(rows, frame_sample_keys(7, scene, fid, len(rows)))
+        return sample.result(), sample.seen
+    forward, seen = run(range(40), 50)
+    backward, _ = run(range(39, -1, -1), 50)
+    np.testing.assert_array_equal(forward, backward)
+    # Brute force: all rows with their keys, sorted, first 50.
+    rows = np.concatenate([f[2] for f in frames])
+    keys = np.concatenate([frame_sample_keys(7, s, i, len(r)) for s, i, r in frames])
+    np.testing.assert_array_equal(forward, rows[np.argsort(keys)[:50]])
+    assert seen == len(rows)
+    everything, _ = run(range(40), 10 ** 6)
+    assert len(everything) == len(rows)
+    with pytest.raises(ValueError, match='capacity'):
+        KeyedSample(0)

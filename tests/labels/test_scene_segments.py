@@ -1,0 +1,90 @@
+"""Scene segments: the cross-view merge rule on hand-made observations, and on a synthetic scene with
+ground-truth instance images standing in for SAM."""
+import os
+
+import numpy as np
+import pytest
+
+from projects.sam_mtp.labels import InstanceImageMaskSource, LabelGenerator, RandomViTFeatureSource, list_frames
+from projects.sam_mtp.labels.scene_segments import (default_segments_dir, generate_scene_segments,
+                                                    load_scene_segments, merge_scene_segments, save_scene_segments)
+
+
+def _merge(views, num_points=12, **kwargs):
+    visible = [np.asarray(v, np.int64) for v, _ in views]
+    regions = [np.asarray(r, np.int64) for _, r in views]
+    kwargs.setdefault('min_shared_points', 2)
+    return merge_scene_segments(num_points, visible, regions, **kwargs)
+
+
+def test_partial_views_of_one_object_merge():
+    # Object A = points 0..5, object B = points 6..9; points 10, 11 are never in a region.
+    views = [
+        (range(0, 6), [1] * 6),                      # view 0 sees all of A
+        (range(3, 11), [1, 1, 1, 2, 2, 2, 2, 0]),    # view 1 sees half of A, all of B, point 10 in no region
+    ]
+    labels = _merge(views)
+    # Plain IoU of A's two regions is 3/6; on the points both views see it is 1, so they merge.
+    np.testing.assert_array_equal(labels, [0] * 6 + [1] * 4 + [-1, -1])
+    # A stricter rule than the data supports keeps them apart.
+    np.testing.assert_array_equal(_merge(views, min_shared_points=4)[:6], [0, 0, 0, 1, 1, 1])
+
+
+def test_unrelated_regions_stay_apart_and_specific_regions_win_votes():
+    views = [
+        (range(0, 6), [1] * 6),
+        (range(3, 11), [1, 1, 1, 2, 2, 2, 2, 0]),
+        (range(0, 10), [1] * 10),                    # an under-segmented view: one mask over A and B
+    ]
+    labels = _merge(views, iou_threshold=0.7)
+    # The coarse region joins A (IoU 1 on common points) but not B (IoU 4/7); B's points follow the specific
+    # region of view 1 (vote weight 1/4 against 1/10).
+    np.testing.assert_array_equal(labels, [0] * 6 + [1] * 4 + [-1, -1])
+    chained = _merge(views, iou_threshold=0.5)  # a permissive threshold chains A and B through the coarse mask
+    assert len(set(chained[:10].tolist())) == 1
+    assert (_merge([], num_points=3) == -1).all()
+    small = _merge(views, iou_threshold=0.7, min_segment_points=5)
+    np.testing.assert_array_equal(small, [0] * 6 + [-1] * 6)
+
+
+def test_segment_file_round_trip(tmp_path):
+    labels = np.array([3, -1, 0], np.int64)
+    path = str(tmp_path / 'segs' / 'scene.bin')
+    save_scene_segments(path, labels)
+    np.testing.assert_array_equal(load_scene_segments(path, 3), labels)
+    with pytest.raises(ValueError, match=r'scene\.bin: has 3 segment ids but the scene has 4 points'):
+        load_scene_segments(path, 4)
+
+
+def test_synthetic_scene_segments_follow_instances(synthetic_root, tmp_path):
+    records = list_frames(os.path.join(synthetic_root, 'posed_images'))
+    out = str(tmp_path / 'labels')
+    gen = LabelGenerator(InstanceImageMaskSource(),
+                         RandomViTFeatureSource(arch=dict(embed_dims=8, num_layers=1, num_heads=2,
+                                                          feedforward_channels=16), short_side=28),
+                         out, dict(num_points=64, mask_size=(72, 96)), os.path.join(synthetic_root, 'scans'))
+    gen.run(records, 'train', progress=False)
+    points_root = os.path.join(synthetic_root, 'points')
+    segments_dir = str(tmp_path / 'scene_segments')
+    summary = generate_scene_segments(out, records, points_root, dict(depth_tolerance=0.05),
+                                      segments_dir=segments_dir)
+    assert set(summary) == {'scene0000_00', 'scene0001_00'}
+    for scene in summary:
+        labels = load_scene_segments(os.path.join(segments_dir, f'{scene}.bin'))
+        truth = np.fromfile(os.path.join(synthetic_root, 'instance_mask', f'{scene}.bin'), np.int64)
+        assert len(labels) == len(truth) == 6000
+        seen = labels >= 0
+        assert seen.mean() > 0.2  # 4 small views of a room
+        # Purity: nearly every point of a segment belongs to the segment's majority instance.
+        pure = sum(np.bincount(truth[labels == s]).max() for s in np.unique(labels[seen]))
+        assert pure / seen.sum() > 0.95
+        # Each instance is mostly one segment. With 4 views some parts of an instance are seen by views that
+        # share no point, which no rule can link, so this is checked loosely.
+        big = [i for i in np.unique(truth[seen]) if (truth[seen] == i).sum() >= 50]
+        for inst in big:
+            assert np.bincount(labels[seen & (truth == inst)]).max() / (seen & (truth == inst)).sum() >= 0.5
+    # Rerun: finished scenes are skipped.
+    assert generate_scene_segments(out, records, points_root, segments_dir=segments_dir) == {}
+    with pytest.raises(KeyError, match='unknown scene segment setting'):
+        generate_scene_segments(out, records, points_root, dict(tolerance=1), segments_dir=segments_dir)
+    assert default_segments_dir(points_root) == os.path.join(synthetic_root, 'scene_segments')
