@@ -2,7 +2,10 @@
 # _base_/demo_scale.py: 64-d stand-in targets, 8192 points per frame, 12 epochs, no dataloader workers).
 _base_ = ['../stage1_scannet.py', './_base_/demo_scale.py']
 
-model = dict(projector=dict(out_channels=_base_.demo_feature_dim), tokenizer=_base_.demo_tokenizer)
+model = dict(
+    tokenizer=_base_.demo_tokenizer,
+    backbone=dict(_delete_=True, **_base_.demo_encoder),
+    projector=dict(in_channels=_base_.demo_encoder['embed_dims'], out_channels=_base_.demo_feature_dim))
 train_dataloader = _base_.demo_train_dataloader
 param_scheduler = _base_.demo_param_scheduler
 train_cfg = dict(max_epochs=_base_.demo_max_epochs)

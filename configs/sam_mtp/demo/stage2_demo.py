@@ -2,9 +2,17 @@
 #   --cfg-options model.teacher_checkpoint=work_dirs/demo/stage1/epoch_12.pth
 _base_ = ['../stage2_scannet.py', './_base_/demo_scale.py']
 
+embed_dims = _base_.demo_encoder['embed_dims']
 model = dict(
     tokenizer=_base_.demo_tokenizer,
-    teacher=dict(projector=dict(out_channels=_base_.demo_feature_dim), tokenizer=_base_.demo_tokenizer))
+    backbone=dict(_delete_=True, **_base_.demo_encoder),
+    decoder=dict(in_channels=embed_dims, embed_dims=embed_dims),
+    instance_head=dict(in_channels=embed_dims, hidden_channels=embed_dims),
+    token_head=dict(in_channels=embed_dims),
+    teacher=dict(
+        tokenizer=_base_.demo_tokenizer,
+        backbone=dict(_delete_=True, **_base_.demo_encoder),
+        projector=dict(in_channels=embed_dims, out_channels=_base_.demo_feature_dim)))
 train_dataloader = _base_.demo_train_dataloader
 param_scheduler = _base_.demo_param_scheduler
 train_cfg = dict(max_epochs=_base_.demo_max_epochs)

@@ -22,3 +22,14 @@ demo_param_scheduler = [
          begin=demo_warmup_epochs, end=demo_max_epochs, convert_to_iter_based=True),
 ]
 demo_default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=demo_max_epochs, max_keep_ckpts=1))
+# The plain transformer at CPU width. The demo's fine-tuning configs
+# (configs/sam_mtp/finetune/synthetic/) build the same encoder so that the stage-2 weights load 1:1.
+demo_encoder = dict(
+    type='PlainPointTransformer',
+    embed_dims=64,
+    num_layers=2,
+    num_heads=4,
+    mlp_ratio=2.,
+    drop_path_rate=0.1,
+    pointnet_channels=(32, 64, 128),
+    pos_hidden_dims=64)
