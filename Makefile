@@ -8,14 +8,16 @@ PYTEST_ARGS ?=
 env:
 	bash tools/setup_env.sh
 
+DEMO_ARGS ?=
+
 demo: env
-	bash tools/run_demo.sh
+	$(PY) tools/demo.py $(DEMO_ARGS)
 
 test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench: env
-	bash benchmarks/run_all.sh
+	$(PY) benchmarks/run_all.py
 
 clean-demo:
 	rm -rf data/demo work_dirs/demo
