@@ -1,0 +1,55 @@
+# Shared pieces of the SAM-MTP fine-tuning configs: the pretrained encoder, its checkpoint and the tokenizers.
+# Method constants live here once; every downstream config under configs/sam_mtp/finetune/ reads them.
+custom_imports = dict(
+    imports=[
+        'projects.sam_mtp',
+        # Downstream heads, the 3DETR detector and RandomCuboidCrop (explicit, so these configs also work
+        # while the package __init__ does not import them).
+        'projects.sam_mtp.models.heads',
+        'projects.sam_mtp.models.detectors',
+        'projects.sam_mtp.datasets.random_cuboid',
+    ],
+    allow_failed_imports=False)
+
+# The stage-2 student (or a stage-1 model) of configs/sam_mtp/stage{1,2}_scannet.py. Both keep the encoder
+# under "backbone."; SamMtpPointBackbone loads it strictly into its "encoder" (same keys, 1:1). Change it
+# with --cfg-options model.backbone.init_cfg.checkpoint=PATH.
+pretrained_checkpoint = 'work_dirs/stage2_scannet/epoch_120.pth'
+
+# Must equal model.backbone of configs/sam_mtp/stage1_scannet.py (tests/models/test_pretrained_loading.py
+# checks it): Bridge3D's plain transformer, 3 blocks, 256-d, 4 heads, MLP ratio 2, drop-path 0.1.
+sam_mtp_encoder = dict(
+    type='PlainPointTransformer',
+    embed_dims=256,
+    num_layers=3,
+    num_heads=4,
+    mlp_ratio=2.,
+    drop_path_rate=0.1,
+    pos_every_block=True)
+
+# Scene-level SAM segments: LoadSceneSegments reads <data_root>/scene_segments/<scene>.bin (one int64 per point
+# of points/<scene>.bin, -1 = none), where tools/generate_sam_labels.py --points-root writes them. Datasets
+# without posed RGB-D frames (SUN RGB-D, S3DIS) need these files made another way; see docs/finetune.md.
+
+# SAM-guided tokens on whole detection scenes (40k-50k points): one token per scene segment (>= 16 points,
+# 128 sampled per token); unassigned points form fallback FPS cells of about 64 points. The caps are an
+# INFERENCE (paper: "SAM-guided tokenization is also used in fine-tuning", nothing more; spec Q1/Q10).
+det_sam_tokenizer = dict(
+    type='SAMGuidedTokenizer',
+    num_points_per_token=128,
+    min_points=16,
+    max_tokens=1024,
+    max_fallback_tokens=512,
+    fallback_size=64)
+# Bridge3D's 3DETR fine-tuning tokens (spec §6.4): 2048 FPS centres x 128 nearest points.
+det_knn_tokenizer = dict(type='FPSKNNTokenizer', num_tokens=2048, num_points_per_token=128)
+
+# Segmentation patches (mmdet3d's protocol: 8192 points in 1.5 m columns on ScanNet, 4096 in 1 m on S3DIS).
+seg_sam_tokenizer = dict(
+    type='SAMGuidedTokenizer',
+    num_points_per_token=32,
+    min_points=8,
+    max_tokens=256,
+    max_fallback_tokens=192,
+    fallback_size=32)
+seg_knn_tokenizer = dict(type='FPSKNNTokenizer', num_tokens=256, num_points_per_token=32)
