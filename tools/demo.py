@@ -51,8 +51,8 @@ def parse_args(argv=None):
     parser.add_argument('--tasks', nargs='+', default=['groupfree3d', '3detr', 'seg'],
                         choices=['groupfree3d', '3detr', 'seg'])
     parser.add_argument('--fresh', action='store_true', help='ignore finished-step markers and redo everything')
-    parser.add_argument('--finetune-epochs', type=int, default=None,
-                        help='override the fine-tuning configs\' max_epochs (default: the configs\' own)')
+    parser.add_argument('--finetune-epochs', type=int, default=30,
+                        help='max_epochs of every fine-tuning run (the synthetic configs\' own is a 2-epoch smoke run)')
     # Internal: the fine-tuning runs share one process (one import of the stack instead of one per run).
     parser.add_argument('--finetune-worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--pretrained', help=argparse.SUPPRESS)
@@ -115,8 +115,8 @@ class Demo:
     # ------------------------------------------------------------------ the pipeline
     def data_and_labels(self):
         root = self.data_root
-        self.run('data', self.tool('make_synthetic_data.py', '--out', root, '--splits', 'train:8,val:4',
-                                   '--frames-per-scene', 12, '--seed', 0),
+        self.run('data', self.tool('make_synthetic_data.py', '--out', root, '--splits', 'train:12,val:4',
+                                   '--frames-per-scene', 10, '--seed', 0),
                  '1/6 synthetic ScanNet-format scenes and posed RGB-D frames')
         labels = osp.join(root, 'sam_mtp_labels')
         common = ['--frames-root', osp.join(root, 'posed_images'), '--out-dir', labels,
@@ -239,10 +239,6 @@ def main(argv=None):
     demo.report()
 
 
-if __name__ == '__main__':
-    main()
-
-
 def _finetune_metrics(task, metrics):
     from projects.sam_mtp.engine.report import mean_over_present_classes
     if task == 'seg':
@@ -296,3 +292,7 @@ def finetune_worker(args):
                 os.replace(tmp, result_path)
                 shown = ', '.join(f'{k} {v:.3f}' for k, v in result['metrics'].items())
                 print_log(f'[finetune] {name}: {shown} ({result["seconds"]} s)', logger='current')
+
+
+if __name__ == '__main__':
+    main()

@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -60,21 +60,13 @@ def trigger_visualization_hook(cfg, args):
 def main(argv=None):
     args = parse_args(argv)
     import projects.sam_mtp  # noqa: F401  (registers modules, CPU op fallbacks, safe checkpoint types)
-    from projects.sam_mtp.engine.launch import (ConfigCheckError, check_dataset_files,
-                                                explain_registry_error, setup_cpu_distributed)
-    try:
-        if not osp.isfile(args.config):
-            raise ConfigCheckError(f'{args.config}: config file does not exist')
+    from projects.sam_mtp.engine.launch import (ConfigCheckError, check_dataset_files, load_tool_config,
+                                                run_tool, setup_cpu_distributed)
+
+    def test():
         if not osp.isfile(args.checkpoint):
             raise ConfigCheckError(f'{args.checkpoint}: checkpoint file does not exist')
-        cfg = Config.fromfile(args.config)
-        cfg.launcher = args.launcher
-        if args.cfg_options is not None:
-            cfg.merge_from_dict(args.cfg_options)
-        if args.work_dir is not None:
-            cfg.work_dir = args.work_dir
-        elif cfg.get('work_dir', None) is None:
-            cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+        cfg = load_tool_config(args)
         cfg.load_from = args.checkpoint
         if args.show or args.show_dir:
             cfg = trigger_visualization_hook(cfg, args)
@@ -88,13 +80,8 @@ def main(argv=None):
         setup_cpu_distributed(args.launcher, cfg)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.test()
-    except ConfigCheckError as err:
-        sys.exit(f'error: {err}')
-    except KeyError as err:
-        explained = explain_registry_error(err, args.config)
-        if explained is None:
-            raise
-        sys.exit(f'error: {explained}')
+
+    run_tool(args.config, test)
 
 
 if __name__ == '__main__':

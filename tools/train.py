@@ -12,7 +12,7 @@ import sys
 # Make the repository importable when this file is run as a script from anywhere.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -44,21 +44,11 @@ def parse_args(argv=None):
 
 
 def build_cfg(args):
-    from projects.sam_mtp.engine.launch import ConfigCheckError
-    if not osp.isfile(args.config):
-        raise ConfigCheckError(f'{args.config}: config file does not exist')
-    cfg = Config.fromfile(args.config)
+    from projects.sam_mtp.engine.launch import ConfigCheckError, load_tool_config
     if args.ceph:
         raise ConfigCheckError('--ceph: this plugin ships no ceph backend config; set backend_args in the '
                                'config instead')
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    # work_dir: CLI > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args)
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper == 'AmpOptimWrapper':
@@ -93,21 +83,16 @@ def main(argv=None):
     # Importing the package registers our modules, installs the CPU point-op fallbacks and the safe
     # checkpoint types, whether or not the config lists it in custom_imports.
     import projects.sam_mtp  # noqa: F401
-    from projects.sam_mtp.engine.launch import (ConfigCheckError, check_dataset_files,
-                                                explain_registry_error, setup_cpu_distributed)
-    try:
+    from projects.sam_mtp.engine.launch import check_dataset_files, run_tool, setup_cpu_distributed
+
+    def train():
         cfg = build_cfg(args)
         check_dataset_files(cfg, args.config, phases=('train', 'val'))
         setup_cpu_distributed(args.launcher, cfg)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.train()
-    except ConfigCheckError as err:
-        sys.exit(f'error: {err}')
-    except KeyError as err:
-        explained = explain_registry_error(err, args.config)
-        if explained is None:
-            raise
-        sys.exit(f'error: {explained}')
+
+    run_tool(args.config, train)
 
 
 if __name__ == '__main__':

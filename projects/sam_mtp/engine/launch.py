@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import sys
 
 import torch
 from mmengine.config import Config
@@ -140,3 +141,32 @@ def setup_cpu_distributed(launcher: str, cfg: Config) -> None:
     # An explicit None keeps mmengine from passing device_ids=[LOCAL_RANK], which DDP rejects for CPU modules.
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def load_tool_config(args) -> Config:
+    """The config of ``tools/train.py`` / ``tools/test.py``: read, ``--cfg-options`` merged, launcher and
+    ``work_dir`` set (CLI > config > ``./work_dirs/<config name>``), as mmdet3d's tools do."""
+    if not osp.isfile(args.config):
+        raise ConfigCheckError(f'{args.config}: config file does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def run_tool(config_path: str, body):
+    """Run a tool's body; config problems end the process with one readable line instead of a traceback."""
+    try:
+        return body()
+    except ConfigCheckError as err:
+        sys.exit(f'error: {err}')
+    except KeyError as err:
+        explained = explain_registry_error(err, config_path)
+        if explained is None:
+            raise
+        sys.exit(f'error: {explained}')

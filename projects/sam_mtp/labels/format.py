@@ -12,10 +12,11 @@ that 0 can mean "this point's pixel is in no SAM region"; region ``r`` lives at 
 """
 import os
 import pickle
-import tempfile
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+
+from .fileio import atomic_write
 
 LABEL_FORMAT_VERSION = 1
 
@@ -58,23 +59,6 @@ def group_weights(counts: Sequence[int]) -> np.ndarray:
     return tau / tau.sum()
 
 
-def _atomic_write(path: str, write_fn) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see a half file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def validate_frame_labels(arrays: Dict[str, np.ndarray], path='<in memory>') -> None:
     """Check dtypes, shapes and cross-array consistency; raise LabelFormatError naming ``path``."""
     missing = [k for k in FRAME_ARRAYS if k not in arrays]
@@ -112,7 +96,7 @@ def validate_frame_labels(arrays: Dict[str, np.ndarray], path='<in memory>') -> 
 def save_frame_labels(path: str, arrays: Dict[str, np.ndarray]) -> None:
     """Validate and atomically write one frame's labels as a compressed ``.npz``."""
     validate_frame_labels(arrays, path)
-    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_frame_labels(path: str, validate: bool = True) -> Dict[str, np.ndarray]:
@@ -135,7 +119,7 @@ def save_label_info(path: str, metainfo: dict, data_list: List[dict]) -> None:
         if os.path.isabs(item.get('label_path', '')):
             raise ValueError(f'label_path must be relative to the label root, got {item["label_path"]}')
     info = dict(metainfo=dict(metainfo, label_format_version=LABEL_FORMAT_VERSION), data_list=data_list)
-    _atomic_write(path, lambda f: pickle.dump(info, f, protocol=pickle.HIGHEST_PROTOCOL))
+    atomic_write(path, lambda f: pickle.dump(info, f, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def load_label_info(path: str) -> dict:
