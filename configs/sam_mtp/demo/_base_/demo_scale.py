@@ -1,7 +1,7 @@
 # Demo-scale settings shared by the CPU demo's stage-1 and stage-2 configs. Only new names are defined here
 # (mmengine forbids a key defined by two bases); the demo configs apply them to the paper's configs.
 demo_feature_dim = 64  # the stand-in random ViT's width (configs/sam_mtp/labels/demo_stand_in.py)
-demo_max_epochs = 12
+demo_max_epochs = 30
 demo_warmup_epochs = 1
 demo_data_root = 'data/demo/scannet/sam_mtp_labels/'
 demo_tokenizer = dict(num_points_per_token=64, max_tokens=48)
