@@ -4,7 +4,7 @@
 
 Steps (each resumable: a finished step leaves a marker and is skipped on the next run):
   1. synthetic ScanNet-format scenes + posed RGB-D frames            tools/make_synthetic_data.py
-  2. offline labels with STAND-IN sources (instance images as masks, a random ViT as features)
+  2. offline labels with STAND-IN sources (instance images as masks, class embedding + noise as features)
                                                                         tools/generate_sam_labels.py
   3. stage 1 (region distillation), 4. stage 2 (masked token prediction)      tools/train.py
   5. fine-tuning from the stage-2 checkpoint and from scratch, several seeds, evaluated with mmdet3d's
@@ -123,12 +123,12 @@ class Demo:
                   '--axis-align-root', osp.join(root, 'scans'), '--points-root', osp.join(root, 'points'),
                   '--no-progress']
         self.run('labels_train', self.tool(
-            'generate_sam_labels.py', 'configs/sam_mtp/labels/demo_stand_in.py', '--split', 'train',
+            'generate_sam_labels.py', 'configs/sam_mtp/labels/demo_class_targets.py', '--split', 'train',
             '--split-file', osp.join(root, 'meta_data', 'scannetv2_train.txt'), *common),
-            '2/6 labels (STAND-IN: instance images as SAM masks, a random ViT as DINOv2) + scene segments, train')
+            '2/6 labels (STAND-IN masks: instance images; STAND-IN features: class embedding + noise), train')
         # Val frames reuse train's K-means groups; their scene segments feed SAM-guided tokens at test time.
         self.run('labels_val', self.tool(
-            'generate_sam_labels.py', 'configs/sam_mtp/labels/demo_stand_in.py', '--split', 'val',
+            'generate_sam_labels.py', 'configs/sam_mtp/labels/demo_class_targets.py', '--split', 'val',
             '--split-file', osp.join(root, 'meta_data', 'scannetv2_val.txt'),
             '--groups-from', osp.join(labels, 'train_groups.json'), *common),
             '2/6 labels + scene segments, val')
@@ -173,7 +173,7 @@ class Demo:
         report.plot_loss_curves(curves, pictures['loss_curves'])
         self._token_pictures(pictures['tokens_and_features'])
         summary = dict(
-            note=('Synthetic scenes and STAND-IN labels (instance images as SAM masks, a random ViT as DINOv2): '
+            note=('Synthetic scenes and STAND-IN labels (instance images as SAM masks, class embedding + noise as DINOv2): '
                   'the numbers show the pipeline and the effect of pretraining at demo scale, not ScanNet results.'),
             seeds=self.args.seeds, rows=list(table.values()), runs=runs, timings_s=self.timings,
             total_minutes=round((time.time() - self.t0) / 60, 2), pictures=pictures,

@@ -125,3 +125,53 @@ class RandomViTFeatureSource(ViTFeatureSource):
             torch.nn.init.trunc_normal_(self.model.pos_embed, std=0.02)
             torch.nn.init.trunc_normal_(self.model.cls_token, std=0.02)
         self._finish()
+
+
+@MODELS.register_module()
+class ClassEmbeddingFeatureSource:
+    """Stand-in for demos on synthetic data: per-pixel "features" = a fixed random embedding of the pixel's
+    semantic class + Gaussian noise, so that the distillation targets carry class information the way DINOv2's
+    do on real images (the random ViT's features of flat synthetic colours carry little).
+
+    Reads ``<scene_dir>/<folder>/<stem>.png`` (uint16 class ids per pixel, the synthetic generator's NYU40
+    ``label`` images) and returns a (D, h, w) grid at ``1/stride`` of the image resolution. Deterministic:
+    the embedding comes from ``seed``, the noise from the seed and the frame. Never use it for real labels.
+
+    Args:
+        feature_dim (int): D. Default 64.
+        noise_std (float): std of the per-pixel noise; embeddings have unit-variance entries. Default 0.5.
+        folder (str): folder of the class-id images next to ``color/``. Default ``label``.
+        stride (int): down-sampling of the returned grid (like a ViT's patch grid). Default 8.
+        num_classes (int): ids >= num_classes share the last embedding. Default 256.
+        seed (int): embedding and noise seed. Default 0.
+    """
+    requires_record = True  # LabelGenerator passes the frame record (the image alone has no class ids)
+
+    def __init__(self, feature_dim: int = 64, noise_std: float = 0.5, folder: str = 'label', stride: int = 8,
+                 num_classes: int = 256, seed: int = 0):
+        self.feature_dim = feature_dim
+        self.noise_std = noise_std
+        self.folder = folder
+        self.stride = stride
+        self.seed = seed
+        self.embedding = torch.from_numpy(
+            np.random.default_rng(seed).standard_normal((num_classes, feature_dim)).astype(np.float32))
+
+    def __call__(self, image: np.ndarray, record) -> torch.Tensor:
+        import os
+
+        import cv2
+
+        from .frames import FrameError
+        from .geometry import frame_seed
+        stem = os.path.splitext(os.path.basename(record.color_path))[0]
+        path = os.path.join(record.scene_dir, self.folder, f'{stem}.png')
+        labels = cv2.imread(path, cv2.IMREAD_UNCHANGED) if os.path.isfile(path) else None
+        if labels is None or labels.ndim != 2:
+            raise FrameError('missing_file', path, 'class-id image does not exist or is not single-channel')
+        h, w = max(1, image.shape[0] // self.stride), max(1, image.shape[1] // self.stride)
+        labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST).astype(np.int64)
+        ids = torch.from_numpy(labels.clip(0, len(self.embedding) - 1))
+        rng = frame_seed(self.seed, record.scene, record.frame_id)
+        noise = torch.from_numpy(rng.standard_normal((h, w, self.feature_dim)).astype(np.float32))
+        return (self.embedding[ids] + self.noise_std * noise).permute(2, 0, 1).contiguous()

@@ -199,7 +199,10 @@ class LabelGenerator:
             raise FrameError('no_mask', record.color_path, f'{type(self.mask_source).__name__} found no mask')
 
         tic = time.perf_counter()
-        features = self.feature_source(frame.color)
+        if getattr(self.feature_source, 'requires_record', False):
+            features = self.feature_source(frame.color, record)
+        else:
+            features = self.feature_source(frame.color)
         timings['feature'] = time.perf_counter() - tic
 
         tic = time.perf_counter()
