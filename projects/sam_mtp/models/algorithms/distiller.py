@@ -1,16 +1,15 @@
 """Stage 1 of SAM-MTP: region-level dense distillation of 2D foundation-model features into point tokens."""
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional
 
 from mmdet3d.registry import MODELS
-from mmengine.model import BaseModel
 from torch import Tensor
 
-from ..tokenizers.point_tokens import PointTokens
-from .token_utils import gather_region_targets, unpack_point_inputs
+from .base import BaseTokenAlgorithm
+from .token_utils import gather_region_targets
 
 
 @MODELS.register_module()
-class SamMtpDistiller(BaseModel):
+class SamMtpDistiller(BaseTokenAlgorithm):
     """tokenizer -> backbone -> projector -> group-balanced smooth-L1 to the region targets (§3.2-3.4).
 
     Data contract (``sam_mtp_collate``): ``inputs = dict(points (B, N, 3), point_region (B, N))`` and
@@ -39,25 +38,6 @@ class SamMtpDistiller(BaseModel):
         self.backbone = MODELS.build(backbone)
         self.projector = MODELS.build(projector)
         self.loss_distill = MODELS.build(loss)
-
-    def forward(self, inputs: Mapping, data_samples: Optional[Mapping] = None,
-                mode: str = 'tensor') -> Union[Dict[str, Tensor], List[dict], Tuple[Tensor, PointTokens]]:
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.extract_feat(inputs)
-        raise RuntimeError(f'{type(self).__name__}: invalid mode {mode!r}, expected loss, predict or tensor')
-
-    def tokenize(self, inputs: Mapping) -> PointTokens:
-        points, point_region = unpack_point_inputs(inputs, type(self).__name__)
-        return self.tokenizer(points, point_region)
-
-    def extract_feat(self, inputs: Mapping) -> Tuple[Tensor, PointTokens]:
-        """Encoder token features (B, M, C), zero at padding, and the tokens they belong to."""
-        tokens = self.tokenize(inputs)
-        return self.backbone(tokens), tokens
 
     def loss(self, inputs: Mapping, data_samples: Mapping) -> Dict[str, Tensor]:
         features, tokens = self.extract_feat(inputs)

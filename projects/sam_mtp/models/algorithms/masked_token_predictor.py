@@ -1,17 +1,17 @@
 """Stage 2 of SAM-MTP (§3.5): a student predicts a frozen stage-1 teacher's features from 40 % of the tokens."""
 import logging
 import os
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
 from mmdet3d.registry import MODELS
 from mmengine.logging import print_log
-from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from ..tokenizers.point_tokens import PointTokens
-from .token_utils import masked_mean, random_token_mask, unpack_point_inputs
+from .base import BaseTokenAlgorithm
+from .token_utils import masked_mean, random_token_mask
 
 TEACHER_TARGETS = ('encoder', 'projector')
 
@@ -52,7 +52,7 @@ class MaskedTokenPredictionMixin:
 
 
 @MODELS.register_module()
-class SamMtpMaskedTokenPredictor(MaskedTokenPredictionMixin, BaseModel):
+class SamMtpMaskedTokenPredictor(MaskedTokenPredictionMixin, BaseTokenAlgorithm):
     """Masked token prediction with a frozen stage-1 teacher; L = L_ins + L_token.
 
     The teacher is built from ``teacher`` (the stage-1 model config, e.g. ``SamMtpDistiller``) and loaded
@@ -186,25 +186,6 @@ class SamMtpMaskedTokenPredictor(MaskedTokenPredictionMixin, BaseModel):
         return features * (~tokens.padding_mask)[..., None].to(features.dtype)
 
     # ----------------------------------------------------------------- BaseModel API
-    def forward(self, inputs: Mapping, data_samples: Optional[Mapping] = None,
-                mode: str = 'tensor') -> Union[Dict[str, Tensor], List[dict], Tuple[Tensor, PointTokens]]:
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self.extract_feat(inputs)
-        raise RuntimeError(f'{type(self).__name__}: invalid mode {mode!r}, expected loss, predict or tensor')
-
-    def tokenize(self, inputs: Mapping) -> PointTokens:
-        points, point_region = unpack_point_inputs(inputs, type(self).__name__)
-        return self.tokenizer(points, point_region)
-
-    def extract_feat(self, inputs: Mapping) -> Tuple[Tensor, PointTokens]:
-        """Student encoder features of all tokens (B, M, C) and the tokens."""
-        tokens = self.tokenize(inputs)
-        return self.backbone(tokens), tokens
-
     def loss(self, inputs: Mapping, data_samples: Optional[Mapping] = None) -> Dict[str, Tensor]:
         tokens = self.tokenize(inputs)
         return self.mtp_losses(tokens, self.teacher_targets(tokens))
