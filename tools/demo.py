@@ -255,6 +255,7 @@ def finetune_worker(args):
     from mmengine.logging import print_log
     from mmengine.runner import Runner
 
+    from projects.sam_mtp.labels.fileio import atomic_write
     out_root = osp.join(args.work_dir, 'finetune')
     for task in args.tasks:
         for init in ('pretrained', 'scratch'):
@@ -286,10 +287,8 @@ def finetune_worker(args):
                               metrics=_finetune_metrics(task, metrics),
                               raw_metrics={k: float(v) for k, v in metrics.items()
                                            if isinstance(v, (int, float))})
-                tmp = result_path + '.tmp'
-                with open(tmp, 'w') as f:
-                    json.dump(result, f, indent=1)
-                os.replace(tmp, result_path)
+                # result.json marks the run as done for a rerun: write it atomically.
+                atomic_write(result_path, lambda f: f.write(json.dumps(result, indent=1).encode()))
                 shown = ', '.join(f'{k} {v:.3f}' for k, v in result['metrics'].items())
                 print_log(f'[finetune] {name}: {shown} ({result["seconds"]} s)', logger='current')
 
