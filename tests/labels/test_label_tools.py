@@ -109,13 +109,13 @@ def test_bad_frame_folders_stop_the_tool_before_any_frame(synthetic_root, frames
         json.dump(dict(depth_shift=4000.0), f)
     assert generate_sam_labels.main(args) == 1
     # an mmdet3d posed_images folder (no depth at all)
-    posed = tmp_path / 'posed_images' / 'scene0000_00'
+    posed = tmp_path / 'mmdet3d_posed_images' / 'scene0000_00'
     posed.mkdir(parents=True)
     (posed / 'intrinsic.txt').write_text('1 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n')
     for i in range(3):
         (posed / f'{i:05d}.jpg').write_bytes(b'jpeg')
         (posed / f'{i:05d}.txt').write_text('1 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n')
-    args[args.index('--frames-root') + 1] = str(tmp_path / 'posed_images')
+    args[args.index('--frames-root') + 1] = str(tmp_path / 'mmdet3d_posed_images')
     args[args.index('--split-file'):args.index('--split-file') + 2] = []
     assert generate_sam_labels.main(args) == 1
     assert not glob.glob(str(tmp_path / 'labels' / '**' / '*.npz'), recursive=True)
