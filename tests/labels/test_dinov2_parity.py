@@ -191,10 +191,8 @@ def test_bad_input_size_and_offset(official_and_source, tmp_path):
 
 
 def measure_vit_b(tmp_path):
-    """Max abs differences of a converted random ViT-B/14 at 448x602 and 224x294 (for the docs; slow on CPU):
-        python -c "import sys; sys.path[:0] = ['.', 'tests/labels']; import pathlib, tempfile, \\
-            test_dinov2_parity as t; print(t.measure_vit_b(pathlib.Path(tempfile.mkdtemp())))"
-    """
+    """Max abs differences of a converted random ViT-B/14 with the official model, with the official resize
+    (offset 0.1) and mmpretrain's exact-size resize (offset 0), at three sizes (slow on a CPU; docs/labels.md)."""
     official = random_official_dinov2(768, 12, 12)
     arch = dict(embed_dims=768, num_layers=12, num_heads=12, feedforward_channels=3072)
     out = {}
