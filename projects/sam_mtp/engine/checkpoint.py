@@ -38,9 +38,9 @@ class CheckpointLoadError(RuntimeError):
         self.reason = reason
         super().__init__(f'{path}: {reason}')
 
-    def with_context(self, context: str) -> 'CheckpointLoadError':
-        """The same error with ``context`` (what the file was given for) added to the reason."""
-        return type(self)(self.path, f'{self.reason} ({context})')
+    def with_context(self, what: str, context: str) -> 'CheckpointLoadError':
+        """The same error saying which checkpoint it was (``what``) and what it was given for (``context``)."""
+        return type(self)(self.path, f'cannot read the {what} checkpoint: {self.reason} ({context})')
 
 
 class CheckpointNotFoundError(CheckpointLoadError, FileNotFoundError):

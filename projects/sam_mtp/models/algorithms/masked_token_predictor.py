@@ -218,7 +218,7 @@ def load_frozen_state(module: nn.Module, checkpoint: str, owner: str, max_listed
     try:
         loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     except CheckpointLoadError as err:  # one line naming the file and why it was refused
-        raise err.with_context(f'teacher_checkpoint of {owner}') from None
+        raise err.with_context('teacher', f'teacher_checkpoint of {owner}') from None
     except Exception as err:
         raise RuntimeError(f'{checkpoint}: cannot read the teacher checkpoint ({type(err).__name__}: {err})') \
             from err

@@ -109,7 +109,7 @@ def load_encoder_state(encoder: nn.Module, checkpoint: str, prefix: str = 'backb
     try:
         loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
     except CheckpointLoadError as err:  # one line naming the file and why it was refused
-        raise err.with_context(f'{owner} init_cfg') from None
+        raise err.with_context('pretrained', f'{owner} init_cfg') from None
     except Exception as err:  # a corrupt or foreign file: say which one
         raise RuntimeError(f'{checkpoint}: cannot read the pretrained checkpoint ({type(err).__name__}: {err})') \
             from err
