@@ -96,24 +96,30 @@ def allow_mmengine_checkpoint_types() -> None:
 def _pickle_globals(data: bytes, limit: int = 64) -> List[str]:
     """``module.name`` of every class/function a pickle stream refers to, read with ``pickletools`` (which
     only parses opcodes; nothing is imported or called). Stops quietly at a truncated stream."""
-    found, strings, memo = [], [], {}
+    found, strings, memo, last_string = [], [], {}, None
     pos = 0
     try:
         while pos < len(data) and len(found) < limit:
             for op, arg, offset in pickletools.genops(data[pos:]):
                 end = offset
+                pushed_string = None
                 if op.name == 'GLOBAL' or op.name == 'INST':
                     found.append(arg.replace(' ', '.'))
                 elif op.name == 'STACK_GLOBAL' and len(strings) >= 2:
                     found.append(f'{strings[-2]}.{strings[-1]}')
                 elif isinstance(arg, str) and ('UNICODE' in op.name or 'STRING' in op.name):
-                    strings.append(arg)
-                elif op.name == 'MEMOIZE' and strings:
-                    memo[len(memo)] = strings[-1]
-                elif op.name in ('BINPUT', 'LONG_BINPUT', 'PUT') and strings:
-                    memo[arg] = strings[-1]
+                    pushed_string = arg
+                elif op.name == 'MEMOIZE' and last_string is not None:
+                    memo[len(memo)] = last_string
+                elif op.name in ('BINPUT', 'LONG_BINPUT', 'PUT') and last_string is not None:
+                    memo[arg] = last_string
                 elif op.name in ('BINGET', 'LONG_BINGET', 'GET') and arg in memo:
-                    strings.append(memo[arg])
+                    pushed_string = memo[arg]
+                if pushed_string is not None:
+                    strings.append(pushed_string)
+                # Memo ops store the top of the stack: remember it while it is the string just pushed.
+                if op.name not in ('MEMOIZE', 'BINPUT', 'LONG_BINPUT', 'PUT'):
+                    last_string = pushed_string
             pos += end + 1  # several pickles in a row (torch's legacy format)
     except Exception:  # a truncated or garbled stream ends the scan
         pass
