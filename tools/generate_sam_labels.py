@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from projects.sam_mtp.labels import (CheckpointMismatchError, LabelFormatError, SensFormatError,
                                          build_label_source)
-    from projects.sam_mtp.labels.frames import list_frames, read_scene_list
+    from projects.sam_mtp.labels.frames import check_depth_scale, list_frames, read_scene_list
     from projects.sam_mtp.labels.generation import (LabelGenerationError, LabelGenerator, LabelPaths,
                                                     all_shards_reported, merge_label_cfg, merge_split,
                                                     release_merge_lock, try_merge_lock)
@@ -82,6 +82,7 @@ def main(argv=None) -> int:
     try:
         scenes = read_scene_list(args.split_file) if args.split_file else None
         records = list_frames(args.frames_root, scenes, label_cfg['frame_stride'])
+        check_depth_scale(records, label_cfg['depth_scale'])
         print_log(f'{len(records)} frames (stride {label_cfg["frame_stride"]}) in '
                   f'{len({r.scene for r in records})} scenes', logger='current')
         paths = LabelPaths(args.out_dir)

@@ -31,5 +31,5 @@ model = dict(
         mlp_ratio=2.,
         drop_path_rate=0.1),
     projector=dict(type='TokenProjector', in_channels=embed_dims, out_channels=feature_dim),
-    # Group-balanced smooth-L1 (§3.4); weights scaled by K so the mean group weight is 1.
-    loss=dict(type='GroupBalancedDistillLoss', beta=1.0, use_group_weights=True, weight_scale='num_groups'))
+    # Group-balanced smooth-L1 (§3.4): the w-weighted mean of the region losses (paper weights / batch mean).
+    loss=dict(type='GroupBalancedDistillLoss', beta=1.0, use_group_weights=True, weight_scale='batch_mean'))

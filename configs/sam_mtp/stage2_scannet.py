@@ -13,8 +13,9 @@ model = dict(
     # Student: the same SAM-guided tokens (tokenized once, shared with the teacher) and a fresh encoder.
     tokenizer=_base_.model.tokenizer,
     backbone=_base_.model.backbone,
+    # Bridge3D's MAE decoder: 2 blocks, drop-path linearly spaced to 0.1, no qkv bias.
     decoder=dict(type='MaskedTokenDecoder', in_channels=256, embed_dims=256, num_layers=2, num_heads=4,
-                 mlp_ratio=2.),
+                 mlp_ratio=2., drop_path_rate=0.1),
     # L_ins head: 2-layer MLP on the mean-pooled visible features; L_token head: Linear. Their out_channels
     # are the target size (256 for target='encoder', 768 for 'projector'), filled in by the model.
     instance_head=dict(type='TokenProjector', in_channels=256, num_layers=2, hidden_channels=256),

@@ -2,12 +2,13 @@
 
 Importing this package (directly or through a config's ``custom_imports``) registers every module into
 mmdet3d's registries, installs the CPU fallbacks of mmcv's 3D point ops (CUDA tensors still use mmcv's
-kernels) and allow-lists the types mmengine checkpoints contain for torch's safe loading.
+kernels), allow-lists the types mmengine checkpoints contain for torch's safe loading and makes mmengine load
+local checkpoint files through :func:`.engine.load_checkpoint_file` (one-line errors for bad files).
 """
-from .engine import allow_mmengine_checkpoint_types
+from .engine import install_safe_checkpoint_loading
 from . import ops  # noqa: F401,E402  (installs the CPU point-op fallbacks on import)
 from . import datasets, labels, models  # noqa: F401,E402  (register modules)
 
-allow_mmengine_checkpoint_types()
+install_safe_checkpoint_loading()
 
 __version__ = '0.1.0'

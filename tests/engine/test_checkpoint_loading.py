@@ -1,5 +1,7 @@
-"""mmengine checkpoints load under torch's safe loading (weights_only=True) once our package is imported."""
+"""mmengine checkpoints load under torch's safe loading (weights_only=True) once our package is imported, and bad
+or unsafe checkpoint files are refused with one line naming the file and the reason, everywhere a user gives one."""
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -53,3 +55,156 @@ def test_safe_loading_stays_on_for_other_getattr_uses(tmp_path, payload):
     torch.save({'x': payload}, path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)
+
+
+# ---------------------------------------------------------------------------------------------- bad files
+class _RunsShellCommand:
+    """What a malicious checkpoint does: unpickling it would call os.system(command)."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+        return os.system, (self.command, )
+
+
+@pytest.fixture(scope='module')
+def bad_checkpoints(tmp_path_factory):
+    """name -> (path, regex the one-line reason must match); ``ran`` is the file the shell command would create."""
+    root = tmp_path_factory.mktemp('bad_ckpts')
+    ran = root / 'the_command_ran'
+    good = root / 'good.pth'
+    torch.save(_mmengine_like_checkpoint() | {'state_dict': {'w': torch.randn(4096)}}, good)
+    data = good.read_bytes()
+    files = {
+        'truncated': (data[:len(data) // 2], r'truncated or corrupt PyTorch checkpoint: its zip archive is incomplete'),
+        'random_bytes': (b'\x13\x37' + np.random.default_rng(0).bytes(3000),
+                         r"not a PyTorch checkpoint: neither a zip archive nor a pickle \(it starts with b'\\x137"),
+        'html_page': (b'<!DOCTYPE html><html>404</html>', r"not a PyTorch checkpoint.*starts with b'<!DOCTYPE html"),
+        'empty': (b'', r'the file is empty'),
+    }
+    out = {}
+    for name, (content, reason) in files.items():
+        (root / f'{name}.pth').write_bytes(content)
+        out[name] = (str(root / f'{name}.pth'), reason)
+    # The os.system pickle, as torch.save writes it (zip) and as pickle.dump writes it (plain pickle).
+    unsafe = r'holds posix\.system, a type outside the allow-list of checkpoint contents; refused without running'
+    torch.save({'state_dict': {'w': torch.zeros(2)}, 'meta': _RunsShellCommand(f'touch {ran}')}, root / 'evil.pth')
+    with open(root / 'evil_pickle.pth', 'wb') as f:
+        pickle.dump(_RunsShellCommand(f'touch {ran}'), f)
+    out['os_system_torch_save'] = (str(root / 'evil.pth'), unsafe)
+    out['os_system_pickle'] = (str(root / 'evil_pickle.pth'), unsafe)
+    return out, ran
+
+
+def _assert_one_line_refusal(message, path, reason, ran):
+    assert '\n' not in message and message.count(path) == 1, message
+    assert re.search(reason, message), message
+    assert 'weights_only' not in message and 'Re-running' not in message, message
+    assert not ran.exists(), 'the command inside the checkpoint was run'
+
+
+@pytest.mark.parametrize('name', ['truncated', 'random_bytes', 'html_page', 'empty', 'os_system_torch_save',
+                                  'os_system_pickle'])
+def test_bad_checkpoint_files_are_refused_in_one_line(bad_checkpoints, name):
+    from mmengine.runner import CheckpointLoader
+
+    from projects.sam_mtp.engine import CheckpointLoadError, load_checkpoint_file
+    files, ran = bad_checkpoints
+    path, reason = files[name]
+    with pytest.raises(CheckpointLoadError) as info:
+        load_checkpoint_file(path)
+    _assert_one_line_refusal(str(info.value), path, reason, ran)
+    # mmengine's loader (load_from, --resume, Pretrained init_cfg) goes through the same function.
+    with pytest.raises(CheckpointLoadError) as info:
+        CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    _assert_one_line_refusal(str(info.value), path, reason, ran)
+
+
+def test_good_and_missing_checkpoints_through_mmengine(tmp_path):
+    from mmengine.runner import CheckpointLoader
+    path = tmp_path / 'epoch_2.pth'
+    torch.save(_mmengine_like_checkpoint(), path)
+    assert CheckpointLoader.load_checkpoint(str(path))['meta']['epoch'] == 2
+    with pytest.raises(FileNotFoundError, match=r'nope\.pth: checkpoint file does not exist'):
+        CheckpointLoader.load_checkpoint(str(tmp_path / 'nope.pth'))
+
+
+def test_pretrained_init_cfg_and_teacher_name_the_bad_file(bad_checkpoints):
+    from mmdet3d.registry import MODELS
+
+    import projects.sam_mtp.models  # noqa: F401
+    from projects.sam_mtp.engine import CheckpointLoadError
+    from projects.sam_mtp.models.backbones.downstream_backbone import load_encoder_state
+    files, ran = bad_checkpoints
+    tiny = dict(type='PlainPointTransformer', embed_dims=32, num_layers=1, num_heads=4,
+                pointnet_channels=(16, 32, 32), pos_hidden_dims=16)
+    path, reason = files['os_system_torch_save']
+    encoder = MODELS.build(dict(tiny, init_cfg=dict(type='Pretrained', checkpoint=path, prefix='backbone.')))
+    with pytest.raises(CheckpointLoadError) as info:
+        encoder.init_weights()  # mmengine's PretrainedInit
+    _assert_one_line_refusal(str(info.value), path, reason, ran)
+    path, reason = files['truncated']
+    with pytest.raises(CheckpointLoadError) as info:
+        load_encoder_state(MODELS.build(tiny), path, owner='SamMtpPointBackbone')  # the downstream init_cfg
+    _assert_one_line_refusal(str(info.value), path, reason + r'.*\(SamMtpPointBackbone init_cfg\)', ran)
+    stage1 = dict(type='SamMtpDistiller', tokenizer=dict(type='SAMGuidedTokenizer'), backbone=tiny,
+                  projector=dict(type='TokenProjector', in_channels=32, out_channels=8))
+    stage2 = MODELS.build(dict(
+        type='SamMtpMaskedTokenPredictor', tokenizer=dict(type='SAMGuidedTokenizer'), backbone=tiny,
+        decoder=dict(type='MaskedTokenDecoder', in_channels=32, embed_dims=32, num_layers=1, num_heads=4),
+        instance_head=dict(type='TokenProjector', in_channels=32), token_head=dict(type='TokenProjector',
+                                                                                   in_channels=32),
+        teacher=stage1, teacher_checkpoint=files['random_bytes'][0]))
+    with pytest.raises(CheckpointLoadError) as info:
+        stage2.init_weights()
+    path, reason = files['random_bytes']
+    _assert_one_line_refusal(str(info.value), path, reason + r'.*\(teacher_checkpoint of SamMtpMaskedTokenPredictor\)',
+                             ran)
+
+
+def _load_tool(name):
+    import importlib.util
+    import os.path as osp
+    path = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools', f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'sam_mtp_tools_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tools_end_in_one_line_for_bad_checkpoints(bad_checkpoints, tmp_path, monkeypatch):
+    """tools/test.py CONFIG CKPT and tools/train.py --resume CKPT, in process, as a user runs them."""
+    import os.path as osp
+
+    from helpers.cpu import force_cpu
+    from helpers.labels import make_frame_arrays, write_label_split
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    files, ran = bad_checkpoints
+    force_cpu(monkeypatch)
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.chdir(tmp_path)
+    # tools/test.py with mmdet3d's VoteNet on mmdet3d's ScanNet fixture; the checkpoint is the os.system pickle.
+    path, reason = files['os_system_pickle']
+    fixture = osp.join(root, 'tests', 'data', 'mmdet3d', 'scannet')
+    with pytest.raises(SystemExit) as info:
+        _load_tool('test').main([
+            osp.join(root, 'configs/sam_mtp/foundation/votenet_1xb4_synthetic-scannet-3d.py'), path, '--work-dir',
+            str(tmp_path / 'test'), '--cfg-options', f'test_dataloader.dataset.data_root={fixture}/',
+            'test_dataloader.dataset.ann_file=scannet_infos.pkl'])
+    message = str(info.value.code)
+    assert message.startswith('error: ')
+    _assert_one_line_refusal(message, path, reason, ran)
+    # tools/train.py --resume with a truncated checkpoint (stage-1 demo config on a tiny label split).
+    rng = np.random.default_rng(0)
+    write_label_split(str(tmp_path / 'labels'), [make_frame_arrays(rng, feature_dim=64) for _ in range(2)])
+    path, reason = files['truncated']
+    with pytest.raises(SystemExit) as info:
+        _load_tool('train').main([
+            osp.join(root, 'configs/sam_mtp/demo/stage1_demo.py'), '--work-dir', str(tmp_path / 'train'),
+            '--resume', path, '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/labels/',
+            'train_dataloader.batch_size=2'])
+    message = str(info.value.code)
+    assert message.startswith('error: ')
+    _assert_one_line_refusal(message, path, reason, ran)

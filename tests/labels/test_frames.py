@@ -22,7 +22,7 @@ def test_export_layout_and_stride(frames_copy):
 
 
 def test_flat_layout_derives_depth_intrinsics(synthetic_root, frames_copy, tmp_path):
-    """mmdet3d's posed_images layout: <id:05d>.jpg/.png/.txt + intrinsic.txt (colour only)."""
+    """Flat layout: <id>.jpg/.png/.txt side by side + intrinsic.txt (colour intrinsics only)."""
     src = os.path.join(frames_copy, 'scene0000_00')
     flat = tmp_path / 'flat' / 'scene0000_00'
     flat.mkdir(parents=True)
@@ -40,6 +40,39 @@ def test_flat_layout_derives_depth_intrinsics(synthetic_root, frames_copy, tmp_p
     exported = load_frame(list_frames(frames_copy, ['scene0000_00'])[1])
     np.testing.assert_array_equal(frame.depth, exported.depth)
     np.testing.assert_array_equal(frame.pose, exported.pose)
+
+
+def test_mmdet3d_posed_images_folder_is_refused_at_once(frames_copy, tmp_path):
+    """mmdet3d's extract_posed_images.py output: colour, pose and intrinsic.txt, no depth, frames 00000..."""
+    src = os.path.join(frames_copy, 'scene0000_00')
+    flat = tmp_path / 'posed' / 'scene0000_00'
+    flat.mkdir(parents=True)
+    for new_id, fid in enumerate((0, 25, 50)):  # a subset renumbered by its index, as mmdet3d does
+        shutil.copy(os.path.join(src, 'color', f'{fid}.jpg'), flat / f'{new_id:05d}.jpg')
+        shutil.copy(os.path.join(src, 'pose', f'{fid}.txt'), flat / f'{new_id:05d}.txt')
+    shutil.copy(os.path.join(src, 'intrinsic', 'intrinsic_color.txt'), flat / 'intrinsic.txt')
+    with pytest.raises(ValueError, match=r"scene0000_00: flat frame folder without depth images.*extract_posed_images"
+                                         r".*tools/export_scannet_frames\.py"):
+        list_frames(str(tmp_path / 'posed'), frame_stride=1)
+
+
+def test_depth_scale_must_match_the_export_marker(frames_copy):
+    import json
+
+    from projects.sam_mtp.labels.frames import EXPORT_DONE_MARKER, check_depth_scale
+    records = list_frames(frames_copy)
+    check_depth_scale(records, 1000.0)  # no marker (synthetic export): nothing to compare
+    marker = os.path.join(frames_copy, 'scene0001_00', EXPORT_DONE_MARKER)
+    with open(marker, 'w') as f:
+        json.dump(dict(source='scene0001_00.sens', depth_shift=4000.0), f)
+    check_depth_scale(records, 4000.0)
+    with pytest.raises(ValueError, match=r'scene0001_00/\.export_done: the recording stores depth in units of '
+                                         r'1/4000 m \(depth_shift 4000\) but label_cfg\.depth_scale is 1000'):
+        check_depth_scale(records, 1000.0)
+    with open(marker, 'w') as f:
+        f.write('{not json')
+    with pytest.raises(ValueError, match=r'\.export_done: cannot read the export marker'):
+        check_depth_scale(records, 1000.0)
 
 
 def test_scale_intrinsic_pixel_centres():

@@ -217,3 +217,31 @@ def test_unexpected_errors_are_contained(synthetic_root, tmp_path):
     assert 'OutOfMemoryError' in report['failures'][0]['message']
     with pytest.raises(KeyError, match="unknown label setting 'num_point'"):
         _generator(tmp_path, synthetic_root, num_point=3)
+
+
+def test_depth_scale_mismatch_is_refused_before_any_frame(synthetic_root, frames_copy, tmp_path):
+    from projects.sam_mtp.labels.frames import EXPORT_DONE_MARKER
+    with open(os.path.join(frames_copy, 'scene0000_00', EXPORT_DONE_MARKER), 'w') as f:
+        json.dump(dict(depth_shift=1000.0), f)
+    out = tmp_path / 'labels'
+    with pytest.raises(ValueError, match=r'depth_shift 1000\) but label_cfg\.depth_scale is 5000'):
+        _generator(out, synthetic_root, depth_scale=5000.0).run(_records(frames_copy), 'train', progress=False)
+    assert not glob.glob(str(out / '**' / '*.npz'), recursive=True)
+
+
+def test_atomic_write_keeps_the_old_file_when_the_writer_raises(tmp_path):
+    from projects.sam_mtp.labels.fileio import atomic_write, atomic_write_bytes
+    target = tmp_path / 'labels.pkl'
+    atomic_write_bytes(str(target), b'old content')
+
+    def broken_writer(f):
+        f.write(b'half of the new')
+        raise OSError('disk full (simulated)')
+
+    with pytest.raises(OSError, match='disk full'):
+        atomic_write(str(target), broken_writer)
+    assert target.read_bytes() == b'old content'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['labels.pkl']  # no temporary file left
+    with pytest.raises(KeyboardInterrupt):  # also for an interrupt, not only for errors
+        atomic_write(str(target), lambda f: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert target.read_bytes() == b'old content' and len(list(tmp_path.iterdir())) == 1

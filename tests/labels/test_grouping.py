@@ -15,6 +15,16 @@ def test_weight_formula_on_the_spec_example():
     np.testing.assert_allclose(group_weights([5, 5, 5, 5]), 0.25)
 
 
+def test_empty_groups_get_zero_weight_and_leave_the_others_unchanged():
+    # n_min over the non-empty groups: an empty group must not make the largest group's weight 0.
+    w = group_weights([1000, 100, 10, 0])
+    np.testing.assert_allclose(w, np.array([0.01, 0.91, 1.0, 0.0]) / 1.92, rtol=1e-12)
+    assert w[0] > 0 and w[3] == 0
+    np.testing.assert_allclose(group_weights([0, 7, 0, 7]), [0, 0.5, 0, 0.5])
+    with pytest.raises(ValueError, match='at least one non-empty group'):
+        group_weights([0, 0])
+
+
 def _blobs(seed, per_cluster=60, k=4, dim=8):
     rng = np.random.default_rng(seed)
     centres = l2_normalize(rng.normal(size=(k, dim)) * 5)

@@ -1,6 +1,7 @@
 """The label command line: configs, sharded runs with automatic merge, launcher environments, failure exit
 status, scene segments, and resuming after the process is killed with SIGKILL."""
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -99,6 +100,27 @@ def test_failures_above_the_limit_exit_non_zero(synthetic_root, frames_copy, tmp
     assert generate_sam_labels.main(missing) == 1
 
 
+def test_bad_frame_folders_stop_the_tool_before_any_frame(synthetic_root, frames_copy, tmp_path):
+    from projects.sam_mtp.labels.frames import EXPORT_DONE_MARKER
+    args = _args(synthetic_root, tmp_path / 'labels')
+    args[args.index('--frames-root') + 1] = frames_copy
+    # depth units of the recording (its export marker) disagree with label_cfg.depth_scale
+    with open(os.path.join(frames_copy, 'scene0001_00', EXPORT_DONE_MARKER), 'w') as f:
+        json.dump(dict(depth_shift=4000.0), f)
+    assert generate_sam_labels.main(args) == 1
+    # an mmdet3d posed_images folder (no depth at all)
+    posed = tmp_path / 'mmdet3d_posed_images' / 'scene0000_00'
+    posed.mkdir(parents=True)
+    (posed / 'intrinsic.txt').write_text('1 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n')
+    for i in range(3):
+        (posed / f'{i:05d}.jpg').write_bytes(b'jpeg')
+        (posed / f'{i:05d}.txt').write_text('1 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n')
+    args[args.index('--frames-root') + 1] = str(tmp_path / 'mmdet3d_posed_images')
+    args[args.index('--split-file'):args.index('--split-file') + 2] = []
+    assert generate_sam_labels.main(args) == 1
+    assert not glob.glob(str(tmp_path / 'labels' / '**' / '*.npz'), recursive=True)
+
+
 SLOW_SOURCE = '''
 import time
 from mmdet3d.registry import MODELS
@@ -133,11 +155,17 @@ def test_resume_after_sigkill(synthetic_root, tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    finished = len(glob.glob(str(out / '*' / '*.npz')))
-    assert 2 <= finished < 8
-    for path in glob.glob(str(out / '*' / '*.npz')):
+    finished = sorted(glob.glob(str(out / '*' / '*.npz')))
+    assert 2 <= len(finished) < 8
+    for path in finished:
         load_frame_labels(path)  # every visible frame file is complete
-    assert generate_sam_labels.main(_args(synthetic_root, out)) == 0
+    stamps = {path: os.stat(path).st_mtime_ns for path in finished}
+    # The rerun skips the finished frames (they are neither recomputed nor rewritten) and labels the rest.
+    assert generate_sam_labels.main(_args(synthetic_root, out, '--no-auto-merge')) == 0
+    report = json.loads((out / '_work' / 'train' / 'shards' / 'shard-0-of-1.json').read_text())
+    assert report['already_done'] == len(finished) and report['written'] == 8 - len(finished)
+    assert {path: os.stat(path).st_mtime_ns for path in finished} == stamps
+    assert generate_sam_labels.main(_args(synthetic_root, out, '--merge')) == 0
     info = load_label_info(str(out / 'train_labels.pkl'))
     assert len(info['data_list']) == 8
     assert glob.glob(str(out / '**' / '.tmp-*'), recursive=True) == []  # leftovers of the kill are gone

@@ -114,3 +114,90 @@ def test_backbone_rejects_bad_shapes():
         model.encode(torch.zeros(2, 3, 8, 3), torch.zeros(2, 4, 3), torch.zeros(2, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match='divisible'):
         PlainPointTransformer(embed_dims=30, num_heads=4)
+
+
+class Bridge3DAttention(torch.nn.Module):
+    """Bridge3D ``Pretrain/models/transformer.py`` ``Attention`` as read there: qkv without bias (the default
+    ``qkv_bias=False`` is never overridden), explicit softmax(q k^T * d^-0.5) v, output projection with bias."""
+
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = torch.nn.Linear(dim, dim * 3, bias=False)
+        self.proj = torch.nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class Bridge3DBlock(torch.nn.Module):
+    """Bridge3D ``Block`` without the contrast tokens: x + attn(norm1(x)), x + mlp(norm2(x)), MLP ratio 2."""
+
+    def __init__(self, dim, num_heads, mlp_ratio=2.):
+        super().__init__()
+        self.norm1 = torch.nn.LayerNorm(dim)
+        self.attn = Bridge3DAttention(dim, num_heads)
+        self.norm2 = torch.nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(self.act(self.fc1(self.norm2(x))))
+
+
+def test_blocks_match_bridge3d_and_have_no_qkv_bias():
+    """Our stack (no padding) = Bridge3D's TransformerDecoder loop: x = block(x + pos) per block, final LN."""
+    from projects.sam_mtp.models.backbones import TransformerStack
+    torch.manual_seed(0)
+    ours = TransformerStack(32, num_layers=2, num_heads=4, mlp_ratio=2.).eval()
+    assert not [k for k in ours.state_dict() if k.endswith('qkv.bias')]
+    ref_blocks = torch.nn.ModuleList([Bridge3DBlock(32, 4) for _ in range(2)])
+    ref_norm = torch.nn.LayerNorm(32)
+    for block, ref in zip(ours.blocks, ref_blocks):
+        with torch.no_grad():
+            for name in ('norm1.weight', 'norm1.bias', 'norm2.weight', 'norm2.bias', 'attn.qkv.weight',
+                         'attn.proj.weight', 'attn.proj.bias'):
+                ref.get_parameter(name).copy_(block.get_parameter(name))
+            ref.fc1.weight.copy_(block.mlp[0].weight), ref.fc1.bias.copy_(block.mlp[0].bias)
+            ref.fc2.weight.copy_(block.mlp[3].weight), ref.fc2.bias.copy_(block.mlp[3].bias)
+    with torch.no_grad():
+        ref_norm.weight.copy_(torch.rand(32)), ref_norm.bias.copy_(torch.rand(32))
+        ours.norm.weight.copy_(ref_norm.weight), ours.norm.bias.copy_(ref_norm.bias)
+    x, pos = torch.randn(2, 5, 32), torch.randn(2, 5, 32)
+    expected = x
+    for ref in ref_blocks:
+        expected = ref(expected + pos)
+    expected = ref_norm(expected)
+    torch.testing.assert_close(ours(x, pos, torch.zeros(2, 5, dtype=torch.bool)), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_initialisation_and_drop_path_follow_bridge3d():
+    from mmcv.cnn.bricks import DropPath
+
+    from projects.sam_mtp.models.necks import MaskedTokenDecoder
+    torch.manual_seed(0)
+    encoder = PlainPointTransformer(embed_dims=64, num_layers=3, num_heads=4)  # Bridge3D widths, narrower
+    weights = [m for m in encoder.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))]
+    assert len(weights) == 4 + 2 + 3 * 4  # mini-PointNet convs, centre MLP, qkv/proj/fc1/fc2 per block
+    for m in weights:  # trunc-normal(0.02), zero bias (MaskTransformer._init_weights)
+        assert m.weight.std().item() == pytest.approx(0.02, rel=0.15) and m.weight.abs().max() < 0.02 * 6
+        assert m.bias is None or torch.all(m.bias == 0)
+    # Stochastic depth linearly spaced to 0.1 over the encoder blocks (Bridge3D: linspace(0, 0.1, depth)).
+    rates = [b.drop_path.drop_prob if isinstance(b.drop_path, DropPath) else 0. for b in encoder.encoder.blocks]
+    assert rates == pytest.approx([0.0, 0.05, 0.1])
+    decoder = MaskedTokenDecoder(in_channels=64, embed_dims=64)
+    rates = [b.drop_path.drop_prob if isinstance(b.drop_path, DropPath) else 0. for b in decoder.decoder.blocks]
+    assert rates == pytest.approx([0.0, 0.1])  # ReCon.py: MAE_decoder drop_path_rate linspace(0, 0.1, 2)
+    assert not [k for k in decoder.state_dict() if k.endswith('qkv.bias')]
+    for m in decoder.decoder.modules():  # xavier-uniform, zero bias (TransformerDecoder._init_weights)
+        if isinstance(m, torch.nn.Linear):
+            bound = (6 / (m.in_features + m.out_features)) ** 0.5
+            assert m.weight.abs().max() <= bound
+            assert m.weight.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.1)
+            assert m.bias is None or torch.all(m.bias == 0)
+    assert decoder.mask_token.std().item() == pytest.approx(0.02, rel=0.3)

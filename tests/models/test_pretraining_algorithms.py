@@ -12,6 +12,7 @@ from mmengine.runner.checkpoint import get_state_dict
 
 import projects.sam_mtp.models  # noqa: F401 (registration)
 from projects.sam_mtp.models.algorithms import random_token_mask
+from projects.sam_mtp.models.tokenizers import PointTokens
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/: shared helpers
 from helpers.labels import make_collated_batch  # noqa: E402
 
@@ -55,17 +56,19 @@ def test_stage1_loss_matches_brute_force(batch):
     losses = model.loss(batch['inputs'], batch['data_samples'])
     features, tokens = model.extract_feat(batch['inputs'])
     samples = batch['data_samples']
-    terms = []
+    terms, weights = [], []
     for b in range(features.shape[0]):
         for t in range(features.shape[1]):
             r = int(tokens.region_index[b, t])
             if r <= 0:
                 continue
             pred = model.projector(features[b, t])
-            l1 = F.smooth_l1_loss(pred, samples['region_feat'][b, r - 1], beta=1.0)
-            terms.append(l1 * samples['region_weight'][b, r - 1] * samples['num_groups'][b])
+            terms.append(F.smooth_l1_loss(pred, samples['region_feat'][b, r - 1], beta=1.0))
+            weights.append(samples['region_weight'][b, r - 1])
     assert len(terms) == int(losses['target_tokens']) > 0
-    torch.testing.assert_close(losses['loss_distill'], torch.stack(terms).mean())
+    # The default weight_scale='batch_mean': the group-weighted mean of the token losses.
+    terms, weights = torch.stack(terms), torch.stack(weights)
+    torch.testing.assert_close(losses['loss_distill'], (terms * weights).sum() / weights.sum())
 
 
 def test_stage1_train_step_backward_and_predict(batch):
@@ -234,6 +237,123 @@ def test_joint_pretrainer_loss_and_backward(batch):
     model.zero_grad()
     model.loss(batch['inputs'], batch['data_samples'])['loss_token'].backward()
     assert all(p.grad is None for p in model.projector.parameters())
+
+
+def test_joint_pretrainer_mtp_targets_are_stop_gradient(batch, monkeypatch):
+    """The encoder's gradient from L_ins + L_token equals the gradient with the targets taken as constants; a
+    model whose targets keep their graph (no ``.detach()``) gets a different gradient, so this test fails."""
+    torch.manual_seed(0)
+    model = MODELS.build(dict(STAGE1, type='SamMtpJointPretrainer', **MTP_PARTS)).eval()  # no drop-path
+    tokens = model.tokenize(batch['inputs'])
+    _fixed_mask(monkeypatch, random_token_mask(tokens.padding_mask, 0.6, torch.Generator().manual_seed(1)))
+    params = list(model.backbone.parameters())
+
+    def encoder_grad(losses):
+        grads = torch.autograd.grad(losses['loss_ins'] + losses['loss_token'], params, allow_unused=True)
+        return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)])
+
+    got = encoder_grad(model.loss(batch['inputs'], batch['data_samples']))
+    constant_targets = model.backbone(tokens).detach()
+    expected = encoder_grad(model.mtp_losses(tokens, constant_targets))
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+    # The mutation: targets that stay in the graph.
+    live = encoder_grad(model.mtp_losses(tokens, model.backbone(tokens)))
+    assert (live - expected).abs().max() > 1e-4 * expected.abs().max()
+
+
+def _fixed_mask(monkeypatch, mask):
+    """Make the algorithms use ``mask`` (B, M) instead of a random token mask."""
+    from projects.sam_mtp.models.algorithms import masked_token_predictor
+
+    def fixed(padding_mask, mask_ratio, generator=None):
+        assert padding_mask.shape == mask.shape
+        return mask & ~padding_mask
+
+    monkeypatch.setattr(masked_token_predictor, 'random_token_mask', fixed)
+
+
+def _reference_stage2_losses(model, tokens, masked, token_loss_on='masked'):
+    """L_ins and L_token written as loops over samples, from the paper's definitions (§3.5):
+
+    * L_ins: the student encodes only the **visible** real tokens of a sample; their mean feature goes through
+      the instance MLP and is compared (MSE) with the mean of the teacher's features over **all** real tokens;
+      averaged over samples.
+    * L_token: the decoder sees the student's visible features in their slots and the mask token elsewhere
+      (centre embeddings of all tokens); at every **masked** token its output goes through the token head and
+      is compared (MSE over channels) with the teacher's feature of that token; averaged over masked tokens.
+
+    ``token_loss_on='visible'`` is the mutation used to show the test can fail.
+    """
+    ins_terms, token_terms = [], []
+    for b in range(tokens.padding_mask.shape[0]):
+        real = torch.nonzero(~tokens.padding_mask[b]).flatten()
+        if len(real) == 0:
+            continue
+        hidden = masked[b, real]
+        visible = real[~hidden]
+
+        def sub(index):
+            return PointTokens(tokens.neighborhoods[b:b + 1, index], tokens.centers[b:b + 1, index],
+                               torch.zeros(1, len(index), dtype=torch.bool), tokens.region_index[b:b + 1, index],
+                               tokens.point_token[b:b + 1])
+
+        teacher = model.teacher.backbone(sub(real))[0]  # (M_b, C), every real token
+        student = model.backbone(sub(visible))[0]       # (V_b, C), visible tokens only
+        ins_terms.append(F.mse_loss(model.instance_head(student.mean(0)), teacher.mean(0)))
+        decoder = model.decoder
+        slots = decoder.mask_token[0].expand(len(real), -1).clone()
+        slots[~hidden] = decoder.input_proj(student)
+        decoded = decoder.decoder(slots[None], decoder.pos_embed(tokens.centers[b:b + 1, real]),
+                                  torch.zeros(1, len(real), dtype=torch.bool))[0]
+        chosen = hidden if token_loss_on == 'masked' else ~hidden
+        for i in torch.nonzero(chosen).flatten():
+            token_terms.append(F.mse_loss(model.token_head(decoded[i]), teacher[i]))
+    return torch.stack(ins_terms).mean(), torch.stack(token_terms).mean()
+
+
+def test_stage2_losses_match_a_loop_reference(stage1_checkpoint, batch, monkeypatch):
+    path, _ = stage1_checkpoint
+    torch.manual_seed(2)
+    model = MODELS.build(stage2_cfg(path))
+    model.load_teacher(path)
+    model.eval()  # no drop-path: the reference and the module see the same functions
+    tokens = model.tokenize(batch['inputs'])
+    real = ~tokens.padding_mask
+    assert (real.sum(1) >= 4).all()  # both samples have masked and visible tokens
+    masked = random_token_mask(tokens.padding_mask, 0.6, torch.Generator().manual_seed(3))
+    _fixed_mask(monkeypatch, masked)
+    with torch.no_grad():
+        losses = model.loss(batch['inputs'], batch['data_samples'])
+        ref_ins, ref_token = _reference_stage2_losses(model, tokens, masked)
+        wrong_ins, wrong_token = _reference_stage2_losses(model, tokens, masked, token_loss_on='visible')
+    assert int(losses['masked_tokens']) == int(masked.sum())
+    torch.testing.assert_close(losses['loss_ins'], ref_ins, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(losses['loss_token'], ref_token, atol=1e-5, rtol=1e-4)
+    # Mutation check: the same computation on the visible tokens gives another value, so a module that
+    # regressed visible tokens (or pooled the wrong set) would fail the comparison above.
+    assert abs(float(wrong_token) - float(losses['loss_token'])) > 1e-3
+
+
+def test_stage2_loss_decreases_on_a_repeated_batch(stage1_checkpoint, batch, monkeypatch):
+    path, _ = stage1_checkpoint
+    torch.manual_seed(4)
+    model = MODELS.build(stage2_cfg(path))
+    model.load_teacher(path)
+    tokens = model.eval().tokenize(batch['inputs'])
+    _fixed_mask(monkeypatch, random_token_mask(tokens.padding_mask, 0.6, torch.Generator().manual_seed(5)))
+
+    def total():
+        model.eval()
+        with torch.no_grad():
+            losses = model.loss(batch['inputs'], batch['data_samples'])
+        return float(losses['loss_ins'] + losses['loss_token'])
+
+    optim = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=3e-3)))
+    first = total()
+    for _ in range(6):
+        model.train()
+        model.train_step(batch, optim)
+    assert total() < 0.8 * first
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')

@@ -25,6 +25,7 @@ feature_source = dict(
     img_size=518,
     layer_scale_init_value=1e-5,
     short_side=448,  # 968x1296 colour -> 448x602 input -> 32x43 patch grid
+    interpolate_offset=0.1,  # resize the 37x37 position embedding as the official DINOv2 model does
     device='cuda',
     fp16=False)
 

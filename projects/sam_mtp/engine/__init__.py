@@ -1,6 +1,8 @@
 """Runtime glue: safe checkpoint loading and launcher/config checks used by tools/."""
-from .checkpoint import allow_mmengine_checkpoint_types
+from .checkpoint import (CheckpointLoadError, CheckpointNotFoundError, allow_mmengine_checkpoint_types,
+                         install_safe_checkpoint_loading, load_checkpoint_file)
 from .launch import ConfigCheckError, check_dataset_files, explain_registry_error, setup_cpu_distributed
 
-__all__ = ['allow_mmengine_checkpoint_types', 'ConfigCheckError', 'check_dataset_files',
+__all__ = ['allow_mmengine_checkpoint_types', 'install_safe_checkpoint_loading', 'load_checkpoint_file',
+           'CheckpointLoadError', 'CheckpointNotFoundError', 'ConfigCheckError', 'check_dataset_files',
            'explain_registry_error', 'setup_cpu_distributed']

@@ -7,13 +7,44 @@ arrays, numpy scalars in ``meta``), so ``--resume`` and ``tools/test.py CONFIG C
 writes. ``HistoryBuffer`` pickles its statistics methods as ``getattr(HistoryBuffer, 'min')``; allowing the
 real ``builtins.getattr`` would let a crafted file reach any attribute, so it is replaced by a getattr that only
 resolves HistoryBuffer's registered statistics methods.
+
+:func:`install_safe_checkpoint_loading` (called when ``projects.sam_mtp`` is imported) also routes mmengine's
+loading of local files (``load_from``, ``--resume``, ``Pretrained`` init_cfg, our teacher and encoder loaders)
+through :func:`load_checkpoint_file`: a file that cannot be loaded safely raises :class:`CheckpointLoadError`,
+whose message is one line naming the file and why it was refused (empty, truncated, not a checkpoint, or
+holding a type outside the allow-list, named). Nothing in a refused file is run, and the message never repeats
+torch's advice to retry with ``weights_only=False``.
 """
+import os
 import pickle
+import pickletools
+import re
+import zipfile
+from typing import List
 
 import numpy as np
 import torch
 
 _INSTALLED = False
+_SCHEME_INSTALLED = False
+_ZIP_MAGIC = b'PK\x03\x04'
+
+
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint file cannot be loaded safely. ``str(err)`` is one line: ``<path>: <reason>``."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f'{path}: {reason}')
+
+    def with_context(self, what: str, context: str) -> 'CheckpointLoadError':
+        """The same error saying which checkpoint it was (``what``) and what it was given for (``context``)."""
+        return type(self)(self.path, f'cannot read the {what} checkpoint: {self.reason} ({context})')
+
+
+class CheckpointNotFoundError(CheckpointLoadError, FileNotFoundError):
+    """The checkpoint file does not exist (also a FileNotFoundError, as mmengine's loader raises)."""
 
 
 def _numpy_globals():
@@ -60,3 +91,128 @@ def allow_mmengine_checkpoint_types() -> None:
         *_numpy_globals(),
     ])
     _INSTALLED = True
+
+
+def _pickle_globals(data: bytes, limit: int = 64) -> List[str]:
+    """``module.name`` of every class/function a pickle stream refers to, read with ``pickletools`` (which
+    only parses opcodes; nothing is imported or called). Stops quietly at a truncated stream."""
+    found, strings, memo, last_string = [], [], {}, None
+    pos = 0
+    try:
+        while pos < len(data) and len(found) < limit:
+            for op, arg, offset in pickletools.genops(data[pos:]):
+                end = offset
+                pushed_string = None
+                if op.name == 'GLOBAL' or op.name == 'INST':
+                    found.append(arg.replace(' ', '.'))
+                elif op.name == 'STACK_GLOBAL' and len(strings) >= 2:
+                    found.append(f'{strings[-2]}.{strings[-1]}')
+                elif isinstance(arg, str) and ('UNICODE' in op.name or 'STRING' in op.name):
+                    pushed_string = arg
+                elif op.name == 'MEMOIZE' and last_string is not None:
+                    memo[len(memo)] = last_string
+                elif op.name in ('BINPUT', 'LONG_BINPUT', 'PUT') and last_string is not None:
+                    memo[arg] = last_string
+                elif op.name in ('BINGET', 'LONG_BINGET', 'GET') and arg in memo:
+                    pushed_string = memo[arg]
+                if pushed_string is not None:
+                    strings.append(pushed_string)
+                # Memo ops store the top of the stack: remember it while it is the string just pushed.
+                if op.name not in ('MEMOIZE', 'BINPUT', 'LONG_BINPUT', 'PUT'):
+                    last_string = pushed_string
+            pos += end + 1  # several pickles in a row (torch's legacy format)
+    except Exception:  # a truncated or garbled stream ends the scan
+        pass
+    return list(dict.fromkeys(found))
+
+
+def _allowed_global_names() -> set:
+    """Names torch's safe loader accepts (its defaults and the allow-listed types); empty if unavailable."""
+    names = set()
+    try:
+        from torch import _weights_only_unpickler as unpickler
+        names.update(unpickler._get_allowed_globals())
+        names.update(unpickler._get_user_allowed_globals())
+    except Exception:  # private API of torch: naming the types is best effort
+        pass
+    return names
+
+
+def _torch_detail(err: BaseException) -> str:
+    """The informative part of a torch.load error, without torch's advice to switch safe loading off."""
+    text = str(err)
+    match = re.search(r'unsupported GLOBAL ([\w.]+)', text, re.IGNORECASE)
+    if match:
+        return f'unsupported type {match.group(1)}'
+    match = re.search(r'WeightsUnpickler error:\s*(.+)', text, re.DOTALL)
+    if match:
+        text = match.group(1)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line for line in lines if 'weights_only' not in line and 'torch.load' not in line]
+    detail = lines[0] if lines else ''
+    return f'{type(err).__name__}: {detail}' if detail else type(err).__name__
+
+
+def describe_load_failure(path: str, err: BaseException) -> str:
+    """Why ``torch.load(path, weights_only=True)`` failed, in words a user can act on (one line)."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return 'the file is empty (an interrupted save or copy?)'
+    with open(path, 'rb') as f:
+        head = f.read(16)
+    refused = 'refused without running any of it (only tensors, containers, numbers, numpy arrays and ' \
+              "mmengine's logging types are allowed in a checkpoint)"
+    if head.startswith(_ZIP_MAGIC):
+        if not zipfile.is_zipfile(path):
+            return (f'truncated or corrupt PyTorch checkpoint: its zip archive is incomplete ({size} bytes; an '
+                    f'interrupted save or copy?)')
+        unsafe: List[str] = []
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # naming the types is best effort
+            pass
+        if unsafe:
+            return f'holds {", ".join(unsafe[:3])}, a type outside the allow-list of checkpoint contents; {refused}'
+        if re.search(r'zip archive|central directory|CRC|corrupt', str(err), re.IGNORECASE):
+            return f'truncated or corrupt PyTorch checkpoint ({_torch_detail(err)})'
+        return f'cannot be loaded safely ({_torch_detail(err)}); {refused}'
+    if head[:1] == b'\x80':  # a pickle (protocol >= 2), torch's legacy format or a plain pickle
+        with open(path, 'rb') as f:
+            names = _pickle_globals(f.read())
+        allowed = _allowed_global_names()
+        unsafe = [n for n in names if n not in allowed]
+        if unsafe:
+            return f'holds {", ".join(unsafe[:3])}, a type outside the allow-list of checkpoint contents; {refused}'
+        if isinstance(err, (EOFError, pickle.UnpicklingError)) and re.search(
+                r'truncated|ran out of input|EOF', f'{type(err).__name__} {err}', re.IGNORECASE):
+            return 'truncated pickle: the file ends before the checkpoint does (an interrupted save or copy?)'
+        return f'a pickle that is not a loadable PyTorch checkpoint ({_torch_detail(err)}); {refused}'
+    return f'not a PyTorch checkpoint: neither a zip archive nor a pickle (it starts with {head!r})'
+
+
+def load_checkpoint_file(path: str, map_location=None):
+    """``torch.load(path, weights_only=True)`` with mmengine's types allowed; any failure becomes a
+    CheckpointLoadError naming the file and the reason (:func:`describe_load_failure`)."""
+    path = os.path.expanduser(path)
+    if not os.path.isfile(path):
+        raise CheckpointNotFoundError(path, 'checkpoint file does not exist')
+    allow_mmengine_checkpoint_types()
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # classified below; torch's own text suggests unpickling unsafely
+        reason = describe_load_failure(path, err)
+    raise CheckpointLoadError(path, reason)
+
+
+def install_safe_checkpoint_loading() -> None:
+    """Allow-list mmengine's checkpoint types and make mmengine load local checkpoint files with
+    :func:`load_checkpoint_file`. Idempotent; called when ``projects.sam_mtp`` is imported."""
+    global _SCHEME_INSTALLED
+    allow_mmengine_checkpoint_types()
+    if _SCHEME_INSTALLED:
+        return
+    from mmengine.runner.checkpoint import CheckpointLoader
+    # The scheme of local paths; replaces mmengine's load_from_local (a bare torch.load).
+    CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
+    _SCHEME_INSTALLED = True
+

@@ -160,10 +160,12 @@ def load_tool_config(args) -> Config:
 
 
 def run_tool(config_path: str, body):
-    """Run a tool's body; config problems end the process with one readable line instead of a traceback."""
+    """Run a tool's body; config problems and checkpoint files that cannot be loaded safely end the process
+    with one readable line instead of a traceback."""
+    from .checkpoint import CheckpointLoadError
     try:
         return body()
-    except ConfigCheckError as err:
+    except (ConfigCheckError, CheckpointLoadError) as err:
         sys.exit(f'error: {err}')
     except KeyError as err:
         explained = explain_registry_error(err, config_path)

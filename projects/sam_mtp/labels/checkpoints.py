@@ -1,10 +1,10 @@
 """Strict checkpoint loading for the offline label models, with errors that name the file and the keys."""
 import os
-import pickle
 from typing import Dict, Sequence
 
 import torch
-from mmengine.logging import print_log
+
+from ..engine.checkpoint import CheckpointLoadError, load_checkpoint_file
 
 
 class CheckpointMismatchError(ValueError):
@@ -27,18 +27,11 @@ def read_state_dict(path: str, what: str, strip_prefixes: Sequence[str] = ('modu
     """
     require_checkpoint(path, what)
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:
-        if not (isinstance(err, pickle.UnpicklingError) and 'Weights only load failed' in str(err)):
-            raise CheckpointMismatchError(f'{path}: cannot read {what} checkpoint ({type(err).__name__}: '
-                                          f'{str(err).splitlines()[0] if str(err) else ""})') from err
-        # mmengine training checkpoints pickle non-tensor objects (message hubs); only load files you trust.
-        print_log(f'{path}: not loadable with weights_only=True, loading it as a full pickle', logger='current')
-        try:
-            ckpt = torch.load(path, map_location='cpu', weights_only=False)
-        except Exception as err2:
-            raise CheckpointMismatchError(f'{path}: cannot read {what} checkpoint ({type(err2).__name__}: '
-                                          f'{err2})') from err2
+        # Safe loading only (tensors, containers, mmengine's checkpoint types): a label model's weights never
+        # need more, and a crafted file must not run code.
+        ckpt = load_checkpoint_file(path, map_location='cpu')
+    except CheckpointLoadError as err:
+        raise CheckpointMismatchError(f'{path}: cannot read the {what} checkpoint: {err.reason}') from None
     if isinstance(ckpt, dict):
         for key in ('state_dict', 'model'):
             if key in ckpt and isinstance(ckpt[key], dict):

@@ -8,13 +8,21 @@ multiples of the patch size; the grid therefore covers exactly the field of view
 
 Models are mmpretrain ``VisionTransformer`` backbones. DINOv2 settings follow mmpretrain's
 ``configs/dinov2/vit-base-p14_dinov2-pre_headless.py``: arch ``base``, patch 14, ``img_size=518`` (the
-checkpoint's 37x37 position embedding, interpolated by mmpretrain for other sizes), layer scale 1e-5,
-final norm, ImageNet mean/std on RGB.
+checkpoint's 37x37 position embedding), layer scale 1e-5, final norm, ImageNet mean/std on RGB.
+
+Position embedding at other input sizes: frames run at e.g. 448x602 (a 32x43 patch grid), so the 37x37 grid is
+resized. mmpretrain resizes it to the exact target grid; the official DINOv2 model
+(``DinoVisionTransformer.interpolate_pos_encoding`` in facebookresearch/dinov2) calls bicubic
+``F.interpolate`` with the *scale factor* ``(target + 0.1) / 37`` instead, which samples the grid at slightly
+different positions (with a random-weight ViT-B the patch features differ by up to 0.69). Our forward
+(:meth:`ViTFeatureSource.patch_features`) runs mmpretrain's modules with the official interpolation, so the
+features equal the official model's at every input size (``tests/labels/test_dinov2_parity.py``).
 """
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmdet3d.registry import MODELS
 
 from .checkpoints import load_state_dict_strict, require_checkpoint
@@ -34,6 +42,36 @@ def patch_aligned_size(height: int, width: int, short_side: int, patch_size: int
     return (short, fit(width)) if height <= width else (fit(height), short)
 
 
+def interpolate_pos_embed(pos_embed: torch.Tensor, src_grid: Tuple[int, int], dst_grid: Tuple[int, int],
+                          offset: float = 0.1, num_extra_tokens: int = 1) -> torch.Tensor:
+    """Resize a ViT position embedding (1, extra + h*w, C) from ``src_grid`` to ``dst_grid`` the way the
+    official DINOv2 model does.
+
+    Bicubic, no antialiasing, no corner alignment. With ``offset > 0`` the interpolation is driven by the scale
+    factor ``(dst + offset) / src`` per axis (DINOv2's default 0.1, kept there for compatibility with its
+    trained weights); the output size is still ``dst`` because the size is rounded down. ``offset=0`` gives an
+    exact-size resize (mmpretrain's ``resize_pos_embed``). The embedding is returned unchanged when the grids
+    are equal. Computed in float32, returned in the input dtype.
+    """
+    src_grid, dst_grid = tuple(src_grid), tuple(dst_grid)
+    if src_grid == dst_grid:
+        return pos_embed
+    extra, grid = pos_embed[:, :num_extra_tokens], pos_embed[:, num_extra_tokens:]
+    dims = grid.shape[-1]
+    if grid.shape[1] != src_grid[0] * src_grid[1]:
+        raise ValueError(f'position embedding has {grid.shape[1]} grid tokens, not {src_grid[0]}x{src_grid[1]}')
+    grid = grid.float().reshape(1, src_grid[0], src_grid[1], dims).permute(0, 3, 1, 2)
+    if offset:
+        scale = tuple((d + offset) / s for d, s in zip(dst_grid, src_grid))
+        grid = F.interpolate(grid, scale_factor=scale, mode='bicubic', align_corners=False)
+    else:
+        grid = F.interpolate(grid, size=dst_grid, mode='bicubic', align_corners=False)
+    if tuple(grid.shape[-2:]) != dst_grid:  # cannot happen for offset in [0, 1); a guard, not a fallback
+        raise RuntimeError(f'position embedding resized to {tuple(grid.shape[-2:])} instead of {dst_grid}')
+    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, dims)
+    return torch.cat([extra.float(), grid], dim=1).to(pos_embed.dtype)
+
+
 class ViTFeatureSource:
     """Shared machinery: an mmpretrain VisionTransformer returning its last patch-token map.
 
@@ -45,16 +83,21 @@ class ViTFeatureSource:
         short_side: short side of the network input in pixels (rounded to the patch size).
         device: torch device; ``cuda`` becomes ``cuda:$LOCAL_RANK`` under a distributed launcher.
         fp16: run the ViT under CUDA autocast (features are stored as float16 anyway).
+        interpolate_offset: position-embedding resize of the official DINOv2 model (see
+            :func:`interpolate_pos_embed`); 0.1 as in DINOv2, 0 for mmpretrain's exact-size resize.
     """
 
     def __init__(self, arch: Union[str, dict] = 'base', patch_size: int = 14, img_size: int = 518,
                  layer_scale_init_value: float = 1e-5, short_side: int = 448, device: str = 'cuda',
-                 fp16: bool = False):
+                 fp16: bool = False, interpolate_offset: float = 0.1):
         from mmpretrain.models import VisionTransformer
+        if not 0 <= interpolate_offset < 1:
+            raise ValueError(f'interpolate_offset must be in [0, 1), got {interpolate_offset}')
         self.device = resolve_device(device)
         self.patch_size = patch_size
         self.short_side = short_side
         self.fp16 = fp16
+        self.interpolate_offset = interpolate_offset
         self.model = VisionTransformer(
             arch=arch, img_size=img_size, patch_size=patch_size, layer_scale_init_value=layer_scale_init_value,
             out_type='featmap', final_norm=True, out_indices=-1)
@@ -70,6 +113,28 @@ class ViTFeatureSource:
     def input_size(self, height: int, width: int):
         return patch_aligned_size(height, width, self.short_side, self.patch_size)
 
+    def patch_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised images (H, W multiples of the patch size) -> (B, C, H/p, W/p) patch tokens
+        of the last layer after the final LayerNorm.
+
+        mmpretrain's modules in the order of its forward, with the position embedding resized as the official
+        DINOv2 model does (mmpretrain's own forward resizes it to the exact grid instead).
+        """
+        model = self.model
+        if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
+            raise ValueError(f'input size {tuple(x.shape[-2:])} is not a multiple of the patch size '
+                             f'{self.patch_size}')
+        tokens, grid = model.patch_embed(x)
+        tokens = torch.cat([model.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        tokens = tokens + interpolate_pos_embed(model.pos_embed, model.patch_resolution, grid,
+                                                self.interpolate_offset, model.num_extra_tokens)
+        tokens = model.pre_norm(model.drop_after_pos(tokens))
+        for layer in model.layers:
+            tokens = layer(tokens)
+        tokens = model.ln1(tokens)  # final_norm=True
+        patches = tokens[:, model.num_extra_tokens:]
+        return patches.reshape(tokens.shape[0], grid[0], grid[1], -1).permute(0, 3, 1, 2)
+
     @torch.no_grad()
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         import cv2
@@ -81,7 +146,7 @@ class ViTFeatureSource:
         x = torch.from_numpy(resized).to(self.device).permute(2, 0, 1).float()
         x = ((x - self._mean) / self._std)[None]
         with torch.autocast(self.device.type, enabled=self.fp16 and self.device.type == 'cuda'):
-            feats = self.model(x)[-1]
+            feats = self.patch_features(x)
         return feats[0].float()
 
 
@@ -98,9 +163,10 @@ class DINOv2FeatureSource(ViTFeatureSource):
 
     def __init__(self, checkpoint: str, arch: Union[str, dict] = 'base', patch_size: int = 14, img_size: int = 518,
                  layer_scale_init_value: float = 1e-5, short_side: int = 448, device: str = 'cuda',
-                 fp16: bool = False):
+                 fp16: bool = False, interpolate_offset: float = 0.1):
         require_checkpoint(checkpoint, 'DINOv2 ViT')
-        super().__init__(arch, patch_size, img_size, layer_scale_init_value, short_side, device, fp16)
+        super().__init__(arch, patch_size, img_size, layer_scale_init_value, short_side, device, fp16,
+                         interpolate_offset)
         load_state_dict_strict(self.model, checkpoint, 'DINOv2 ViT', strip_prefixes=('module.', 'backbone.'))
         self._finish()
 
@@ -115,11 +181,12 @@ class RandomViTFeatureSource(ViTFeatureSource):
 
     def __init__(self, arch: Optional[dict] = None, patch_size: int = 14, img_size: int = 224,
                  layer_scale_init_value: float = 1e-5, short_side: int = 224, device: str = 'cpu',
-                 fp16: bool = False, seed: int = 0):
+                 fp16: bool = False, seed: int = 0, interpolate_offset: float = 0.1):
         arch = arch or dict(embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            super().__init__(arch, patch_size, img_size, layer_scale_init_value, short_side, device, fp16)
+            super().__init__(arch, patch_size, img_size, layer_scale_init_value, short_side, device, fp16,
+                             interpolate_offset)
             # Linear/conv layers are randomly initialised at construction; the position embedding and class
             # token start at zero, so draw them too (mmengine's init_weights would log every parameter).
             torch.nn.init.trunc_normal_(self.model.pos_embed, std=0.02)

@@ -46,16 +46,21 @@ class LabelFormatError(ValueError):
 def group_weights(counts: Sequence[int]) -> np.ndarray:
     """Group-balanced weights of the paper (SAM-MTP §3.4) from the number of regions in each group.
 
-    k_i = (n_i - n_min) / n_max,  tau_i = 1 - k_i,  w_i = tau_i / sum_j tau_j.
-    Empty groups are kept in the formula as written (n_min may be 0).
+    k_i = (n_i - n_min) / n_max,  tau_i = 1 - k_i,  w_i = tau_i / sum_j tau_j,  over the non-empty groups:
+    n_min and n_max are taken over groups with n_i > 0, so the largest group keeps tau = n_min / n_max > 0
+    (with n_min = 0 from an empty group it would get weight exactly 0, and every group would move up by one
+    step). An empty group (K-means can leave a cluster empty on the full split, and centroids reused from
+    another split may attract no region) gets w = 0 and is left out of the normalisation; no region carries
+    its id, so its weight is never used.
     """
     n = np.asarray(counts, dtype=np.float64)
     if n.ndim != 1 or n.size == 0:
         raise ValueError(f'group counts must be a non-empty 1-D sequence, got shape {n.shape}')
     if (n < 0).any() or n.max() <= 0:
         raise ValueError(f'group counts must be >= 0 with at least one non-empty group, got {n.tolist()}')
-    k = (n - n.min()) / n.max()
-    tau = 1.0 - k
+    filled = n > 0
+    k = (n - n[filled].min()) / n.max()
+    tau = np.where(filled, 1.0 - k, 0.0)
     return tau / tau.sum()
 
 

@@ -8,16 +8,28 @@ Two per-scene layouts are accepted (detected per scene):
     <frames_root>/<scene>/intrinsic/intrinsic_color.txt, intrinsic_depth.txt  (4x4 or 3x3)
                                    extrinsic_color.txt, extrinsic_depth.txt  (4x4, optional: identity)
 
-``flat`` (mmdet3d's ``posed_images`` export)::
+``flat`` (all files of a frame side by side, e.g. from your own exporter)::
 
-    <frames_root>/<scene>/<id:05d>.jpg, <id:05d>.png, <id:05d>.txt, intrinsic.txt
+    <frames_root>/<scene>/<id>.jpg, <id>.png (uint16 depth), <id>.txt (pose), intrinsic.txt (colour)
 
 The flat layout stores only the colour intrinsics; the depth intrinsics are then the colour intrinsics scaled
 to the depth image size (the two cameras are assumed registered, which holds for ScanNet's exports).
 
-Frame ids are the integer file stems (ScanNet's frame index). A ``frame_stride`` keeps the frames whose id is a
-multiple of it, so a folder exported every 25th frame gives the same frames for stride 1, 5 or 25.
+mmdet3d's ``data/scannet/extract_posed_images.py`` writes a folder that looks like the flat layout but cannot be
+used: it exports colour, poses and ``intrinsic.txt`` but **no depth**, and it keeps a random subset of 300
+frames per scene renamed ``00000``..``00299`` (their index in the subset, not ScanNet's frame id, so a frame
+stride would select arbitrary frames). A scene folder with colour frames and not a single depth image is
+refused when the frames are listed, with a message that says to export with ``tools/export_scannet_frames.py``.
+
+Frame ids are the integer file stems (ScanNet's frame index in the export layout). A ``frame_stride`` keeps the
+frames whose id is a multiple of it, so a folder exported every 25th frame gives the same frames for stride 1,
+5 or 25.
+
+Depth units: ``tools/export_scannet_frames.py`` records the recording's ``depth_shift`` (raw units per metre) in
+each scene's ``.export_done`` marker; :func:`check_depth_scale` refuses a ``depth_scale`` that disagrees.
 """
+import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -25,6 +37,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+# Name of the done-marker tools/export_scannet_frames.py writes last into each scene folder (labels/sens.py).
+EXPORT_DONE_MARKER = '.export_done'
 FAILURE_KINDS = ('missing_file', 'corrupt_image', 'missing_pose', 'invalid_pose', 'invalid_depth', 'no_mask',
                  'error')
 # Failure kinds that mean "this frame has no usable data" rather than "something went wrong": counted and
@@ -166,6 +180,12 @@ def list_scene_frames(scene_dir: str, frame_stride: int = 25, scene: Optional[st
         else:
             paths = tuple(os.path.join(scene_dir, f'{stem}{ext}') for ext in ('.jpg', '.png', '.txt'))
         records.append(FrameRecord(scene, fid, scene_dir, layout, *paths))
+    if layout == 'flat' and stems and not any(n.lower().endswith('.png') for n in os.listdir(scene_dir)):
+        raise ValueError(
+            f'{scene_dir}: flat frame folder without depth images (colour .jpg, pose .txt and intrinsic.txt '
+            f'only). This is what mmdet3d\'s extract_posed_images.py writes: it exports no depth and renames a '
+            f'random subset of 300 frames 00000..00299 instead of keeping ScanNet frame ids. SAM-MTP labels '
+            f'need depth: export the frames from the .sens files with tools/export_scannet_frames.py')
     return records
 
 
@@ -190,6 +210,39 @@ def list_frames(frames_root: str, scenes: Optional[Sequence[str]] = None, frame_
     for scene in sorted(scenes):
         records.extend(list_scene_frames(os.path.join(frames_root, scene), frame_stride, scene))
     return records
+
+
+def read_export_marker(scene_dir: str) -> Optional[dict]:
+    """The JSON summary ``tools/export_scannet_frames.py`` writes last into a scene folder (``.export_done``), or
+    None when the folder has none (frames from another exporter)."""
+    path = os.path.join(scene_dir, EXPORT_DONE_MARKER)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            marker = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f'{path}: cannot read the export marker ({err}); delete the scene folder and export it '
+                         f'again') from err
+    if not isinstance(marker, dict):
+        raise ValueError(f'{path}: export marker is not a JSON object; delete the scene folder and export it again')
+    return marker
+
+
+def check_depth_scale(records: Sequence[FrameRecord], depth_scale: float) -> None:
+    """Refuse ``depth_scale`` (raw depth units per metre) when a scene's export marker records another
+    ``depth_shift`` for its recording: every point would be scaled wrongly. Scenes without a marker (other
+    exporters, synthetic data) are not checked. Reads one small file per scene."""
+    for scene_dir in sorted({r.scene_dir for r in records}):
+        marker = read_export_marker(scene_dir)
+        shift = None if marker is None else marker.get('depth_shift')
+        if shift is None:
+            continue
+        if not math.isclose(float(shift), float(depth_scale), rel_tol=1e-6):
+            raise ValueError(
+                f'{os.path.join(scene_dir, EXPORT_DONE_MARKER)}: the recording stores depth in units of 1/{shift:g} '
+                f'm (depth_shift {shift:g}) but label_cfg.depth_scale is {depth_scale:g}; set '
+                f'label_cfg.depth_scale={shift:g} (e.g. --cfg-options label_cfg.depth_scale={shift:g})')
 
 
 _camera_cache: Dict[str, SceneCameras] = {}

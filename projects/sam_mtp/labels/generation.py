@@ -30,7 +30,7 @@ from mmengine.logging import print_log
 from .fileio import atomic_save_npy, atomic_write_bytes
 from .fileio import worker_start_method as _start_method
 from .format import LabelFormatError, group_weights, load_frame_labels, save_frame_labels, save_label_info
-from .frames import SKIP_KINDS, FrameData, FrameError, FrameRecord, load_frame, scene_axis_align
+from .frames import SKIP_KINDS, FrameData, FrameError, FrameRecord, check_depth_scale, load_frame, scene_axis_align
 from .geometry import frame_points, frame_seed
 from .grouping import KeyedSample, assign_groups, frame_sample_keys, spherical_kmeans
 from .pooling import pool_region_features
@@ -280,6 +280,7 @@ class LabelGenerator:
         ``fail_after`` (tests): raise after that many frames were written, like a killed job.
         """
         index, total = shard
+        check_depth_scale(records, self.cfg['depth_scale'])  # before any frame: a wrong scale spoils every one
         mine = select_shard(records, index, total)
         todo = [r for r in mine if not self.is_done(r)]
         print_log(f'shard {index}/{total} of split {split!r}: {len(mine)} frames, {len(mine) - len(todo)} '
@@ -522,7 +523,8 @@ def merge_split(out_dir: str, records: Sequence[FrameRecord], split: str, label_
     atomic_save_npy(paths.centroids(split), centroids.astype(np.float32))
     groups = dict(num_groups=k, feature_dim=feature_dim, group_counts=counts.tolist(),
                   group_weights=weights.tolist(), centroids=os.path.basename(paths.centroids(split)),
-                  weight_formula='SAM-MTP: w = tau / sum(tau), tau = 1 - (n - n_min) / n_max', **how)
+                  weight_formula='SAM-MTP: w = tau / sum(tau), tau = 1 - (n - n_min) / n_max over non-empty '
+                  'groups; empty groups w = 0', **how)
     atomic_write_bytes(paths.groups(split), json.dumps(groups, indent=1).encode())
     metainfo = dict(
         dataset=cfg['dataset_name'], split=split, num_groups=k, feature_dim=feature_dim,

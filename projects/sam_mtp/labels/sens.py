@@ -34,11 +34,11 @@ from typing import BinaryIO, Iterator, Optional, Sequence
 import numpy as np
 
 from .fileio import atomic_write_bytes
+from .frames import EXPORT_DONE_MARKER
 
 SENS_VERSION = 4
 COLOR_COMPRESSION = {-1: 'unknown', 0: 'raw', 1: 'png', 2: 'jpeg'}
 DEPTH_COMPRESSION = {-1: 'unknown', 0: 'raw_ushort', 1: 'zlib_ushort', 2: 'occi_ushort'}
-EXPORT_DONE_MARKER = '.export_done'
 
 _HEAD_TAIL = struct.Struct('<ii4IfQ')  # compressions, 4 sizes, depth shift, frame count
 _FRAME_HEAD = struct.Struct('<16f4Q')   # pose, timestamps, payload sizes

@@ -210,13 +210,15 @@ def load_frozen_state(module: nn.Module, checkpoint: str, owner: str, max_listed
     """
     from mmengine.runner import CheckpointLoader
 
-    from projects.sam_mtp.engine.checkpoint import allow_mmengine_checkpoint_types
+    from projects.sam_mtp.engine.checkpoint import CheckpointLoadError, install_safe_checkpoint_loading
 
     if '://' not in checkpoint and not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'{checkpoint}: teacher checkpoint does not exist ({owner})')
-    allow_mmengine_checkpoint_types()
+    install_safe_checkpoint_loading()
     try:
         loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    except CheckpointLoadError as err:  # one line naming the file and why it was refused
+        raise err.with_context('teacher', f'teacher_checkpoint of {owner}') from None
     except Exception as err:
         raise RuntimeError(f'{checkpoint}: cannot read the teacher checkpoint ({type(err).__name__}: {err})') \
             from err

@@ -101,13 +101,15 @@ def load_encoder_state(encoder: nn.Module, checkpoint: str, prefix: str = 'backb
     """
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    from projects.sam_mtp.engine import allow_mmengine_checkpoint_types
+    from projects.sam_mtp.engine import CheckpointLoadError, install_safe_checkpoint_loading
 
     if '://' not in checkpoint and not os.path.isfile(checkpoint):
         raise FileNotFoundError(f'{checkpoint}: pretrained checkpoint does not exist ({owner} init_cfg)')
-    allow_mmengine_checkpoint_types()
+    install_safe_checkpoint_loading()
     try:
         loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
+    except CheckpointLoadError as err:  # one line naming the file and why it was refused
+        raise err.with_context('pretrained', f'{owner} init_cfg') from None
     except Exception as err:  # a corrupt or foreign file: say which one
         raise RuntimeError(f'{checkpoint}: cannot read the pretrained checkpoint ({type(err).__name__}: {err})') \
             from err

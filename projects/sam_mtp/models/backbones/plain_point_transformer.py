@@ -8,7 +8,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from ..tokenizers.point_tokens import PointTokens
-from .transformer_layers import CenterPositionEmbedding, MiniPointNet, TransformerStack
+from .transformer_layers import CenterPositionEmbedding, MiniPointNet, TransformerStack, init_trunc_normal_
 
 
 @dataclass
@@ -66,9 +66,11 @@ class PlainPointTransformer(BaseModule):
         pointnet_channels (Sequence[int]): hidden sizes of the mini-PointNet. Default (128, 256, 512).
         pos_hidden_dims (int): hidden size of the centre embedding MLP. Default 128.
         pos_every_block (bool): add the centre embedding before every block (True) or once. Default True.
+        qkv_bias (bool): bias of the attention's qkv projection. Default False (Bridge3D).
         norm_cfg (dict): norm of the mini-PointNet. Default BN1d.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` to
-            load the encoder of a stage-1/stage-2 checkpoint.
+            load the encoder of a stage-1/stage-2 checkpoint. Without it the weights are initialised as
+            Bridge3D's encoder (:func:`.transformer_layers.init_trunc_normal_`) when the module is built.
     """
 
     def __init__(self,
@@ -80,6 +82,7 @@ class PlainPointTransformer(BaseModule):
                  pointnet_channels: Sequence[int] = (128, 256, 512),
                  pos_hidden_dims: int = 128,
                  pos_every_block: bool = True,
+                 qkv_bias: bool = False,
                  norm_cfg: dict = dict(type='BN1d'),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -87,7 +90,8 @@ class PlainPointTransformer(BaseModule):
         self.token_embed = MiniPointNet(embed_dims, pointnet_channels, norm_cfg)
         self.pos_embed = CenterPositionEmbedding(embed_dims, pos_hidden_dims)
         self.encoder = TransformerStack(embed_dims, num_layers, num_heads, mlp_ratio, drop_path_rate,
-                                        pos_every_block=pos_every_block)
+                                        pos_every_block=pos_every_block, qkv_bias=qkv_bias)
+        init_trunc_normal_(self)
 
     def embed_tokens(self, neighborhoods: Tensor, padding_mask: Tensor) -> Tensor:
         """(B, M, S, 3) -> (B, M, C) mini-PointNet embeddings; only real tokens are computed."""

@@ -1,6 +1,11 @@
 """Building blocks of the plain point transformer, shared by the encoder and the stage-2 decoder.
 
 Every block takes a key-padding mask (True = padded token); a padded token never changes a real token.
+
+Details follow Bridge3D's ``Pretrain/models/transformer.py`` (a Point-MAE fork): attention without a qkv bias
+(``Attention``/``Block``/``TransformerEncoder``/``TransformerDecoder`` default ``qkv_bias=False``, never
+overridden by ``ReCon.py``), pre-norm blocks with MLP ratio 2, stochastic depth linearly spaced over the blocks,
+and the two initialisations below. docs/pretraining.md lists the lines read.
 """
 from typing import Optional, Sequence
 
@@ -23,10 +28,37 @@ def build_attention_mask(padding_mask: Tensor) -> Tensor:
     return ((~padding_mask)[:, None, None, :] | eye[None, None]).contiguous()
 
 
+def init_trunc_normal_(module: nn.Module, std: float = 0.02) -> None:
+    """Bridge3D's encoder initialisation (``MaskTransformer._init_weights``, as Point-MAE): weights of every
+    Linear and Conv1d ~ trunc-normal(0, ``std``), biases 0, LayerNorm weight 1 and bias 0; BatchNorm keeps
+    PyTorch's defaults."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d)):
+            nn.init.trunc_normal_(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def init_xavier_uniform_(module: nn.Module) -> None:
+    """Bridge3D's decoder initialisation (``TransformerDecoder._init_weights``, as Point-MAE): Linear weights
+    xavier-uniform, biases 0, LayerNorm weight 1 and bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class TokenSelfAttention(nn.Module):
     """Multi-head self-attention over tokens with a boolean attention mask."""
 
-    def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.,
+    def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool = False, attn_drop: float = 0.,
                  proj_drop: float = 0.):
         super().__init__()
         if embed_dims % num_heads:
@@ -50,7 +82,7 @@ class TransformerBlock(nn.Module):
     """Pre-norm transformer block: x + DropPath(Attn(LN(x))), then x + DropPath(MLP(LN(x)))."""
 
     def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 2., drop_path: float = 0.,
-                 drop: float = 0., attn_drop: float = 0., qkv_bias: bool = True):
+                 drop: float = 0., attn_drop: float = 0., qkv_bias: bool = False):
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims)
         self.attn = TokenSelfAttention(embed_dims, num_heads, qkv_bias, attn_drop, drop)
@@ -72,14 +104,16 @@ class TransformerStack(nn.Module):
     Args:
         pos_every_block (bool): add ``pos`` before every block (pretraining, Bridge3D) or once at the input
             (Bridge3D's 3DETR fine-tuning encoder).
+        qkv_bias (bool): bias of the attention's qkv projection (Bridge3D: none).
     """
 
     def __init__(self, embed_dims: int, num_layers: int, num_heads: int, mlp_ratio: float = 2.,
-                 drop_path_rate: float = 0., pos_every_block: bool = True, final_norm: bool = True):
+                 drop_path_rate: float = 0., pos_every_block: bool = True, final_norm: bool = True,
+                 qkv_bias: bool = False):
         super().__init__()
         rates = torch.linspace(0, drop_path_rate, num_layers).tolist() if num_layers else []
         self.blocks = nn.ModuleList(
-            [TransformerBlock(embed_dims, num_heads, mlp_ratio, drop_path=r) for r in rates])
+            [TransformerBlock(embed_dims, num_heads, mlp_ratio, drop_path=r, qkv_bias=qkv_bias) for r in rates])
         self.pos_every_block = pos_every_block
         self.norm = nn.LayerNorm(embed_dims) if final_norm else nn.Identity()
 
