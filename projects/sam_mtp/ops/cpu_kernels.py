@@ -35,10 +35,12 @@ from ._utils import compute_dtype
 ENV_VAR = 'SAM_MTP_CPU_POINT_OPS'
 _BACKENDS = ('numba', 'torch')
 
-# kd-tree leaf sizes, tuned with benchmarks/bench_point_ops.py (20k-100k
-# points): FPS scans its bucket list every step, so fewer, larger buckets
-# than the queries' leaves; three_nn searches small trees for k = 3.
+# kd-tree leaf sizes and FPS bucket groups, tuned with
+# benchmarks/bench_point_ops.py (20k-100k points): FPS scans its bucket list
+# every step, so fewer, larger buckets than the queries' leaves, tested 8 at a
+# time; three_nn searches small trees for k = 3.
 FPS_LEAF_SIZE = 64
+FPS_GROUP_SIZE = 8
 QUERY_LEAF_SIZE = 32
 THREE_NN_LEAF_SIZE = 16
 # Fewer queries than this per thread are not worth a task of their own.
@@ -206,7 +208,8 @@ def furthest_point_sample(points_xyz: Tensor, num_points: int,
     def sample(b):
         tree = numba_kernels.build_tree(coords[b], FPS_LEAF_SIZE, False)
         numba_kernels.furthest_point_sample(coords[b], tree, num_points,
-                                            scan_rank, initial, out[b])
+                                            scan_rank, initial,
+                                            FPS_GROUP_SIZE, out[b])
 
     _run([functools.partial(sample, b) for b in range(batch)])
     return output

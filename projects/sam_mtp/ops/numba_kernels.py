@@ -215,89 +215,145 @@ def build_tree(xyz, leaf_size, sort_leaves):
 
 # ------------------------------------------------------------------- FPS
 @_jit
-def furthest_point_sample(xyz, tree, num_samples, scan_rank, initial, out):
+def _leaves_in_order(node):
+    """Leaf node ids in tree-position order (a depth-first walk), so that
+    consecutive leaves are spatial neighbours."""
+    num_leaves = 0
+    for current in range(node.shape[0]):
+        if node[current, _CHILD] < 0:
+            num_leaves += 1
+    leaves = np.empty(num_leaves, dtype=np.int64)
+    stack = np.empty(_STACK_SIZE, dtype=np.int64)
+    stack[0] = 0
+    depth, count = 1, 0
+    while depth > 0:
+        depth -= 1
+        current = stack[depth]
+        first = node[current, _CHILD]
+        if first < 0:
+            leaves[count] = current
+            count += 1
+        else:
+            stack[depth], stack[depth + 1] = first + 1, first
+            depth += 2
+    return leaves
+
+
+@_jit
+def _bucket_bounds(box, x, y, z, zero, first, stop, bound):
+    """_box_bound of boxes ``first:stop`` (rows of a (6, n) array) into
+    ``bound``, written out for the vectoriser (max() picks the same operand
+    as _gap)."""
+    for b in range(first, stop):
+        gx = max(max(box[0, b] - x, x - box[3, b]), zero)
+        gy = max(max(box[1, b] - y, y - box[4, b]), zero)
+        gz = max(max(box[2, b] - z, z - box[5, b]), zero)
+        bound[b] = gx * gx + gy * gy + gz * gz
+
+
+@_jit
+def furthest_point_sample(xyz, tree, num_samples, scan_rank, initial,
+                          group_size, out):
     """Exact D-FPS of one (N >= 1, 3) cloud into ``out`` (``num_samples``
-    int32), ``tree`` being its kd-tree (leaves in any order).
+    int32), ``tree`` being its kd-tree.
 
     The choice at every step is the point with the largest running minimum
     squared distance to the chosen set, ties going to the lowest
     ``scan_rank`` (the CUDA kernel's reduction order), starting at index 0
     with every running distance at ``initial``: mmcv's rule exactly.
 
-    The bucket method of QuickFPS (Han et al., 2023) in its flat ("kd-line")
-    form: the points sit in the kd-tree's leaves ("buckets"), each bucket
-    keeps its best point, and after a new point is chosen only buckets whose
-    box is closer to it than their best distance can change and are
-    refreshed. Scanning the bucket list is branch-free and beats a tree
-    traversal at these bucket counts.
+    The bucket method of QuickFPS (Han et al., 2023): the points sit in the
+    kd-tree's leaves ("buckets"), each bucket keeps its best point, and after
+    a new point is chosen only buckets whose box is closer to it than their
+    best distance can change and are refreshed. Buckets are scanned as a
+    flat list ("kd-line"), in groups of ``group_size`` consecutive (nearby)
+    buckets with their own box and best, so that a far group costs one test.
     """
     perm, coords, box, node = tree
     num = perm.shape[0]
-    num_buckets = 0
-    for current in range(node.shape[0]):
-        if node[current, _CHILD] < 0:
-            num_buckets += 1
-    # Bucket boxes per axis bound (contiguous for the scan) and ranges.
-    bucket_box = np.empty((6, num_buckets), dtype=coords.dtype)
+    dtype = coords.dtype
+    leaves = _leaves_in_order(node)
+    num_buckets = leaves.shape[0]
+    num_groups = (num_buckets + group_size - 1) // group_size
+    bucket_box = np.empty((6, num_buckets), dtype=dtype)
+    group_box = np.empty((6, num_groups), dtype=dtype)
     bucket_range = np.empty((2, num_buckets), dtype=np.int64)
-    best_dist = np.empty(num_buckets, dtype=coords.dtype)
+    best_dist = np.empty(num_buckets, dtype=dtype)
     best_rank = np.empty(num_buckets, dtype=np.int64)
+    group_dist = np.empty(num_groups, dtype=dtype)
+    group_rank = np.empty(num_groups, dtype=np.int64)
     rank = np.empty(num, dtype=np.int64)
     position = np.empty(num, dtype=np.int64)  # rank -> tree position
-    running = np.empty(num, dtype=coords.dtype)
+    running = np.empty(num, dtype=dtype)
     for i in range(num):
         rank[i] = scan_rank[perm[i]]
         position[rank[i]] = i
         running[i] = initial
-    b = 0
-    for current in range(node.shape[0]):
-        if node[current, _CHILD] < 0:
-            for d in range(6):
-                bucket_box[d, b] = box[current, d]
-            low, high = node[current, _START], node[current, _END]
-            bucket_range[0, b], bucket_range[1, b] = low, high
-            best_dist[b] = initial
-            best_rank[b] = rank[low]
-            for i in range(low + 1, high):
-                best_rank[b] = min(best_rank[b], rank[i])
-            b += 1
-    lox, loy, loz = bucket_box[0], bucket_box[1], bucket_box[2]
-    hix, hiy, hiz = bucket_box[3], bucket_box[4], bucket_box[5]
+    for b in range(num_buckets):
+        leaf = leaves[b]
+        for d in range(6):
+            bucket_box[d, b] = box[leaf, d]
+        low, high = node[leaf, _START], node[leaf, _END]
+        bucket_range[0, b], bucket_range[1, b] = low, high
+        best_dist[b] = initial
+        best_rank[b] = rank[low]
+        for i in range(low + 1, high):
+            best_rank[b] = min(best_rank[b], rank[i])
+    for g in range(num_groups):
+        first = g * group_size
+        stop = min(first + group_size, num_buckets)
+        group_dist[g] = initial
+        group_rank[g] = best_rank[first]
+        for d in range(3):
+            group_box[d, g] = bucket_box[d, first]
+            group_box[d + 3, g] = bucket_box[d + 3, first]
+        for b in range(first + 1, stop):
+            group_rank[g] = min(group_rank[g], best_rank[b])
+            for d in range(3):
+                group_box[d, g] = min(group_box[d, g], bucket_box[d, b])
+                group_box[d + 3, g] = max(group_box[d + 3, g],
+                                          bucket_box[d + 3, b])
     px, py, pz = coords[0], coords[1], coords[2]
-    bound = np.empty(num_buckets, dtype=coords.dtype)
+    group_bound = np.empty(num_groups, dtype=dtype)
+    bound = np.empty(num_buckets, dtype=dtype)
     zero = initial - initial
     out[0] = 0
     last = 0
     for step in range(1, num_samples):
         x, y, z = xyz[last, 0], xyz[last, 1], xyz[last, 2]
-        # _box_bound, written out for the vectoriser (max() picks the same
-        # operand as _gap).
-        for b in range(num_buckets):
-            gx = max(max(lox[b] - x, x - hix[b]), zero)
-            gy = max(max(loy[b] - y, y - hiy[b]), zero)
-            gz = max(max(loz[b] - z, z - hiz[b]), zero)
-            bound[b] = gx * gx + gy * gy + gz * gz
+        _bucket_bounds(group_box, x, y, z, zero, 0, num_groups, group_bound)
         top_dist, top_rank = -initial, num
-        for b in range(num_buckets):
-            # No point of the bucket can get closer than its best.
-            if bound[b] < best_dist[b]:
-                low, high = bucket_range[0, b], bucket_range[1, b]
-                peak = -initial
-                for i in range(low, high):
-                    dx = px[i] - x
-                    dy = py[i] - y
-                    dz = pz[i] - z
-                    dist = min(running[i], dx * dx + dy * dy + dz * dz)
-                    running[i] = dist
-                    peak = max(peak, dist)
-                peak_rank = num
-                for i in range(low, high):
-                    if running[i] == peak:
-                        peak_rank = min(peak_rank, rank[i])
-                best_dist[b], best_rank[b] = peak, peak_rank
-            if best_dist[b] > top_dist or (best_dist[b] == top_dist
-                                           and best_rank[b] < top_rank):
-                top_dist, top_rank = best_dist[b], best_rank[b]
+        for g in range(num_groups):
+            # No point of the group can get closer than its best.
+            if group_bound[g] < group_dist[g]:
+                first = g * group_size
+                stop = min(first + group_size, num_buckets)
+                _bucket_bounds(bucket_box, x, y, z, zero, first, stop, bound)
+                peak_dist, peak_rank = -initial, num
+                for b in range(first, stop):
+                    if bound[b] < best_dist[b]:
+                        low, high = bucket_range[0, b], bucket_range[1, b]
+                        peak = -initial
+                        for i in range(low, high):
+                            dx = px[i] - x
+                            dy = py[i] - y
+                            dz = pz[i] - z
+                            dist = min(running[i], dx * dx + dy * dy + dz * dz)
+                            running[i] = dist
+                            peak = max(peak, dist)
+                        bucket_rank = num
+                        for i in range(low, high):
+                            if running[i] == peak:
+                                bucket_rank = min(bucket_rank, rank[i])
+                        best_dist[b], best_rank[b] = peak, bucket_rank
+                    if best_dist[b] > peak_dist or (best_dist[b] == peak_dist
+                                                    and best_rank[b]
+                                                    < peak_rank):
+                        peak_dist, peak_rank = best_dist[b], best_rank[b]
+                group_dist[g], group_rank[g] = peak_dist, peak_rank
+            if group_dist[g] > top_dist or (group_dist[g] == top_dist
+                                            and group_rank[g] < top_rank):
+                top_dist, top_rank = group_dist[g], group_rank[g]
         last = perm[position[top_rank]]
         out[step] = last
 
