@@ -11,7 +11,9 @@ surfaces of furniture boxes, 8 x 8 x 3 m), every op runs with
 interleaved repeat by repeat (ours, peers, previous), so that load on a shared machine hits all alike; medians are
 reported with the ratio ours / fastest peer and the issue's targets (FPS <= 1.5x, queries <= 2x). Ours is also
 checked to return exactly the previous version's result. Then a batch spread over threads, and (unless
-``--no-train-steps``) one real-size training step per detector before (pure PyTorch ops) and after.
+``--no-train-steps``) one real-size training step per detector before (pure PyTorch ops) and after, and (unless
+``--no-compile-time``) the cost of the first call in a fresh process: numba's compilation with an empty cache (a
+fresh checkout), its cache load otherwise.
 
     python benchmarks/bench_point_ops.py --threads 1 --out work_dirs/benchmarks/point_ops.json
     python benchmarks/point_ops_table.py work_dirs/benchmarks/point_ops.json --docs docs/benchmarks.md
@@ -74,6 +76,8 @@ def parse_args(argv=None):
     parser.add_argument('--train-models', nargs='*', default=['3detr-knn', 'groupfree3d-pointnet2'],
                         choices=sorted(TRAIN_MODELS), help='detectors of the training-step comparison')
     parser.add_argument('--no-train-steps', action='store_true')
+    parser.add_argument('--no-compile-time', action='store_true',
+                        help='skip the first-call (numba compilation / cache load) probe in fresh processes')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default=None, help='write the results as JSON here')
     return parser.parse_args(argv)
@@ -292,6 +296,42 @@ def compare_cuda(num_points, num_centres, args) -> List[dict]:
     return rows
 
 
+# ------------------------------------------------------------ compilation
+_FIRST_CALLS = r"""
+import json, time, torch
+import projects.sam_mtp.ops as ops
+p = torch.rand(1, 500, 3)
+c = p[:, :20].contiguous()
+n = torch.tensor([500], dtype=torch.int32), torch.tensor([20], dtype=torch.int32)
+calls = dict(furthest_point_sample=lambda: ops.furthest_point_sample(p, 20), knn=lambda: ops.knn(4, p, c),
+             ball_query=lambda: ops.ball_query(0., .2, 4, p, c), three_nn=lambda: ops.three_nn(p, c),
+             ball_query_stacked=lambda: ops.ball_query(0., .2, 4, p[0], c[0], *n))
+out = {}
+for name, fn in calls.items():
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    out[name] = dict(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu)
+print(json.dumps(out))
+"""
+
+
+def measure_compile() -> dict:
+    """First call of each op in a fresh process with an empty numba cache (a fresh checkout: compilation), then
+    in another one with that cache filled (every later process: loading)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=ROOT)
+        env.pop(cpu_kernels.ENV_VAR, None)
+        runs = {}
+        for name in ('cold', 'warm'):
+            out = subprocess.run([sys.executable, '-c', _FIRST_CALLS], env=env, capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f'compile-time probe failed:\n{out.stderr[-3000:]}')
+            runs[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    return {name: dict(ops=calls, total_wall_s=sum(c['wall_s'] for c in calls.values()),
+                       total_cpu_s=sum(c['cpu_s'] for c in calls.values())) for name, calls in runs.items()}
+
+
 # ---------------------------------------------------------- training steps
 def _detection_batch(model_name: str, seed: int):
     from mmengine.structures import InstanceData
@@ -418,7 +458,10 @@ def main(argv=None):
                 machine=_machine(), commit=_commit(), versions=_versions(), threads=args.threads,
                 command='python benchmarks/bench_point_ops.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                 load_average_start=os.getloadavg(), args=vars(args))
-    results = dict(meta=meta, ops=[], cuda=[], threads=None, train_steps=[])
+    results = dict(meta=meta, ops=[], cuda=[], threads=None, train_steps=[], compile=None)
+    if not args.no_compile_time:
+        print('first calls in fresh processes (numba compilation, then cache load)', flush=True)
+        results['compile'] = measure_compile()
     for size in args.sizes:
         num_points, num_centres = (int(v) for v in size.split(':'))
         print(f'{num_points} points -> {num_centres} centres, {args.threads} thread(s)', flush=True)

@@ -106,6 +106,14 @@ def render(results: dict) -> str:
         for row in results['train_steps']:
             lines.append(f'| {row["model"]} (`{row["config"]}`) | {row["points"]:,} | {row["before_s"]:.2f} s | '
                          f'{row["after_s"]:.2f} s | {row["speedup"]:.1f}× |')
+    compile_ = results.get('compile')
+    if compile_:
+        cold, warm = compile_['cold'], compile_['warm']
+        lines.append('')
+        lines.append(f'First call of the five ops in a fresh process: {cold["total_wall_s"]:.1f} s '
+                     f'({cold["total_cpu_s"]:.1f} s CPU) with an empty numba cache (once per fresh checkout or '
+                     f'`NUMBA_CACHE_DIR`: compilation), {warm["total_wall_s"]:.2f} s ({warm["total_cpu_s"]:.2f} s '
+                     'CPU) once the cache is filled (every later process: loading).')
     if results.get('cuda'):
         lines.append('')
         lines.append('| op (CUDA) | N → M | backend | median |')
