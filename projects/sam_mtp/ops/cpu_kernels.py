@@ -136,6 +136,8 @@ def _run(tasks: Sequence[Callable[[], None]]) -> None:
     key = (os.getpid(), threads)
     with _lock:
         if _pool is None or _pool_key != key:
+            if _pool is not None and _pool_key[0] == key[0]:
+                _pool.shutdown(wait=False)  # the thread count changed
             _pool = ThreadPoolExecutor(
                 threads, thread_name_prefix='sam_mtp_point_ops')
             _pool_key = key
