@@ -5,9 +5,9 @@ functions with mmcv's signatures that run mmcv's kernels on CUDA and our
 implementations on the CPU: exact numba kd-tree kernels for FPS, kNN, ball
 query and three-NN (:mod:`.cpu_kernels`), PyTorch for the rest, and the
 pure-PyTorch ``*_torch`` functions wherever numba is missing. Importing
-this package calls :func:`install_cpu_fallbacks`, so that mmcv's own modules and mmdet3d's
-models (VoteNet, GroupFree3D, PointNet++) use the same dispatchers and run on
-the CPU too.
+this package calls :func:`install_cpu_fallbacks`, so that mmcv's own
+modules and mmdet3d's models (VoteNet, GroupFree3D, PointNet++) use the same
+dispatchers and run on the CPU too.
 """
 from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,
                     nms3d_normal_torch, nms3d_torch, points_in_boxes_all_torch,
