@@ -1,144 +1,483 @@
-"""Time the pure-PyTorch point ops on the CPU (and mmcv's kernels on CUDA).
+"""Time the CPU point ops against their previous pure-PyTorch version and the best CPU libraries, in one run.
 
-Workload (one scene): 20k points, FPS to 1024 centres, ball query r=0.2 k=32
-around the centres, three_nn from the 1024 centres back to the 20k points
-(the PointNet++ FP direction: every point looks up its 3 nearest centres),
-and kNN k=32 of the centres among the points.
+For each size (points N -> centres M) of a synthetic ScanNet-like room (points on the floor, the walls and the
+surfaces of furniture boxes, 8 x 8 x 3 m), every op runs with
 
-Example::
+* ours: the dispatchers' CPU path (numba kd-tree kernels, :mod:`projects.sam_mtp.ops.cpu_kernels`);
+* previous: the pure-PyTorch ``*_torch`` implementations (what the CPU ran before);
+* peers: ``fpsample.bucket_fps_kdline_sampling`` (QuickFPS, C++) at kd-tree heights 5, 7 and 9 for FPS, and
+  ``scipy.spatial.cKDTree`` (tree build included, as our ops build theirs per call) for the queries;
 
-    python benchmarks/bench_point_ops.py --threads 1 --out bench.json
+interleaved repeat by repeat (ours, peers, previous), so that load on a shared machine hits all alike; medians are
+reported with the ratio ours / fastest peer and the issue's targets (FPS <= 1.5x, queries <= 2x). Ours is also
+checked to return exactly the previous version's result. Then a batch spread over threads, and (unless
+``--no-train-steps``) one real-size training step per detector before (pure PyTorch ops) and after, and (unless
+``--no-compile-time``) the cost of the first call in a fresh process: numba's compilation with an empty cache (a
+fresh checkout), its cache load otherwise.
+
+    python benchmarks/bench_point_ops.py --threads 1 --out work_dirs/benchmarks/point_ops.json
+    python benchmarks/point_ops_table.py work_dirs/benchmarks/point_ops.json --docs docs/benchmarks.md
+
+With CUDA present, mmcv's CUDA kernels and our PyTorch ops on CUDA are timed as well (``cuda`` rows).
 """
 import argparse
+import datetime
 import json
 import os
+import os.path as osp
 import platform
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
+import numpy as np
 import torch
 
-# Runnable as a script from a checkout without installing the package.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = osp.dirname(osp.abspath(__file__))
+ROOT = osp.dirname(HERE)
+sys.path.insert(0, ROOT)  # runnable from a checkout without installing the package
+sys.path.insert(0, HERE)  # point_ops_table
 
-from projects.sam_mtp.ops import (ball_query, furthest_point_sample,  # noqa: E402,E501
-                                  knn, original_op, three_nn)
+import projects.sam_mtp.ops as ops  # noqa: E402
+from projects.sam_mtp.labels.fileio import atomic_write_bytes  # noqa: E402
+from projects.sam_mtp.ops import cpu_kernels  # noqa: E402
+from point_ops_table import render  # noqa: E402
+
+FPS_HEIGHTS = (5, 7, 9)
+# The issue's acceptance: ours / fastest peer, single thread.
+TARGETS = {'furthest_point_sample': 1.5, 'knn': 2.0, 'ball_query': 2.0, 'ball_query_stacked': 2.0, 'three_nn': 2.0}
+# Detectors of the training-step comparison: config, points per scene, input columns.
+TRAIN_MODELS = {
+    '3detr-knn': ('configs/sam_mtp/finetune/3detr_sam-mtp-ft-knn_scannet-3d.py', 40000, 'xyz'),
+    '3detr-sam': ('configs/sam_mtp/finetune/3detr_sam-mtp-ft_scannet-3d.py', 40000, 'xyz+segment'),
+    'groupfree3d-pointnet2': ('mmdet3d::groupfree3d/groupfree3d_head-L6-O256_4xb8_scannet-seg.py', 50000, 'xyz'),
+    'groupfree3d-sam': ('configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_scannet-3d.py', 50000, 'xyz+segment'),
+}
+NUM_CLASSES = 18  # ScanNet detection
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--points', type=int, default=20000)
-    parser.add_argument('--centres', type=int, default=1024)
-    parser.add_argument('--batch', type=int, default=1)
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--sizes', nargs='+', default=['20000:1024', '40000:2048', '100000:4096'],
+                        help='points:centres pairs')
     parser.add_argument('--radius', type=float, default=0.2)
-    parser.add_argument('--nsample', type=int, default=32)
+    parser.add_argument('--nsample', type=int, default=32, help='ball query slots')
     parser.add_argument('--knn-k', type=int, default=32)
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument(
-        '--threads', type=int, default=1, help='torch.set_num_threads')
+    parser.add_argument('--repeats', type=int, default=5, help='timed calls of ours and the peers (after 1 warm-up)')
+    parser.add_argument('--previous-repeats', type=int, default=3, help='timed calls of the previous version')
+    parser.add_argument('--previous-budget-s', type=float, default=20.0,
+                        help='stop repeating a previous-version call once its timings exceed this')
+    parser.add_argument('--threads', type=int, default=1, help='torch.set_num_threads for the comparison')
+    parser.add_argument('--batch-threads', type=int, default=os.cpu_count() or 1,
+                        help='threads of the batch-spreading run (skipped when 1)')
+    parser.add_argument('--batch-size', default='40000:2048', help='points:centres of the batch-spreading run')
+    parser.add_argument('--train-models', nargs='*', default=['3detr-knn', 'groupfree3d-pointnet2'],
+                        choices=sorted(TRAIN_MODELS), help='detectors of the training-step comparison')
+    parser.add_argument('--no-train-steps', action='store_true')
+    parser.add_argument('--no-compile-time', action='store_true',
+                        help='skip the first-call (numba compilation / cache load) probe in fresh processes')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument(
-        '--out', default=None, help='write the results as JSON here')
-    return parser.parse_args()
+    parser.add_argument('--out', default=None, help='write the results as JSON here')
+    return parser.parse_args(argv)
 
 
-def _time(fn: Callable[[], object], repeats: int, device: str) -> List[float]:
+# -------------------------------------------------------------------- data
+def room_scene(num_points: int, seed: int, num_boxes: int = 12):
+    """A ScanNet-like room: points on the floor, four walls (8 x 8 x 3 m) and the faces of furniture boxes.
 
-    def sync():
-        if device == 'cuda':
-            torch.cuda.synchronize()
+    Returns:
+        dict: ``xyz`` (N, 3) float32, ``segment`` (N,) int64 (one per surface group, -1 for 10 % of points),
+        ``instance`` (N,) (box k + 1, 0 elsewhere), ``semantic`` (N,) (the box's class, NUM_CLASSES elsewhere),
+        ``boxes`` (K, 7) gravity-centre axis-aligned boxes and their ``labels``.
+    """
+    rng = np.random.default_rng(seed)
+    size = np.array([8.0, 8.0, 3.0])
+    centre_xy = rng.uniform(1.0, 7.0, (num_boxes, 2))
+    dims = np.c_[rng.uniform(0.4, 2.0, (num_boxes, 2)), rng.uniform(0.4, 1.5, num_boxes)]
+    lows = np.c_[centre_xy - dims[:, :2] / 2, np.zeros(num_boxes)]
+    # Planar patches: (origin, edge u, edge v, instance id).
+    patches = [(np.zeros(3), np.array([8.0, 0, 0]), np.array([0, 8.0, 0]), 0)]
+    for wall in range(4):
+        along = np.array([8.0, 0, 0]) if wall % 2 == 0 else np.array([0, 8.0, 0])
+        origin = np.zeros(3) if wall < 2 else (np.array([0, 8.0, 0]) if wall == 2 else np.array([8.0, 0, 0]))
+        patches.append((origin, along, np.array([0, 0, 3.0]), 0))
+    for k in range(num_boxes):
+        dx, dy, dz = np.diag(dims[k])
+        low = lows[k]
+        patches += [(low + dz, dx, dy, k + 1), (low, dx, dz, k + 1), (low + dy, dx, dz, k + 1),
+                    (low, dy, dz, k + 1), (low + dx, dy, dz, k + 1)]
+    areas = np.array([np.linalg.norm(np.cross(u, v)) for _, u, v, _ in patches])
+    counts = rng.multinomial(num_points, areas / areas.sum())
+    xyz, instance, group = [], [], []
+    for p, ((origin, u, v, inst), count) in enumerate(zip(patches, counts)):
+        st = rng.random((count, 2))
+        xyz.append(origin + st[:, :1] * u + st[:, 1:] * v)
+        instance.append(np.full(count, inst))
+        group.append(np.full(count, p if inst == 0 else len(patches) + inst))
+    xyz = np.clip(np.concatenate(xyz) + rng.normal(0, 0.005, (num_points, 3)), 0, size).astype(np.float32)
+    instance, group = np.concatenate(instance), np.concatenate(group)
+    segment = np.unique(group, return_inverse=True)[1]
+    segment[rng.random(num_points) < 0.1] = -1
+    labels = rng.integers(0, NUM_CLASSES, num_boxes)
+    semantic = np.where(instance > 0, labels[np.maximum(instance - 1, 0)], NUM_CLASSES)
+    order = rng.permutation(num_points)
+    boxes = np.c_[lows[:, :2] + dims[:, :2] / 2, dims[:, 2] / 2, dims, np.zeros(num_boxes)].astype(np.float32)
+    return dict(xyz=xyz[order], segment=segment[order], instance=instance[order], semantic=semantic[order],
+                boxes=boxes, labels=labels)
 
-    fn()  # warm-up (caches, CUDA context, allocator)
+
+# ----------------------------------------------------------------- timing
+def _timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
     sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return times
+    start = time.perf_counter()
+    fn()
+    sync()
+    return (time.perf_counter() - start) * 1e3
 
 
-def _workload(args, device: str, ops: Dict[str, Callable]):
-    generator = torch.Generator().manual_seed(args.seed)
-    # A room-sized scene (about 8 x 8 x 3 m) like a ScanNet scan.
-    scale = torch.tensor([8.0, 8.0, 3.0])
-    points = (torch.rand(args.batch, args.points, 3, generator=generator) *
-              scale).to(device).contiguous()
-    index = ops['furthest_point_sample'](points, args.centres).long()
-    centres = torch.gather(points, 1, index[..., None].expand(-1, -1,
-                                                              3)).contiguous()
+def _no_sync():
+    pass
+
+
+def _fps_radius(points: np.ndarray, index: np.ndarray) -> float:
+    """Coverage radius of a sample: the largest distance of a point to its nearest sample."""
+    from scipy.spatial import cKDTree
+    return float(cKDTree(points[index]).query(points, k=1)[0].max())
+
+
+def _peers(points_np, centres_np, args) -> Dict[str, Dict[str, Callable[[], object]]]:
+    """op -> peer name -> call; empty where the peer library is missing."""
+    peers = {name: {} for name in TARGETS}
+    try:
+        import fpsample
+    except ImportError:
+        print('fpsample is not installed: no FPS peer (pip install -r requirements/tests.txt)')
+    else:
+        for h in FPS_HEIGHTS:
+            peers['furthest_point_sample'][f'fpsample kdline h={h}'] = (
+                lambda h=h: fpsample.bucket_fps_kdline_sampling(points_np, len(centres_np), h=h, start_idx=0))
+    try:
+        from scipy.spatial import cKDTree
+    except ImportError:
+        print('scipy is not installed: no kd-tree peer')
+        return peers
+    r, k = args.radius, args.nsample
+    peers['knn']['scipy cKDTree query'] = lambda: cKDTree(points_np).query(centres_np, k=args.knn_k)
+    for op in ('ball_query', 'ball_query_stacked'):
+        peers[op]['scipy cKDTree query(k, distance_upper_bound=r)'] = (
+            lambda: cKDTree(points_np).query(centres_np, k=k, distance_upper_bound=r))
+        peers[op]['scipy cKDTree query_ball_point'] = lambda: cKDTree(points_np).query_ball_point(centres_np, r)
+    peers['three_nn']['scipy cKDTree query'] = lambda: cKDTree(centres_np).query(points_np, k=3)
+    return peers
+
+
+def _calls(impl: Dict[str, Callable], points: torch.Tensor, centres: torch.Tensor, args) -> Dict[str, Callable]:
+    """op -> call of one implementation family (ours / previous) on the same inputs."""
+    num_centres = centres.shape[1]
+    counts = (torch.tensor([points.shape[1]], dtype=torch.int32), torch.tensor([num_centres], dtype=torch.int32))
     return {
-        'furthest_point_sample':
-        lambda: ops['furthest_point_sample'](points, args.centres),
-        'ball_query':
-        lambda: ops['ball_query']
-        (0.0, args.radius, args.nsample, points, centres),
-        'three_nn':
-        lambda: ops['three_nn'](points, centres),
-        'knn':
-        lambda: ops['knn'](args.knn_k, points, centres, False),
+        'furthest_point_sample': lambda: impl['furthest_point_sample'](points, num_centres),
+        'knn': lambda: impl['knn'](args.knn_k, points, centres),
+        'ball_query': lambda: impl['ball_query'](0.0, args.radius, args.nsample, points, centres),
+        'ball_query_stacked': lambda: impl['ball_query'](0.0, args.radius, args.nsample, points[0], centres[0],
+                                                         *counts),
+        'three_nn': lambda: impl['three_nn'](points, centres),
     }
 
 
-def main():
-    args = parse_args()
-    torch.set_num_threads(args.threads)
+OURS = dict(furthest_point_sample=ops.furthest_point_sample, knn=ops.knn, ball_query=ops.ball_query,
+            three_nn=ops.three_nn)
+PREVIOUS = dict(furthest_point_sample=ops.furthest_point_sample_torch, knn=ops.knn_torch,
+                ball_query=ops.ball_query_torch, three_nn=ops.three_nn_torch)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, tuple):
+        return all(_same(x, y) for x, y in zip(a, b))
+    return bool(torch.equal(a, b))
+
+
+def compare_size(num_points: int, num_centres: int, args) -> List[dict]:
+    """One size: every op with ours, the peers and the previous version, interleaved."""
+    scene = room_scene(num_points, args.seed)
+    points = torch.from_numpy(scene['xyz'])[None].contiguous()
+    centre_index = ops.furthest_point_sample(points, num_centres)[0].long()
+    centres = points[:, centre_index].contiguous()
+    points_np, centres_np = scene['xyz'], centres[0].numpy()
+    peers = _peers(points_np, centres_np, args)
+    ours, previous = _calls(OURS, points, centres, args), _calls(PREVIOUS, points, centres, args)
     rows = []
-    cpu_ops = dict(
-        furthest_point_sample=furthest_point_sample,
-        ball_query=ball_query,
-        three_nn=three_nn,
-        knn=knn)
-    backends = [('cpu', 'torch (ours)', cpu_ops)]
-    if torch.cuda.is_available():
-        mmcv_ops = {name: original_op(name) for name in cpu_ops}
-        if all(op is not None for op in mmcv_ops.values()):
-            backends.append(('cuda', 'mmcv CUDA', mmcv_ops))
-        backends.append(('cuda', 'torch (ours) on CUDA', {
-            name:
-            getattr(sys.modules['projects.sam_mtp.ops'], name + '_torch')
-            for name in cpu_ops
-        }))
+    for op in TARGETS:
+        print(f'  {op} ...', flush=True)
+        result = ours[op]()  # warm-up (numba cache load) and the exactness check
+        peer_fns = peers[op]
+        for fn in peer_fns.values():
+            fn()
+        times = {'ours': [], 'previous': [], **{name: [] for name in peer_fns}}
+        identical = None
+        for rep in range(max(args.repeats, args.previous_repeats)):
+            if rep < args.repeats:
+                times['ours'].append(_timed(ours[op], _no_sync))
+                for name, fn in peer_fns.items():
+                    times[name].append(_timed(fn, _no_sync))
+            if rep < args.previous_repeats and sum(times['previous']) < args.previous_budget_s * 1e3:
+                start = time.perf_counter()
+                previous_result = previous[op]()
+                times['previous'].append((time.perf_counter() - start) * 1e3)
+                if identical is None:
+                    identical = _same(result, previous_result)
+        medians = {name: statistics.median(t) for name, t in times.items() if t}
+        peer_medians = {name: medians[name] for name in peer_fns}
+        best_peer = min(peer_medians, key=peer_medians.get) if peer_medians else None
+        row = dict(op=op, points=num_points, centres=num_centres, times_ms=times, median_ms=medians,
+                   identical_to_previous=identical, best_peer=best_peer, target=TARGETS[op])
+        if best_peer:
+            row['ours_over_best_peer'] = medians['ours'] / medians[best_peer]
+            row['met'] = row['ours_over_best_peer'] <= TARGETS[op]
+        row['previous_over_ours'] = medians['previous'] / medians['ours'] if 'previous' in medians else None
+        if op == 'furthest_point_sample':
+            row['coverage_radius_m'] = {'ours': _fps_radius(points_np, result[0].numpy().astype(np.int64))}
+            for name, fn in peer_fns.items():
+                row['coverage_radius_m'][name] = _fps_radius(points_np, np.asarray(fn(), dtype=np.int64))
+        rows.append(row)
+        print(f'    ours {medians["ours"]:.1f} ms, previous {medians.get("previous", float("nan")):.1f} ms'
+              + (f', {best_peer} {medians[best_peer]:.1f} ms -> {row["ours_over_best_peer"]:.2f}x'
+                 if best_peer else '') + f', identical to previous: {identical}', flush=True)
+    return rows
+
+
+def compare_threads(args) -> Optional[dict]:
+    """Ours on a batch of 2 x threads scenes with 1 thread and with ``--batch-threads`` threads."""
+    threads = args.batch_threads
+    if threads <= 1:
+        return None
+    num_points, num_centres = (int(v) for v in args.batch_size.split(':'))
+    batch = 2 * threads
+    points = torch.from_numpy(np.stack([room_scene(num_points, args.seed + b)['xyz'] for b in range(batch)]))
+    index = ops.furthest_point_sample(points, num_centres).long()
+    centres = torch.gather(points, 1, index[..., None].expand(-1, -1, 3)).contiguous()
+    calls = _calls(OURS, points, centres, args)
+    calls.pop('ball_query_stacked')
+    result = dict(points=num_points, centres=num_centres, batch=batch, threads=threads, ops={})
+    saved = torch.get_num_threads()
+    try:
+        for op, fn in calls.items():
+            fn()
+            medians = {}
+            for num_threads in (1, threads):
+                torch.set_num_threads(num_threads)
+                medians[num_threads] = statistics.median(_timed(fn, _no_sync) for _ in range(args.repeats))
+            result['ops'][op] = dict(one_thread_ms=medians[1], threads_ms=medians[threads],
+                                     speedup=medians[1] / medians[threads])
+    finally:
+        torch.set_num_threads(saved)
+    return result
+
+
+def compare_cuda(num_points, num_centres, args) -> List[dict]:
+    """mmcv's CUDA kernels and our PyTorch ops on CUDA (only with a GPU)."""
+    if not torch.cuda.is_available():
+        return []
+    points = torch.from_numpy(room_scene(num_points, args.seed)['xyz'])[None].cuda()
+    centres = points[:, ops.furthest_point_sample(points, num_centres)[0].long()].contiguous()
+    rows = []
+    families = {'torch (ours) on CUDA': PREVIOUS}
+    mmcv = {name: ops.original_op(name) for name in OURS}
+    if all(mmcv.values()):
+        families['mmcv CUDA'] = mmcv
+    for label, impl in families.items():
+        for op, fn in _calls(impl, points, centres, args).items():
+            fn()
+            times = [_timed(fn, torch.cuda.synchronize) for _ in range(args.repeats)]
+            rows.append(dict(op=op, backend=label, device='cuda', points=num_points, centres=num_centres,
+                             median_ms=statistics.median(times), times_ms=times))
+    return rows
+
+
+# ------------------------------------------------------------ compilation
+_FIRST_CALLS = r"""
+import json, time, torch
+import projects.sam_mtp.ops as ops
+p = torch.rand(1, 500, 3)
+c = p[:, :20].contiguous()
+n = torch.tensor([500], dtype=torch.int32), torch.tensor([20], dtype=torch.int32)
+calls = dict(furthest_point_sample=lambda: ops.furthest_point_sample(p, 20), knn=lambda: ops.knn(4, p, c),
+             ball_query=lambda: ops.ball_query(0., .2, 4, p, c), three_nn=lambda: ops.three_nn(p, c),
+             ball_query_stacked=lambda: ops.ball_query(0., .2, 4, p[0], c[0], *n))
+out = {}
+for name, fn in calls.items():
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    out[name] = dict(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu)
+print(json.dumps(out))
+"""
+
+
+def measure_compile() -> dict:
+    """First call of each op in a fresh process with an empty numba cache (a fresh checkout: compilation), then
+    in another one with that cache filled (every later process: loading)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=ROOT)
+        env.pop(cpu_kernels.ENV_VAR, None)
+        runs = {}
+        for name in ('cold', 'warm'):
+            out = subprocess.run([sys.executable, '-c', _FIRST_CALLS], env=env, capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f'compile-time probe failed:\n{out.stderr[-3000:]}')
+            runs[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    return {name: dict(ops=calls, total_wall_s=sum(c['wall_s'] for c in calls.values()),
+                       total_cpu_s=sum(c['cpu_s'] for c in calls.values())) for name, calls in runs.items()}
+
+
+# ---------------------------------------------------------- training steps
+def _detection_batch(model_name: str, seed: int):
+    from mmengine.structures import InstanceData
+
+    from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes, PointData
+    config, num_points, columns = TRAIN_MODELS[model_name]
+    scene = room_scene(num_points, seed)
+    points = torch.from_numpy(scene['xyz'])
+    if columns == 'xyz+segment':
+        points = torch.cat([points, torch.from_numpy(scene['segment']).float()[:, None]], 1)
+    sample = Det3DDataSample(metainfo=dict(box_type_3d=DepthInstance3DBoxes, sample_idx=seed))
+    sample.gt_instances_3d = InstanceData(
+        bboxes_3d=DepthInstance3DBoxes(torch.from_numpy(scene['boxes']), box_dim=7, with_yaw=False,
+                                       origin=(0.5, 0.5, 0.5)),
+        labels_3d=torch.from_numpy(scene['labels']))
+    sample.gt_pts_seg = PointData(pts_semantic_mask=torch.from_numpy(scene['semantic']),
+                                  pts_instance_mask=torch.from_numpy(scene['instance']))
+    return dict(inputs=dict(points=[points]), data_samples=[sample])
+
+
+def _build_detector(model_name: str):
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import init_default_scope
+
+    import projects.sam_mtp  # noqa: F401
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    init_default_scope('mmdet3d')
+    config = TRAIN_MODELS[model_name][0]
+    if config.startswith('mmdet3d::'):
+        import mmdet3d
+        config = osp.join(osp.dirname(mmdet3d.__file__), '.mim', 'configs', config[len('mmdet3d::'):])
     else:
-        print('CUDA not available: mmcv CUDA timings skipped')
-    for device, label, ops in backends:
-        for name, fn in _workload(args, device, ops).items():
-            times = _time(fn, args.repeats, device)
-            rows.append(
-                dict(
-                    op=name,
-                    backend=label,
-                    device=device,
-                    median_ms=1e3 * statistics.median(times),
-                    min_ms=1e3 * min(times),
-                    repeats=args.repeats))
-    header = (f'points={args.points} centres={args.centres} '
-              f'batch={args.batch} threads={args.threads}')
-    print(f'\n{header}\n')
-    print('| op | backend | median ms | min ms |')
-    print('|---|---|---:|---:|')
-    for row in rows:
-        print(f"| {row['op']} | {row['backend']} | {row['median_ms']:.1f} | "
-              f"{row['min_ms']:.1f} |")
+        config = osp.join(ROOT, config)
+    cfg = Config.fromfile(config)
+    if cfg.model.backbone.get('init_cfg'):
+        cfg.model.backbone.init_cfg = None  # random weights: the step costs the same
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.train()
+    return model, build_optim_wrapper(model, cfg.optim_wrapper)
+
+
+def _train_step(model, optim_wrapper, data) -> float:
+    start = time.perf_counter()
+    batch = model.data_preprocessor(data, training=True)
+    losses = model(**batch, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    optim_wrapper.update_params(loss)
+    return time.perf_counter() - start
+
+
+def compare_train_steps(args) -> List[dict]:
+    """One training step (batch 1) per detector with our point ops and with the pure-PyTorch ones."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('bench_point_ops', log_level='WARNING')  # the optimizer builder's per-parameter lines
+    rows = []
+    for name in args.train_models:
+        print(f'  training step {name} ...', flush=True)
+        model, optim_wrapper = _build_detector(name)
+        data = _detection_batch(name, args.seed)
+        warm_up = _train_step(model, optim_wrapper, data)  # allocator, numba cache load
+        after = _train_step(model, optim_wrapper, data)
+        with ops.pure_torch_point_ops():
+            before = _train_step(model, optim_wrapper, data)
+        rows.append(dict(model=name, config=TRAIN_MODELS[name][0], points=TRAIN_MODELS[name][1], batch=1,
+                         before_s=before, after_s=after, warm_up_s=warm_up, speedup=before / after))
+        print(f'    before {before:.2f} s, after {after:.2f} s', flush=True)
+        del model, optim_wrapper
+    return rows
+
+
+# ----------------------------------------------------------------- output
+def _machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    memory_gib = None
+    try:
+        memory_gib = round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return dict(cpu=cpu, cores=os.cpu_count(), memory_gib=memory_gib, system=platform.platform(),
+                gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+
+
+def _commit() -> Optional[str]:
+    try:
+        sha = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha + ('-dirty' if dirty else '')
+
+
+def _versions() -> dict:
+    versions = dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__)
+    for name in ('numba', 'scipy', 'fpsample'):
+        try:
+            module = __import__(name)
+            versions[name] = getattr(module, '__version__', None)
+            if versions[name] is None:
+                from importlib.metadata import version
+                versions[name] = version(name)
+        except ImportError:
+            versions[name] = None
+    return versions
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if cpu_kernels.backend() != 'numba':
+        sys.exit(f'our CPU kernels are not active (backend {cpu_kernels.backend()!r}): install numba and unset '
+                 f'{cpu_kernels.ENV_VAR}')
+    meta = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                machine=_machine(), commit=_commit(), versions=_versions(), threads=args.threads,
+                command='python benchmarks/bench_point_ops.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+                load_average_start=os.getloadavg(), args=vars(args))
+    results = dict(meta=meta, ops=[], cuda=[], threads=None, train_steps=[], compile=None)
+    if not args.no_compile_time:
+        print('first calls in fresh processes (numba compilation, then cache load)', flush=True)
+        results['compile'] = measure_compile()
+    for size in args.sizes:
+        num_points, num_centres = (int(v) for v in size.split(':'))
+        print(f'{num_points} points -> {num_centres} centres, {args.threads} thread(s)', flush=True)
+        results['ops'] += compare_size(num_points, num_centres, args)
+        results['cuda'] += compare_cuda(num_points, num_centres, args)
+    print(f'batch spread over {args.batch_threads} threads', flush=True)
+    results['threads'] = compare_threads(args)
+    if not args.no_train_steps and args.train_models:
+        torch.set_num_threads(args.threads)
+        results['train_steps'] = compare_train_steps(args)
+    meta['load_average_end'] = os.getloadavg()
+    print('\n' + render(results))
     if args.out:
-        result = dict(
-            config=vars(args),
-            torch=torch.__version__,
-            cpu=platform.processor() or platform.machine(),
-            cuda_device=(torch.cuda.get_device_name(0)
-                         if torch.cuda.is_available() else None),
-            results=rows)
-        out_dir = os.path.dirname(os.path.abspath(args.out))
-        os.makedirs(out_dir, exist_ok=True)
-        # Atomic write: a partial file never replaces a previous result.
-        with tempfile.NamedTemporaryFile(
-                'w', dir=out_dir, delete=False, suffix='.tmp') as handle:
-            json.dump(result, handle, indent=2)
-        os.replace(handle.name, args.out)
+        atomic_write_bytes(args.out, json.dumps(results, indent=1).encode())
+        print(f'wrote {args.out}')
+    return results
 
 
 if __name__ == '__main__':

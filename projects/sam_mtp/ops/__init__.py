@@ -1,12 +1,13 @@
-"""Pure-PyTorch CPU implementations of mmcv's 3D point ops, dispatched by
-device.
+"""CPU implementations of mmcv's 3D point ops, dispatched by device.
 
 ``from projects.sam_mtp.ops import furthest_point_sample, knn, ...`` gives
-functions with mmcv's signatures that run mmcv's kernels on CUDA and the
-PyTorch implementations on the CPU. Importing this package calls
-:func:`install_cpu_fallbacks`, so that mmcv's own modules and mmdet3d's
-models (VoteNet, GroupFree3D, PointNet++) use the same dispatchers and run on
-the CPU too.
+functions with mmcv's signatures that run mmcv's kernels on CUDA and our
+implementations on the CPU: exact numba kd-tree kernels for FPS, kNN, ball
+query and three-NN (:mod:`.cpu_kernels`), PyTorch for the rest, and the
+pure-PyTorch ``*_torch`` functions wherever numba is missing. Importing
+this package calls :func:`install_cpu_fallbacks`, so that mmcv's own
+modules and mmdet3d's models (VoteNet, GroupFree3D, PointNet++) use the same
+dispatchers and run on the CPU too.
 """
 from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,
                     nms3d_normal_torch, nms3d_torch, points_in_boxes_all_torch,
@@ -19,10 +20,13 @@ from .dispatch import (DISPATCHERS, MMCV_KERNEL_DEVICES, ball_query,
                        nms3d_normal, original_op, points_in_boxes_all,
                        points_in_boxes_part, three_interpolate, three_nn,
                        uninstall_cpu_fallbacks)
+from .cpu_kernels import pure_torch_point_ops
 from .grouping import (gather_points_torch, grouping_operation_torch,
                        three_interpolate_torch)
-from .neighbors import ball_query_torch, knn_torch, three_nn_torch
-from .sampling import (furthest_point_sample_torch,
+from .neighbors import (ball_query_fallback, ball_query_torch, knn_fallback,
+                        knn_torch, three_nn_fallback, three_nn_torch)
+from .sampling import (furthest_point_sample_fallback,
+                       furthest_point_sample_torch,
                        furthest_point_sample_with_dist_torch)
 
 install_cpu_fallbacks()
@@ -58,6 +62,12 @@ __all__ = [
     'boxes_iou3d_torch',
     'nms3d_torch',
     'nms3d_normal_torch',
+    # CPU tensors -> numba kd-tree kernels, others -> *_torch
+    'furthest_point_sample_fallback',
+    'ball_query_fallback',
+    'knn_fallback',
+    'three_nn_fallback',
+    'pure_torch_point_ops',
     # installation
     'install_cpu_fallbacks',
     'uninstall_cpu_fallbacks',

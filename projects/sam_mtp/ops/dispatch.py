@@ -27,9 +27,15 @@ from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,
                     points_in_boxes_part_torch)
 from .grouping import (gather_points_torch, grouping_operation_torch,
                        three_interpolate_torch)
-from .neighbors import ball_query_torch, knn_torch, three_nn_torch
-from .sampling import (furthest_point_sample_torch,
-                       furthest_point_sample_with_dist_torch)
+# CPU tensors of these four ops run the numba kd-tree kernels (PyTorch
+# elsewhere, or without numba): the ``*_fallback`` routers, bound here under
+# the names that the dispatchers below call.
+from .neighbors import ball_query_fallback as ball_query_torch
+from .neighbors import knn_fallback as knn_torch
+from .neighbors import three_nn_fallback as three_nn_torch
+from .sampling import furthest_point_sample_fallback as \
+    furthest_point_sample_torch
+from .sampling import furthest_point_sample_with_dist_torch
 
 # Device types for which mmcv 2.x compiles kernels of these ops.
 MMCV_KERNEL_DEVICES = frozenset({'cuda', 'npu', 'mlu', 'musa'})

@@ -6,12 +6,13 @@ inputs' dtype (float32 for half inputs; see
 (centres x points) blocks stay small and cache resident.
 """
 import numbers
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from . import cpu_kernels
 from ._utils import (check_batch, check_same_device, check_tensor,
                      compute_dtype, coordinate_planes, k_smallest_by_index,
                      row_chunks, squared_distances)
@@ -109,26 +110,10 @@ def ball_query_torch(min_radius: float,
         Tensor: int32 (B, npoint, sample_num) or stacked
         (M1 + M2 + ..., sample_num). Not differentiable.
     """
+    sample_num, stacked, min_radius2, max_radius2 = _check_ball_query_inputs(
+        min_radius, max_radius, sample_num, xyz, center_xyz, xyz_batch_cnt,
+        center_xyz_batch_cnt)
     op = 'ball_query'
-    if not min_radius < max_radius:
-        raise ValueError(f'{op}: `min_radius` must be smaller than '
-                         f'`max_radius`, got {min_radius} and {max_radius}')
-    if isinstance(sample_num, bool) or \
-            not isinstance(sample_num, numbers.Integral) or sample_num <= 0:
-        raise ValueError(f'{op}: `sample_num` must be a positive int, got '
-                         f'{sample_num!r}')
-    sample_num = int(sample_num)
-    stacked = xyz_batch_cnt is not None and center_xyz_batch_cnt is not None
-    ndim = 2 if stacked else 3
-    check_tensor(op, 'xyz', xyz, ndim, last_dim=3, floating=True)
-    check_tensor(op, 'center_xyz', center_xyz, ndim, last_dim=3, floating=True)
-    check_same_device(op, xyz=xyz, center_xyz=center_xyz)
-    if xyz.dtype != center_xyz.dtype:
-        raise TypeError(
-            f'{op}: `xyz` and `center_xyz` must share a dtype, got '
-            f'{xyz.dtype} and {center_xyz.dtype}')
-    max_radius2 = _float32_square(max_radius)
-    min_radius2 = _float32_square(min_radius)
     with torch.no_grad():
         if stacked:
             return _stacked_ball_query(max_radius2, sample_num, xyz,
@@ -154,9 +139,39 @@ def ball_query_torch(min_radius: float,
         return output
 
 
-def _stacked_ball_query(max_radius2: float, sample_num: int, xyz: Tensor,
-                        center_xyz: Tensor, xyz_batch_cnt: Tensor,
-                        center_xyz_batch_cnt: Tensor) -> Tensor:
+def _check_ball_query_inputs(
+        min_radius: float, max_radius: float, sample_num: int, xyz: Tensor,
+        center_xyz: Tensor, xyz_batch_cnt: Optional[Tensor],
+        center_xyz_batch_cnt: Optional[Tensor]
+) -> Tuple[int, bool, float, float]:
+    """Raise on bad ball query arguments; return ``(sample_num, stacked,
+    min_radius2, max_radius2)`` with the radii squared in float32."""
+    op = 'ball_query'
+    if not min_radius < max_radius:
+        raise ValueError(f'{op}: `min_radius` must be smaller than '
+                         f'`max_radius`, got {min_radius} and {max_radius}')
+    if isinstance(sample_num, bool) or \
+            not isinstance(sample_num, numbers.Integral) or sample_num <= 0:
+        raise ValueError(f'{op}: `sample_num` must be a positive int, got '
+                         f'{sample_num!r}')
+    sample_num = int(sample_num)
+    stacked = xyz_batch_cnt is not None and center_xyz_batch_cnt is not None
+    ndim = 2 if stacked else 3
+    check_tensor(op, 'xyz', xyz, ndim, last_dim=3, floating=True)
+    check_tensor(op, 'center_xyz', center_xyz, ndim, last_dim=3, floating=True)
+    check_same_device(op, xyz=xyz, center_xyz=center_xyz)
+    if xyz.dtype != center_xyz.dtype:
+        raise TypeError(
+            f'{op}: `xyz` and `center_xyz` must share a dtype, got '
+            f'{xyz.dtype} and {center_xyz.dtype}')
+    return (sample_num, stacked, _float32_square(min_radius),
+            _float32_square(max_radius))
+
+
+def _check_stacked_counts(xyz: Tensor, center_xyz: Tensor,
+                          xyz_batch_cnt: Tensor, center_xyz_batch_cnt: Tensor
+                          ) -> Tuple[List[int], List[int]]:
+    """Raise on bad stacked-mode counts; return them as lists."""
     op = 'ball_query'
     for name, count in (('xyz_batch_cnt', xyz_batch_cnt),
                         ('center_xyz_batch_cnt', center_xyz_batch_cnt)):
@@ -176,6 +191,14 @@ def _stacked_ball_query(max_radius2: float, sample_num: int, xyz: Tensor,
         raise ValueError(f'{op}: batch counts sum to {sum(point_counts)} '
                          f'points / {sum(centre_counts)} centres but the '
                          f'inputs hold {xyz.shape[0]} / {center_xyz.shape[0]}')
+    return point_counts, centre_counts
+
+
+def _stacked_ball_query(max_radius2: float, sample_num: int, xyz: Tensor,
+                        center_xyz: Tensor, xyz_batch_cnt: Tensor,
+                        center_xyz_batch_cnt: Tensor) -> Tensor:
+    point_counts, centre_counts = _check_stacked_counts(
+        xyz, center_xyz, xyz_batch_cnt, center_xyz_batch_cnt)
     output = torch.zeros(
         center_xyz.shape[0], sample_num, dtype=torch.int32, device=xyz.device)
     dtype = _distance_dtype(xyz)
@@ -221,6 +244,31 @@ def knn_torch(k: int,
         are closer than ``sqrt(1e10)`` the remaining slots are 0, as in mmcv.
         Not differentiable.
     """
+    k, xyz, center_xyz, batch = _check_knn_inputs(k, xyz, center_xyz,
+                                                  transposed)
+    num_centres, num_points = center_xyz.shape[1], xyz.shape[1]
+    output = torch.zeros(
+        batch, num_centres, k, dtype=torch.int32, device=xyz.device)
+    with torch.no_grad():
+        if num_points > 0 and num_centres > 0:
+            dtype = _distance_dtype(xyz)
+            centre_planes = coordinate_planes(center_xyz.to(dtype))
+            point_planes = coordinate_planes(xyz.to(dtype))
+            take = min(k, num_points)
+            for rows in row_chunks(num_centres, batch * num_points):
+                dist2 = squared_distances(centre_planes, point_planes,
+                                          rows).flatten(0, 1)
+                _, index, found = k_smallest_by_index(dist2, take,
+                                                      _KNN_INITIAL_DISTANCE)
+                index = torch.where(found, index, torch.zeros_like(index))
+                output[:, rows, :take] = index.view(batch, -1, take).int()
+    return output.transpose(1, 2).contiguous()
+
+
+def _check_knn_inputs(k: int, xyz: Tensor, center_xyz: Optional[Tensor],
+                      transposed: bool) -> Tuple[int, Tensor, Tensor, int]:
+    """Raise on bad knn arguments; return ``(k, xyz, center_xyz, batch)``
+    with both point sets as (B, *, 3) views."""
     op = 'knn'
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) \
             or not 0 < k < 100:
@@ -242,23 +290,7 @@ def knn_torch(k: int,
         center_xyz = center_xyz.transpose(1, 2)
     check_same_device(op, xyz=xyz, center_xyz=center_xyz)
     batch = check_batch(op, ('xyz', 'center_xyz'), (xyz, center_xyz))
-    num_centres, num_points = center_xyz.shape[1], xyz.shape[1]
-    output = torch.zeros(
-        batch, num_centres, k, dtype=torch.int32, device=xyz.device)
-    with torch.no_grad():
-        if num_points > 0 and num_centres > 0:
-            dtype = _distance_dtype(xyz)
-            centre_planes = coordinate_planes(center_xyz.to(dtype))
-            point_planes = coordinate_planes(xyz.to(dtype))
-            take = min(k, num_points)
-            for rows in row_chunks(num_centres, batch * num_points):
-                dist2 = squared_distances(centre_planes, point_planes,
-                                          rows).flatten(0, 1)
-                _, index, found = k_smallest_by_index(dist2, take,
-                                                      _KNN_INITIAL_DISTANCE)
-                index = torch.where(found, index, torch.zeros_like(index))
-                output[:, rows, :take] = index.view(batch, -1, take).int()
-    return output.transpose(1, 2).contiguous()
+    return k, xyz, center_xyz, batch
 
 
 def three_nn_torch(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
@@ -275,14 +307,9 @@ def three_nn_torch(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
         scan. With ``M < 3`` the missing slots hold index 0 and distance
         ``sqrt(1e40)`` cast to the dtype (inf in float32). Not differentiable.
     """
-    op = 'three_nn'
-    check_tensor(op, 'target', target, 3, last_dim=3, floating=True)
-    check_tensor(op, 'source', source, 3, last_dim=3, floating=True)
-    check_same_device(op, target=target, source=source)
-    batch = check_batch(op, ('target', 'source'), (target, source))
+    batch = _check_three_nn_inputs(target, source)
     num_query, num_source = target.shape[1], source.shape[1]
-    sentinel = torch.tensor(
-        _THREE_NN_INITIAL_DISTANCE, dtype=torch.float64).to(target.dtype)
+    sentinel = _three_nn_sentinel(target.dtype)
     dist2_out = torch.full((batch, num_query, 3),
                            float(sentinel),
                            dtype=target.dtype,
@@ -307,3 +334,77 @@ def three_nn_torch(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
                 dist2_out[:, rows, :take] = values.view(batch, -1, take)
                 index_out[:, rows, :take] = index.view(batch, -1, take).int()
         return torch.sqrt(dist2_out), index_out
+
+
+def _check_three_nn_inputs(target: Tensor, source: Tensor) -> int:
+    """Raise on bad three_nn inputs; return the batch size."""
+    op = 'three_nn'
+    check_tensor(op, 'target', target, 3, last_dim=3, floating=True)
+    check_tensor(op, 'source', source, 3, last_dim=3, floating=True)
+    check_same_device(op, target=target, source=source)
+    return check_batch(op, ('target', 'source'), (target, source))
+
+
+def _three_nn_sentinel(dtype: torch.dtype) -> Tensor:
+    # The kernel's double 1e40 stored in the output dtype (inf in float32).
+    return torch.tensor(_THREE_NN_INITIAL_DISTANCE,
+                        dtype=torch.float64).to(dtype)
+
+
+# ------------------------------------------------- routed implementations
+# What the dispatchers run where mmcv's kernels do not: the exact kd-tree
+# kernels of :mod:`.cpu_kernels` for CPU tensors when numba is available,
+# the PyTorch implementations above otherwise. Same results either way.
+def knn_fallback(k: int,
+                 xyz: Tensor,
+                 center_xyz: Optional[Tensor] = None,
+                 transposed: bool = False) -> Tensor:
+    """:func:`knn_torch`'s contract, on a kd-tree for CPU tensors."""
+    if not cpu_kernels.accepts(xyz, center_xyz):
+        return knn_torch(k, xyz, center_xyz, transposed)
+    k, xyz, center_xyz, batch = _check_knn_inputs(k, xyz, center_xyz,
+                                                  transposed)
+    if xyz.shape[1] == 0 or center_xyz.shape[1] == 0:
+        return torch.zeros(batch, k, center_xyz.shape[1], dtype=torch.int32)
+    with torch.no_grad():
+        return cpu_kernels.knn(k, xyz, center_xyz, _KNN_INITIAL_DISTANCE)
+
+
+def ball_query_fallback(min_radius: float,
+                        max_radius: float,
+                        sample_num: int,
+                        xyz: Tensor,
+                        center_xyz: Tensor,
+                        xyz_batch_cnt: Optional[Tensor] = None,
+                        center_xyz_batch_cnt: Optional[Tensor] = None
+                        ) -> Tensor:
+    """:func:`ball_query_torch`'s contract (batched and stacked), on a
+    kd-tree for CPU tensors."""
+    if not cpu_kernels.accepts(xyz, center_xyz):
+        return ball_query_torch(min_radius, max_radius, sample_num, xyz,
+                                center_xyz, xyz_batch_cnt,
+                                center_xyz_batch_cnt)
+    sample_num, stacked, min_radius2, max_radius2 = _check_ball_query_inputs(
+        min_radius, max_radius, sample_num, xyz, center_xyz, xyz_batch_cnt,
+        center_xyz_batch_cnt)
+    with torch.no_grad():
+        if stacked:
+            point_counts, centre_counts = _check_stacked_counts(
+                xyz, center_xyz, xyz_batch_cnt, center_xyz_batch_cnt)
+            return cpu_kernels.stacked_ball_query(max_radius2, sample_num,
+                                                  xyz, center_xyz,
+                                                  point_counts, centre_counts)
+        check_batch('ball_query', ('xyz', 'center_xyz'), (xyz, center_xyz))
+        return cpu_kernels.ball_query(min_radius2, max_radius2, sample_num,
+                                      xyz, center_xyz)
+
+
+def three_nn_fallback(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
+    """:func:`three_nn_torch`'s contract, on a kd-tree for CPU tensors."""
+    if not cpu_kernels.accepts(target, source):
+        return three_nn_torch(target, source)
+    _check_three_nn_inputs(target, source)
+    with torch.no_grad():
+        return cpu_kernels.three_nn(target, source,
+                                    _THREE_NN_INITIAL_DISTANCE,
+                                    float(_three_nn_sentinel(target.dtype)))

@@ -19,9 +19,11 @@ import functools
 import math
 import numbers
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from . import cpu_kernels
 from ._utils import check_tensor, compute_dtype
 
 # mmcv initialises the running minimum distance with this value, so larger
@@ -72,6 +74,37 @@ def _check_num_points(op: str, num_points: object, available: int) -> int:
     return num_points
 
 
+def _check_fps_inputs(points_xyz: Tensor, num_points: object) -> int:
+    op = 'furthest_point_sample'
+    check_tensor(op, 'points_xyz', points_xyz, 3, last_dim=3, floating=True)
+    return _check_num_points(op, num_points, points_xyz.shape[1])
+
+
+@functools.lru_cache(maxsize=64)
+def _cuda_fps_scan_rank(num_points: int) -> np.ndarray:
+    """Position of every point in :func:`cuda_fps_scan_order` (lower is
+    preferred on ties), as the CPU kernel's int64 tie key."""
+    rank = np.empty(num_points, dtype=np.int64)
+    rank[_cuda_fps_scan_order_cpu(num_points).numpy()] = np.arange(num_points)
+    rank.setflags(write=False)
+    return rank
+
+
+def furthest_point_sample_fallback(points_xyz: Tensor,
+                                   num_points: int) -> Tensor:
+    """What the dispatcher runs where mmcv's kernels do not: the exact
+    kd-tree kernel of :mod:`.cpu_kernels` for CPU tensors (when numba is
+    available), :func:`furthest_point_sample_torch` otherwise. Both give
+    the same indices."""
+    if not cpu_kernels.accepts(points_xyz):
+        return furthest_point_sample_torch(points_xyz, num_points)
+    num_points = _check_fps_inputs(points_xyz, num_points)
+    with torch.no_grad():
+        return cpu_kernels.furthest_point_sample(
+            points_xyz, num_points, _cuda_fps_scan_rank(points_xyz.shape[1]),
+            _FPS_INITIAL_DISTANCE)
+
+
 def furthest_point_sample_torch(points_xyz: Tensor, num_points: int) -> Tensor:
     """D-FPS on any device, same result as ``mmcv.ops.furthest_point_sample``.
 
@@ -84,10 +117,8 @@ def furthest_point_sample_torch(points_xyz: Tensor, num_points: int) -> Tensor:
     Returns:
         Tensor: (B, M) int32 indices, the first being 0. Not differentiable.
     """
-    op = 'furthest_point_sample'
-    check_tensor(op, 'points_xyz', points_xyz, 3, last_dim=3, floating=True)
+    num_points = _check_fps_inputs(points_xyz, num_points)
     batch, num_in, _ = points_xyz.shape
-    num_points = _check_num_points(op, num_points, num_in)
     device = points_xyz.device
     output = torch.zeros(batch, num_points, dtype=torch.int32, device=device)
     if num_points == 0 or batch == 0:
