@@ -1,5 +1,6 @@
 """Every config of a paper row (Table 1: 3DETR and GroupFree3D on ScanNetV2 and SUN RGB-D, baseline / "+ Plain
-Transformer" / "+ Ours"; Table 2: the segmentor on ScanNetV2 and S3DIS, scratch / "+ Ours") trains one iteration
+Transformer" / "+ Ours"; Table 2: the segmentor on ScanNetV2 and S3DIS, scratch / "+ Ours"; Tables 3/4: the
+kNN-token fine-tuning configs of the rows without SAM-guided tokens) trains one iteration
 with tools/train.py and is evaluated by tools/test.py on mmdet3d's real-format fixtures, so a config that cannot
 train is caught here and not by a user.
 
@@ -28,6 +29,7 @@ from helpers.scene_segments import write_voxel_stand_in_segments
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURES = osp.join(REPO, 'tests', 'data', 'mmdet3d')
 PRETRAINED = 'work_dirs/stage2_scannet/epoch_120.pth'  # pretrained_checkpoint of finetune/_base_/sam_mtp_downstream.py
+PRETRAINED_KNN = 'work_dirs/t3-r4_stage2_knn-tokens/epoch_120.pth'  # the *-ft-knn configs' (same encoder weights)
 
 
 def _mmdet3d_config(rel):
@@ -43,6 +45,7 @@ ROWS = [
     ('configs/sam_mtp/finetune/3detr_plain-transformer_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 3DETR + Plain T.
     ('configs/sam_mtp/finetune/3detr_sam-mtp-ft_scannet-3d.py', 'scannet', 'det'),  # T1 3DETR + Ours
     ('configs/sam_mtp/finetune/3detr_sam-mtp-ft_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 3DETR + Ours
+    ('configs/sam_mtp/finetune/3detr_sam-mtp-ft-knn_scannet-3d.py', 'scannet', 'det'),  # T3 rows 2-4
     ('mmdet3d:groupfree3d/groupfree3d_head-L6-O256_4xb8_scannet-seg.py', 'scannet', 'det'),  # T1 GroupFree3D
     ('configs/sam_mtp/downstream/groupfree3d_head-L6-O256_4xb8_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D
     ('configs/sam_mtp/finetune/groupfree3d_scratch_scannet-3d.py', 'scannet', 'det'),  # T1 GroupFree3D + Plain T.
@@ -53,6 +56,7 @@ ROWS = [
     ('configs/sam_mtp/finetune/tokenseg_scratch_s3dis-seg.py', 's3dis', 'seg'),  # T2 Plain Transformer
     ('configs/sam_mtp/finetune/tokenseg_sam-mtp-ft_scannet-seg.py', 'scannet', 'seg'),  # T2 + Ours
     ('configs/sam_mtp/finetune/tokenseg_sam-mtp-ft_s3dis-seg.py', 's3dis', 'seg'),  # T2 + Ours
+    ('configs/sam_mtp/finetune/tokenseg_sam-mtp-ft-knn_s3dis-seg.py', 's3dis', 'seg'),  # T3 rows 2-4
 ]
 
 # Sample counts for CPU (every layer keeps its size): points per detection scene / segmentation patch (the fixtures
@@ -122,6 +126,8 @@ def workspace(tmp_path_factory):
     ws = tmp_path_factory.mktemp('paper_rows')
     _write_fixtures(str(ws))
     _write_stage2_checkpoint(str(ws / PRETRAINED))
+    os.makedirs(osp.dirname(ws / PRETRAINED_KNN))
+    shutil.copy(ws / PRETRAINED, ws / PRETRAINED_KNN)
     return ws
 
 
