@@ -255,3 +255,33 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match='same number of points'):
         run_loss(model, data)
 
+
+def test_heading_and_scene_problems_raise_clear_errors():
+    # A heading head without bins: 3DETR's ScanNet "1 bin" only ever predicts 0; ours refuses it.
+    with pytest.raises(ValueError, match='num_angle_bins=1 is a heading head without bins'):
+        MODELS.build(head_cfg(num_angle_bins=1))
+    # Oriented gt boxes (SUN RGB-D) with an axis-aligned head would silently learn the wrong boxes.
+    model = build_detector()
+    with pytest.raises(ValueError, match='gt boxes have headings .* num_angle_bins=0'):
+        run_loss(model, batch([0], yaw=True))
+    # A scene with no points: named, instead of a min() of an empty tensor deep in the head.
+    data = batch([0, 1])
+    data['inputs']['points'] = [p[:0] for p in data['inputs']['points']]
+    data['data_samples'][0].set_metainfo(dict(lidar_path='data/scannet/points/scene0000_00.bin'))
+    with pytest.raises(ValueError, match='sample data/scannet/points/scene0000_00.bin has no points left'):
+        run_loss(model, data)
+
+
+def test_3detr_encoder_refuses_too_few_points_and_wrong_channels():
+    encoder = MODELS.build(dict(type='ThreeDETREncoder', num_points=64, num_samples=8, sa_channels=(16, 32),
+                                num_layers=1, num_heads=2, feedforward_channels=16))
+    with pytest.raises(ValueError, match='a scene has 40 points but the set abstraction samples 64 centres'):
+        encoder(torch.rand(1, 40, 3))
+    with pytest.raises(ValueError, match=r'points must be \(B, N, in_channels=3\), got \(1, 100, 4\)'):
+        encoder(torch.rand(1, 100, 4))
+    with pytest.raises(ValueError, match='masking_radius needs one radius per layer'):
+        MODELS.build(dict(type='ThreeDETREncoder', num_layers=3, masking_radius=(0.2, 0.4)))
+    with pytest.raises(ValueError, match='downsample_cfg mlp_channels must end at the width 256'):
+        MODELS.build(dict(type='ThreeDETRMaskedEncoder',
+                          downsample_cfg=dict(num_point=8, radius=0.4, num_sample=8, mlp_channels=(64, 128))))
+

@@ -1,6 +1,4 @@
 """A tiny ThreeDETR must over-fit one synthetic scene: proves matcher, box parametrisation and losses agree."""
-import time
-
 import torch
 from test_3detr_helpers import batch, detector_cfg
 
@@ -23,7 +21,6 @@ def test_tiny_threedetr_overfits_one_scene():
 
 
 def _overfit_and_check():
-    start = time.time()
     torch.manual_seed(0)
     model = MODELS.build(detector_cfg(test_cfg=dict(empty_box_min_points=0, per_class_proposal=False,
                                                     score_thr=0.5, nms_thr=0.25)))
@@ -49,4 +46,3 @@ def _overfit_and_check():
     # Every object is found with its class and a tight box, and there are few confident extras.
     assert best.min() > 0.7, best
     assert len(pred.scores_3d) <= 6, pred
-    assert time.time() - start < 60

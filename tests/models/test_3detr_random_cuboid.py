@@ -130,3 +130,10 @@ def test_bad_arguments_and_inputs_raise():
         TRANSFORMS.build(dict(type='RandomCuboidCrop', min_aspect=0))
     with pytest.raises(KeyError, match='RandomCuboidCrop: the sample has no "points"'):
         TRANSFORMS.build(dict(type='RandomCuboidCrop'))(dict())
+
+
+def test_empty_scene_is_refused_with_its_name():
+    sample = make_sample(num_points=0)
+    sample['lidar_path'] = 'data/sunrgbd/points/000001.bin'
+    with pytest.raises(ValueError, match='sample data/sunrgbd/points/000001.bin has no points to crop'):
+        TRANSFORMS.build(dict(type='RandomCuboidCrop'))(sample)

@@ -8,6 +8,8 @@ _base_ = [
     './_base_/sam_mtp_downstream.py',
 ]
 
+custom_imports = dict(imports=['projects.sam_mtp'], allow_failed_imports=False)
+
 model = dict(
     backbone=dict(
         _delete_=True,

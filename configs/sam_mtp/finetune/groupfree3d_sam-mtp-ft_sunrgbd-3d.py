@@ -1,15 +1,9 @@
-# GroupFree3D (6 decoder layers, 256 proposals) on SUN RGB-D (10 classes) with the SAM-MTP encoder:
-# paper Table 1, row "GroupFree3D + Ours" (68.9 AP25 / 52.1 AP50). mmdet3d ships no SUN RGB-D GroupFree3D
-# config, so this one composes mmdet3d's SUN RGB-D data, GroupFree3D model and runtime bases, with the heading
-# bins and mean sizes of mmdet3d's SUN RGB-D VoteNet and the losses/schedule of its ScanNet GroupFree3D (L6).
-# Needs scene segments data/sunrgbd/scene_segments/<idx>.bin (see docs/finetune.md). Run:
+# GroupFree3D + Ours on SUN RGB-D (10 classes): paper Table 1 (68.9 AP25 / 52.1 AP50). The baseline
+# configs/sam_mtp/downstream/groupfree3d_head-L6-O256_4xb8_sunrgbd-3d.py (RotatedBoxGroupFree3DHead, settings
+# there) with only the backbone replaced: SAM-guided tokens from scene segments, the pretrained plain transformer,
+# a Linear to the head's 288 channels. Needs scene segments data/sunrgbd/scene_segments/<idx>.bin (docs/finetune.md).
 #   bash tools/dist_train.sh configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_sunrgbd-3d.py 4
-_base_ = [
-    'mmdet3d::_base_/datasets/sunrgbd-3d.py',
-    'mmdet3d::_base_/models/groupfree3d.py',
-    'mmdet3d::_base_/default_runtime.py',
-    './_base_/sam_mtp_downstream.py',
-]
+_base_ = ['../downstream/groupfree3d_head-L6-O256_4xb8_sunrgbd-3d.py', './_base_/sam_mtp_downstream.py']
 
 model = dict(
     backbone=dict(
@@ -20,53 +14,17 @@ model = dict(
         in_channels=5,  # xyz + height (shift_height=True, an unused point feature) + segment id
         segment_channel=4,
         out_channels=288,
+        # KPS takes the top 256 of the token slots: a fixed 1024 slots, padded with copies of real tokens.
         num_output_tokens=1024,
-        init_cfg=dict(type='Pretrained', checkpoint=_base_.pretrained_checkpoint, prefix='backbone.')),
-    bbox_head=dict(
-        num_classes=10,
-        size_cls_agnostic=False,
-        bbox_coder=dict(
-            type='GroupFree3DBBoxCoder',
-            num_sizes=10,
-            num_dir_bins=12,
-            with_rot=True,
-            size_cls_agnostic=False,
-            # per-class mean box sizes of SUN RGB-D (mmdet3d's votenet_8xb16_sunrgbd-3d.py)
-            mean_sizes=[[2.114256, 1.620300, 0.927272], [0.791118, 1.279516, 0.718182],
-                        [0.923508, 1.867419, 0.845495], [0.591958, 0.552978, 0.827272],
-                        [0.699104, 0.454178, 0.75625], [0.69519, 1.346299, 0.736364],
-                        [0.528526, 1.002642, 1.172878], [0.500618, 0.632163, 0.683424],
-                        [0.404671, 1.071108, 1.688889], [0.76584, 1.398258, 0.472728]]),
-        center_loss=dict(type='mmdet.SmoothL1Loss', beta=0.04, reduction='sum', loss_weight=10.0),
-        size_res_loss=dict(type='mmdet.SmoothL1Loss', beta=1.0 / 9.0, reduction='sum', loss_weight=10.0 / 9.0)),
-    test_cfg=dict(sample_mode='kps', nms_thr=0.25, score_thr=0.0, per_class_proposal=True,
-                  prediction_stages='last_three'))
+        init_cfg=dict(type='Pretrained', checkpoint=_base_.pretrained_checkpoint, prefix='backbone.')))
 
 load_segments = dict(type='LoadSceneSegments')  # <data_root>/scene_segments/<idx>.bin
 train_pipeline = _base_.train_pipeline[:1] + [load_segments] + _base_.train_pipeline[1:]
 test_pipeline = _base_.test_pipeline[:1] + [load_segments] + _base_.test_pipeline[1:]
-train_dataloader = dict(batch_size=8, dataset=dict(dataset=dict(pipeline=train_pipeline)))
+train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
-# Schedule of mmdet3d's ScanNet GroupFree3D (4 GPUs x 8 scenes, 80 epochs of the 5x repeated set); the
-# transformers (pretrained encoder, head decoder) train at a tenth of the base lr.
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=0.006, weight_decay=0.0005),
-    clip_grad=dict(max_norm=0.1, norm_type=2),
-    paramwise_cfg=dict(custom_keys={
-        'backbone.encoder': dict(lr_mult=0.1, decay_mult=1.0),
-        'bbox_head.decoder_layers': dict(lr_mult=0.1, decay_mult=1.0),
-        'bbox_head.decoder_self_posembeds': dict(lr_mult=0.1, decay_mult=1.0),
-        'bbox_head.decoder_cross_posembeds': dict(lr_mult=0.1, decay_mult=1.0),
-        'bbox_head.decoder_query_proj': dict(lr_mult=0.1, decay_mult=1.0),
-        'bbox_head.decoder_key_proj': dict(lr_mult=0.1, decay_mult=1.0),
-    }))
-param_scheduler = [dict(type='MultiStepLR', begin=0, end=80, by_epoch=True, milestones=[56, 68], gamma=0.1)]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=80, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-auto_scale_lr = dict(enable=False, base_batch_size=32)
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=10))
-randomness = dict(seed=4)
+# The pretrained transformer trains at a tenth of the base lr, like the head's decoder (as on ScanNet); the
+# scratch twin uses the same optimizer so only the initialisation differs.
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'backbone.encoder': dict(lr_mult=0.1, decay_mult=1.0)}))

@@ -9,6 +9,8 @@ _base_ = [
     './_base_/sam_mtp_downstream.py',
 ]
 
+custom_imports = dict(imports=['projects.sam_mtp'], allow_failed_imports=False)
+
 num_classes = 13
 model = dict(
     backbone=dict(

@@ -10,6 +10,8 @@ _base_ = [
     './_base_/sam_mtp_downstream.py',
 ]
 
+custom_imports = dict(imports=['projects.sam_mtp'], allow_failed_imports=False)
+
 num_classes = 20
 model = dict(
     backbone=dict(

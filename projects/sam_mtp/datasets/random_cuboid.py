@@ -69,6 +69,10 @@ class RandomCuboidCrop(BaseTransform):
             return input_dict
         points = input_dict['points']
         xyz = points.coord.numpy() if hasattr(points, 'coord') else np.asarray(points)[:, :3]
+        if len(xyz) == 0:
+            name = input_dict.get('lidar_path', input_dict.get('sample_idx', '?'))
+            raise ValueError(f'RandomCuboidCrop: sample {name} has no points to crop (empty points file, or an '
+                             'earlier transform removed them all)')
         boxes = input_dict.get('gt_bboxes_3d')
         box_centres = None if boxes is None or len(boxes) == 0 else boxes.gravity_center.numpy()
         for _ in range(self.max_trials):

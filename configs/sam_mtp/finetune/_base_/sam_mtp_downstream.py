@@ -1,15 +1,7 @@
 # Shared pieces of the SAM-MTP fine-tuning configs: the pretrained encoder, its checkpoint and the tokenizers.
-# Method constants live here once; every downstream config under configs/sam_mtp/finetune/ reads them.
-custom_imports = dict(
-    imports=[
-        'projects.sam_mtp',
-        # Downstream heads, the 3DETR detector and RandomCuboidCrop (explicit, so these configs also work
-        # while the package __init__ does not import them).
-        'projects.sam_mtp.models.heads',
-        'projects.sam_mtp.models.detectors',
-        'projects.sam_mtp.datasets.random_cuboid',
-    ],
-    allow_failed_imports=False)
+# Method constants live here once; every downstream config under configs/sam_mtp/finetune/ reads them. No
+# custom_imports here: the task configs (or the baseline configs they inherit) set it, and mmengine refuses a key
+# defined by two bases.
 
 # The stage-2 student (or a stage-1 model) of configs/sam_mtp/stage{1,2}_scannet.py. Both keep the encoder
 # under "backbone."; SamMtpPointBackbone loads it strictly into its "encoder" (same keys, 1:1). Change it

@@ -58,12 +58,23 @@ class ThreeDETR(Base3DDetector):
             feats = self.neck(feats)
         return feats
 
+    @staticmethod
+    def _check_not_empty(batch_inputs_dict: dict, batch_data_samples: SampleList) -> None:
+        """A scene without points has no extent to normalise boxes by: refuse it, naming the sample."""
+        for points, sample in zip(batch_inputs_dict.get('points') or [], batch_data_samples):
+            if points.shape[0] == 0:
+                name = sample.metainfo.get('lidar_path', sample.metainfo.get('sample_idx', '?'))
+                raise ValueError(f'ThreeDETR: sample {name} has no points left (empty points file, or a range '
+                                 'filter / crop removed them all)')
+
     def loss(self, batch_inputs_dict: dict, batch_data_samples: SampleList, **kwargs) -> Dict[str, Tensor]:
+        self._check_not_empty(batch_inputs_dict, batch_data_samples)
         feats = self.extract_feat(batch_inputs_dict)
         return self.bbox_head.loss(batch_inputs_dict['points'], feats, batch_data_samples, **kwargs)
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: SampleList, **kwargs) -> SampleList:
         """Returns the data samples with ``pred_instances_3d`` (``bboxes_3d``, ``scores_3d``, ``labels_3d``)."""
+        self._check_not_empty(batch_inputs_dict, batch_data_samples)
         feats = self.extract_feat(batch_inputs_dict)
         results = self.bbox_head.predict(batch_inputs_dict['points'], feats, batch_data_samples, **kwargs)
         return self.add_pred_to_datasample(batch_data_samples, results)

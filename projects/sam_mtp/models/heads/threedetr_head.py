@@ -3,12 +3,13 @@
 Data flow (B scenes, M encoder tokens, Q queries, L decoder layers)::
 
     backbone dict: fp_xyz[-1] (B, M, 3), fp_features[-1] (B, C, M), padding_mask (B, M) bool (optional)
-      -> memory = MLP(features)                                   (B, M, D)
+      -> memory = MLP(features): 1x1 conv-BN-ReLU layers as 3DETR's encoder-to-decoder projection (B, M, D)
       -> queries: 'fps'    Q token positions by furthest point sampling, content zeros         (3DETR)
                   'tokens' the tokens themselves (capped at Q by FPS), content = their memory  (SAM-MTP)
       -> query_pos = MLP(Fourier(query xyz)), key_pos = Fourier(token xyz), both scene-normalised
       -> decoder (pre-norm, L layers) -> every layer through the shared prediction MLPs        (L, B, Q, *)
-      -> boxes: centre = query + offset, size = sigmoid * scene extent, heading = bin + residual
+      -> boxes (3DETR's parametrisation): centre = query xyz + (sigmoid - 0.5) metres, then normalised by
+         the scene extent for the centre loss/cost; size = sigmoid * scene extent; heading = bin + residual
 
 Training matches every layer's predictions to the ground truth with mmdet's ``HungarianAssigner``
 (class probability, 3D GIoU, centre L1, objectness costs) and sums the per-layer losses; the last layer's
@@ -18,10 +19,12 @@ Padded tokens (``padding_mask`` True) are ignored by the cross-attention and nev
 scene with fewer real tokens than Q are invalid: masked in self-attention, excluded from matching, losses and
 predictions.
 """
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.utils import reduce_mean
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
@@ -30,8 +33,8 @@ from mmdet3d.models.layers import aligned_3d_nms
 from mmdet3d.registry import MODELS, TASK_UTILS
 from mmdet3d.structures import DepthInstance3DBoxes
 from mmdet3d.structures.det3d_data_sample import SampleList
-from .threedetr_transformer import (MIN_SCENE_EXTENT, FourierPositionEncoding, PredictionMLP, ThreeDETRDecoder,
-                                    angle_to_bin, bin_to_angle, masked_furthest_point_sample, normalize_to_scene)
+from .threedetr_transformer import (MIN_SCENE_EXTENT, FourierPositionEncoding, PointwiseMLP, ThreeDETRDecoder,
+                                    angle_to_bin, bin_to_angle, masked_furthest_point_sample)
 
 __all__ = ['ThreeDETRHead']
 
@@ -50,7 +53,10 @@ class ThreeDETRHead(BaseModule):
         in_channels: channels of the backbone's last ``fp_features``.
         num_queries: Q (256 ScanNet, 128 SUN RGB-D in 3DETR).
         query_source: ``'fps'`` (3DETR) or ``'tokens'`` (SAM-MTP, see module docstring).
-        num_angle_bins: heading bins; 0 for axis-aligned datasets (ScanNet): heading fixed to 0.
+        num_angle_bins: heading bins (12 on SUN RGB-D); 0 for axis-aligned datasets (ScanNet): no heading heads,
+            heading fixed to 0 (3DETR builds 1-bin heads there and multiplies their output by 0). 1 is refused.
+        num_memory_proj_hidden: hidden layers (width ``in_channels``) of the encoder-to-decoder projection: 2 for
+            3DETR's plain encoder, 1 for its masked encoder (3DETR-m).
         embed_dims, num_decoder_layers, num_heads, feedforward_channels, dropout: decoder (256, 8, 4, 256, 0.1).
         mlp_channels, mlp_dropout: hidden widths and dropout of the prediction MLPs (256, 256), 0.3.
         pos_gauss_scale: std of the Fourier feature matrix.
@@ -69,6 +75,7 @@ class ThreeDETRHead(BaseModule):
                  num_queries: int = 256,
                  query_source: str = 'fps',
                  num_angle_bins: int = 0,
+                 num_memory_proj_hidden: int = 2,
                  embed_dims: int = 256,
                  num_decoder_layers: int = 8,
                  num_heads: int = 4,
@@ -90,9 +97,14 @@ class ThreeDETRHead(BaseModule):
         super().__init__(init_cfg=init_cfg)
         if query_source not in _QUERY_SOURCES:
             raise ValueError(f'ThreeDETRHead: query_source must be one of {_QUERY_SOURCES}, got {query_source!r}')
-        if num_classes < 1 or num_queries < 1 or num_angle_bins < 0:
-            raise ValueError(f'ThreeDETRHead: need num_classes >= 1, num_queries >= 1, num_angle_bins >= 0, got '
-                             f'{num_classes}, {num_queries}, {num_angle_bins}')
+        if num_classes < 1 or num_queries < 1 or num_angle_bins < 0 or num_memory_proj_hidden < 0:
+            raise ValueError(f'ThreeDETRHead: need num_classes >= 1, num_queries >= 1, num_angle_bins >= 0, '
+                             f'num_memory_proj_hidden >= 0, got {num_classes}, {num_queries}, {num_angle_bins}, '
+                             f'{num_memory_proj_hidden}')
+        if num_angle_bins == 1:
+            raise ValueError('ThreeDETRHead: num_angle_bins=1 is a heading head without bins; use 0 for '
+                             'axis-aligned boxes (ScanNet: 3DETR\'s 1-bin head only ever predicts 0) or >= 2 for '
+                             'oriented boxes (12 on SUN RGB-D)')
         self.num_classes = num_classes
         self.num_queries = num_queries
         self.query_source = query_source
@@ -102,11 +114,17 @@ class ThreeDETRHead(BaseModule):
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 
-        self.memory_proj = PredictionMLP(in_channels, [embed_dims], embed_dims)
+        self._warned_few_tokens = False
+
+        # 3DETR's layers around the decoder: the encoder-to-decoder projection is conv (no bias)-BN-ReLU
+        # throughout, the query projection conv-ReLU-conv-ReLU, the prediction heads conv (no bias)-BN-ReLU-
+        # dropout hidden layers and a conv with bias (models/model_3detr.py, models/helpers.py GenericMLP).
+        self.memory_proj = PointwiseMLP(in_channels, [in_channels] * num_memory_proj_hidden, embed_dims, norm=True,
+                                        output_bias=False, output_norm=True, output_act=True)
         self.pos_encoding = FourierPositionEncoding(embed_dims, gauss_scale=pos_gauss_scale)
-        self.query_pos_proj = PredictionMLP(embed_dims, [embed_dims], embed_dims)
+        self.query_pos_proj = PointwiseMLP(embed_dims, [embed_dims], embed_dims, hidden_bias=True, output_act=True)
         self.decoder = ThreeDETRDecoder(num_decoder_layers, embed_dims, num_heads, feedforward_channels, dropout)
-        head = lambda out: PredictionMLP(embed_dims, mlp_channels, out, mlp_dropout)  # noqa: E731
+        head = lambda out: PointwiseMLP(embed_dims, mlp_channels, out, norm=True, dropout=mlp_dropout)  # noqa: E731
         self.cls_head = head(num_classes + 1)
         self.center_head = head(3)
         self.size_head = head(3)
@@ -152,14 +170,21 @@ class ThreeDETRHead(BaseModule):
         """Query token indices ``(B, Q)`` and their validity ``(B, Q)``, ``Q = min(num_queries, M)``.
 
         Both query sources pick spatially spread tokens by FPS over the real tokens; they differ in the
-        query content (see :meth:`forward`). A scene with ``count < Q`` real tokens gets all of them as its
-        first ``count`` queries, the rest are invalid.
+        query content (see :meth:`forward`). Fewer tokens than ``num_queries`` is a documented fallback, not an
+        error (SAM token counts vary per scene): a scene with ``count < Q`` real tokens gets all of them as its
+        first ``count`` queries and the rest are invalid (masked in attention, matching, losses and
+        predictions); a warning is logged once.
         """
         num = min(self.num_queries, xyz.shape[1])
         valid_tokens = None if padding_mask is None else ~padding_mask
         idx = masked_furthest_point_sample(xyz, num, valid_tokens)
         counts = xyz.new_full((xyz.shape[0], ), xyz.shape[1], dtype=torch.long) if padding_mask is None \
             else valid_tokens.sum(dim=1)
+        if not self._warned_few_tokens and bool((counts < self.num_queries).any()):
+            self._warned_few_tokens = True
+            print_log(f'ThreeDETRHead: a scene has {int(counts.min())} tokens for num_queries={self.num_queries}; '
+                      'its extra queries are masked (this is logged once)', logger='current',
+                      level=logging.WARNING)
         query_valid = torch.arange(num, device=xyz.device)[None] < counts[:, None]
         return idx, query_valid
 
@@ -177,40 +202,43 @@ class ThreeDETRHead(BaseModule):
         scene_min, scene_max = self.scene_range(points)
         scene_min, scene_max = scene_min.to(xyz.dtype), scene_max.to(xyz.dtype)
 
-        memory = self.memory_proj(features.transpose(1, 2))                        # (B, M, D)
+        real_tokens = None if padding_mask is None else ~padding_mask
+        memory = self.memory_proj(features.transpose(1, 2), real_tokens)           # (B, M, D)
         key_pos = self.pos_encoding(xyz, scene_min, scene_max)
         idx, query_valid = self.select_queries(xyz, padding_mask)
         gather = lambda t: torch.gather(t, 1, idx[..., None].expand(-1, -1, t.shape[-1]))  # noqa: E731
         query_xyz = gather(xyz)
-        query_pos = self.query_pos_proj(self.pos_encoding(query_xyz, scene_min, scene_max))
+        query_pos = self.query_pos_proj(self.pos_encoding(query_xyz, scene_min, scene_max), query_valid)
         # 3DETR starts from empty queries; SAM-MTP uses the SAM tokens themselves as queries.
         query = gather(memory) if self.query_source == 'tokens' else torch.zeros_like(query_pos)
         hidden = self.decoder(query, memory, query_pos, key_pos, ~query_valid, padding_mask)  # (L, B, Q, D)
 
+        # The prediction MLPs see every layer's valid queries at once (3DETR stacks layers and batch too).
+        valid = query_valid[None].expand(hidden.shape[0], -1, -1)
         extent = (scene_max - scene_min).clamp(min=MIN_SCENE_EXTENT)
-        query_normalized = normalize_to_scene(query_xyz, scene_min, scene_max)
-        center_normalized = query_normalized + self.center_head(hidden).sigmoid() - 0.5
-        size_normalized = self.size_head(hidden).sigmoid()
+        # 3DETR: the offset sigmoid - 0.5 is in metres, added to the query position before normalising.
+        centers = query_xyz + self.center_head(hidden, valid).sigmoid() - 0.5
+        size_normalized = self.size_head(hidden, valid).sigmoid()
         preds = dict(
-            cls_logits=self.cls_head(hidden),
-            center_normalized=center_normalized,
+            cls_logits=self.cls_head(hidden, valid),
+            center_normalized=(centers - scene_min[:, None]) / extent[:, None],
             size_normalized=size_normalized,
-            centers=center_normalized * extent[:, None] + scene_min[:, None],
+            centers=centers,
             sizes=size_normalized * extent[:, None],
             query_valid=query_valid,
             query_xyz=query_xyz,
             scene_min=scene_min,
             scene_max=scene_max)
         if self.with_yaw:
-            angle_logits = self.angle_cls_head(hidden)
-            residual = self.angle_reg_head(hidden)
+            angle_logits = self.angle_cls_head(hidden, valid)
+            residual = self.angle_reg_head(hidden, valid)
             best = angle_logits.argmax(dim=-1, keepdim=True)
             preds.update(
                 angle_logits=angle_logits,
                 angle_residual_normalized=residual,
                 angles=bin_to_angle(best[..., 0], torch.gather(residual, -1, best)[..., 0], self.num_angle_bins))
         else:
-            preds['angles'] = center_normalized.new_zeros(center_normalized.shape[:-1])
+            preds['angles'] = centers.new_zeros(centers.shape[:-1])
         return preds
 
     def boxes_from_preds(self, preds: Dict[str, Tensor]) -> Tensor:
@@ -237,6 +265,10 @@ class ThreeDETRHead(BaseModule):
         centers = boxes.gravity_center.to(device=device, dtype=dtype)
         sizes = boxes.dims.to(device=device, dtype=dtype)
         yaw = boxes.yaw.to(device=device, dtype=dtype)
+        if not self.with_yaw and getattr(boxes, 'with_yaw', False) and bool((yaw != 0).any()):
+            raise ValueError('ThreeDETRHead: the gt boxes have headings (with_yaw=True, non-zero yaw) but the head '
+                             'has num_angle_bins=0 and would learn axis-aligned boxes; set num_angle_bins (3DETR: 12 '
+                             'on SUN RGB-D)')
         extent = (scene_max - scene_min).clamp(min=MIN_SCENE_EXTENT)
         bboxes = torch.cat([centers, sizes] + ([yaw[:, None]] if self.with_yaw else []), dim=1)
         return InstanceData(

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    'FourierPositionEncoding', 'ThreeDETRDecoderLayer', 'ThreeDETRDecoder', 'PredictionMLP',
+    'FourierPositionEncoding', 'ThreeDETRDecoderLayer', 'ThreeDETRDecoder', 'PointwiseMLP',
     'normalize_to_scene', 'masked_furthest_point_sample', 'angle_to_bin', 'bin_to_angle', 'MIN_SCENE_EXTENT'
 ]
 
@@ -76,24 +76,49 @@ def masked_furthest_point_sample(xyz: Tensor, num_samples: int, valid: Optional[
     return torch.stack(picks, dim=1)
 
 
-class PredictionMLP(nn.Module):
-    """``Linear -> ReLU -> Dropout`` hidden layers followed by a linear output layer."""
+class PointwiseMLP(nn.Module):
+    """3DETR's ``GenericMLP`` with kernel-1 convolutions: the same MLP applied to every token (row).
+
+    Hidden layers are ``Linear(bias=hidden_bias) [-> BatchNorm1d] -> ReLU [-> Dropout]``, the output layer
+    ``Linear(bias=output_bias) [-> BatchNorm1d] [-> ReLU]``. A kernel-1 ``Conv1d`` over ``(B, C, N)`` is this
+    ``Linear`` over rows, with the same parameters.
+
+    ``forward(x, valid)`` takes ``x (..., C)`` and an optional bool mask ``valid`` of ``x.shape[:-1]``: only valid
+    rows go through the MLP, so BatchNorm's batch statistics never include padded tokens or masked queries
+    (3DETR has neither, so with every row valid this is exactly its module); invalid rows of the output are 0.
+    """
 
     def __init__(self, in_channels: int, hidden_channels: Sequence[int], out_channels: int,
-                 dropout: float = 0.0) -> None:
+                 norm: bool = False, dropout: float = 0.0, hidden_bias: bool = False, output_bias: bool = True,
+                 output_norm: bool = False, output_act: bool = False) -> None:
         super().__init__()
         layers: List[nn.Module] = []
         prev = in_channels
         for hidden in hidden_channels:
-            layers += [nn.Linear(prev, hidden), nn.ReLU(inplace=True)]
+            layers.append(nn.Linear(prev, hidden, bias=hidden_bias))
+            if norm:
+                layers.append(nn.BatchNorm1d(hidden))
+            layers.append(nn.ReLU(inplace=True))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             prev = hidden
-        layers.append(nn.Linear(prev, out_channels))
+        layers.append(nn.Linear(prev, out_channels, bias=output_bias))
+        if output_norm:
+            layers.append(nn.BatchNorm1d(out_channels))
+        if output_act:
+            layers.append(nn.ReLU(inplace=True))
         self.layers = nn.Sequential(*layers)
+        self.out_channels = out_channels
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.layers(x)
+    def forward(self, x: Tensor, valid: Optional[Tensor] = None) -> Tensor:
+        if valid is None:
+            return self.layers(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], self.out_channels)
+        if valid.shape != x.shape[:-1]:
+            raise ValueError(f'PointwiseMLP: valid mask {tuple(valid.shape)} does not match the rows '
+                             f'{tuple(x.shape[:-1])}')
+        out = x.new_zeros(*x.shape[:-1], self.out_channels)
+        out[valid] = self.layers(x[valid])
+        return out
 
 
 class ThreeDETRDecoderLayer(nn.Module):
@@ -132,7 +157,8 @@ class ThreeDETRDecoderLayer(nn.Module):
 class ThreeDETRDecoder(nn.Module):
     """Stack of :class:`ThreeDETRDecoderLayer` returning every layer's output after a shared LayerNorm.
 
-    Every layer's output feeds the (shared) prediction heads, which gives the auxiliary losses.
+    Every layer's output feeds the (shared) prediction heads, which gives the auxiliary losses. Every weight
+    matrix (attention projections, FFN) is xavier-uniform initialised, as 3DETR's decoder is.
     """
 
     def __init__(self, num_layers: int = 8, embed_dims: int = 256, num_heads: int = 4,
@@ -145,6 +171,13 @@ class ThreeDETRDecoder(nn.Module):
             for _ in range(num_layers)
         ])
         self.norm = nn.LayerNorm(embed_dims)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Xavier-uniform for every parameter with more than one dimension (norms and biases keep theirs)."""
+        for param in self.parameters():
+            if param.dim() > 1:
+                nn.init.xavier_uniform_(param)
 
     def forward(self, query: Tensor, memory: Tensor, query_pos: Tensor, key_pos: Tensor,
                 query_padding_mask: Optional[Tensor] = None,

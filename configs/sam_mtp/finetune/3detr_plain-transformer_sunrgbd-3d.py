@@ -1,0 +1,14 @@
+# 3DETR + Plain Transformer on SUN RGB-D: paper Table 1 (57.6 AP25 / 31.9 AP50). The baseline
+# configs/sam_mtp/downstream/threedetr_1xb8-1080e_sunrgbd-3d.py with only 3DETR's encoder replaced (Bridge3D's
+# 2048 FPS/kNN tokens and plain transformer, random initialisation, FPS-sampled queries).
+#   python tools/train.py configs/sam_mtp/finetune/3detr_plain-transformer_sunrgbd-3d.py
+_base_ = ['../downstream/threedetr_1xb8-1080e_sunrgbd-3d.py', './_base_/sam_mtp_downstream.py']
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='SamMtpPointBackbone',
+        tokenizer=_base_.det_knn_tokenizer,
+        encoder=dict(_base_.sam_mtp_encoder, pos_every_block=False),
+        in_channels=3),
+    bbox_head=dict(in_channels=_base_.sam_mtp_encoder['embed_dims']))
