@@ -1,7 +1,7 @@
 # 3DETR on SUN RGB-D (10 classes) with the SAM-MTP encoder: paper Table 1, row "3DETR + Ours" (63.5 AP25 /
 # 39.5 AP50). Bridge3D's SUN RGB-D settings (spec §6.4): lr 7e-4, 128 queries, 12 heading bins, matcher giou 3 /
 # cls 1 / centre 5 / objectness 5, loss giou 0 / no-object 0.1. Needs scene segments
-# data/sunrgbd/scene_segments/<idx>.bin (docs/finetune.md).
+# data/sunrgbd/scene_segments/<idx>.bin (tools/make_scene_segments.py, docs/finetune.md).
 #   bash tools/dist_train.sh configs/sam_mtp/finetune/3detr_sam-mtp-ft_sunrgbd-3d.py 1
 _base_ = [
     'mmdet3d::_base_/datasets/sunrgbd-3d.py',

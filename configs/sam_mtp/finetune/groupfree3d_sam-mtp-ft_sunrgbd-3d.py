@@ -2,7 +2,7 @@
 # paper Table 1, row "GroupFree3D + Ours" (68.9 AP25 / 52.1 AP50). mmdet3d ships no SUN RGB-D GroupFree3D
 # config, so this one composes mmdet3d's SUN RGB-D data, GroupFree3D model and runtime bases, with the heading
 # bins and mean sizes of mmdet3d's SUN RGB-D VoteNet and the losses/schedule of its ScanNet GroupFree3D (L6).
-# Needs scene segments data/sunrgbd/scene_segments/<idx>.bin (see docs/finetune.md). Run:
+# Needs scene segments data/sunrgbd/scene_segments/<idx>.bin (tools/make_scene_segments.py, docs/finetune.md). Run:
 #   bash tools/dist_train.sh configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_sunrgbd-3d.py 4
 _base_ = [
     'mmdet3d::_base_/datasets/sunrgbd-3d.py',
