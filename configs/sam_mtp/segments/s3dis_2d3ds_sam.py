@@ -15,8 +15,8 @@ segment_cfg = dict(
     min_shared_points=5,
     min_segment_points=1,
     # room -> area registration: candidate z-rotations (the Aligned Version rotates rooms about z), floor-plan
-    # correlation on a 5 cm grid with ~240k depth samples of the frames, ICP on 60k room points; fitness = depth
+    # correlation on a 5 cm grid with ~120k depth samples of the frames, ICP on 20k room points; fitness = depth
     # consistency with 12 of the frames (fraction of unoccluded room points within 5 cm of the measured depth)
-    registration=dict(angles=(0., 90., 180., 270.), grid=0.05, frame_points=240000, check_views=12,
-                      max_points=60000, icp_iterations=25, fit_tolerance=0.05, min_fitness=0.8, seed=0))
+    registration=dict(angles=(0., 90., 180., 270.), grid=0.05, frame_points=120000, check_views=12,
+                      max_points=20000, icp_iterations=25, fit_tolerance=0.05, min_fitness=0.8, seed=0))
 points_load_dim = 6

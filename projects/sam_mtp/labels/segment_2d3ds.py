@@ -15,9 +15,9 @@
 of the room (rotated about z by the room's alignment angle) shifted so that their minimum is 0
 (``data/s3dis/indoor3d_util.py``). Neither the angle nor the shift is in mmdet3d's files, so the room is
 registered to its frames: the frames' depth is back-projected into the area frame; for each candidate angle
-about z the room is placed by the peak of the cross-correlation of the two floor-plan occupancy grids and the
-floor height, then refined by point-to-point ICP restricted to a z-rotation and a translation. The candidate
-with the best *fitness* wins: the depth consistency of the placed room with ``check_views`` of its frames (of the
+about z the room is placed by the peak of the cross-correlation of the two floor-plan occupancy grids of the
+walls and by the floor height; the two placements most consistent with the frames are refined by point-to-point
+ICP restricted to a z-rotation and a translation. The candidate with the best *fitness* wins: the depth consistency of the placed room with ``check_views`` of its frames (of the
 room points seen on a valid depth pixel and not occluded, the fraction within ``fit_tolerance`` of the measured
 depth); a fitness below ``min_fitness`` is an error naming the room. The transform and its fitness go into the segment file's
 metadata. A known transform can be given instead (``<transforms_dir>/<sample>.txt``, 4x4, points -> area).
@@ -37,8 +37,8 @@ TWOD3DS_MISSING_DEPTH = 65535
 _RGB_NAME = re.compile(r'^camera_(?P<uuid>[0-9A-Za-z]+)_(?P<room>.+)_frame_(?P<frame>\d+)_domain_rgb\.png$')
 _AREA_DIR = re.compile(r'^area_(?P<num>\d+)[a-z]?$')
 
-DEFAULT_REGISTRATION_CFG = dict(angles=(0., 90., 180., 270.), grid=0.05, frame_points=240000, check_views=12,
-                                max_points=60000, icp_iterations=25, fit_tolerance=0.05, min_fitness=0.8, seed=0)
+DEFAULT_REGISTRATION_CFG = dict(angles=(0., 90., 180., 270.), grid=0.05, frame_points=120000, check_views=12,
+                                max_points=20000, icp_iterations=25, fit_tolerance=0.05, min_fitness=0.8, seed=0)
 
 
 class RegistrationError(ValueError):
@@ -199,7 +199,7 @@ def _icp_z_rotation(room: np.ndarray, tree, frames: np.ndarray, transform: np.nd
     for i in range(iterations):
         radius = tolerance * (1.0 + 9.0 * max(0.0, 1.0 - i / max(iterations // 2, 1)))
         moved = room @ transform[:3, :3].T + transform[:3, 3]
-        dist, idx = tree.query(moved, distance_upper_bound=radius)
+        dist, idx = tree.query(moved, distance_upper_bound=radius, workers=-1)
         inlier = np.isfinite(dist)
         if inlier.sum() < 10:
             break
@@ -239,14 +239,16 @@ def register_room(room_xyz: np.ndarray, frame_xyz: np.ndarray, views, where: str
     if len(frames) > 4 * max_points:
         frames = frames[rng.choice(len(frames), 4 * max_points, replace=False)]
     tree = cKDTree(frames)
-    tried = []
+    tried = []  # (fitness, angle, transform): every candidate placed, the two most consistent refined by ICP
     for angle in angles:
         rot = np.eye(4)
         rot[:3, :3] = _rot_z(angle)
         rot[:3, 3] = _initial_translation(room @ rot[:3, :3].T, frames, grid)
-        transform = _icp_z_rotation(room, tree, frames, rot, icp_iterations, fit_tolerance)
-        fitness = depth_consistency(room @ transform[:3, :3].T + transform[:3, 3], views, fit_tolerance)
-        tried.append((fitness, float(angle), transform))
+        tried.append([depth_consistency(room @ rot[:3, :3].T + rot[:3, 3], views, fit_tolerance), float(angle), rot])
+    tried.sort(key=lambda t: -t[0])
+    for candidate in tried[:2]:
+        candidate[2] = _icp_z_rotation(room, tree, frames, candidate[2], icp_iterations, fit_tolerance)
+        candidate[0] = depth_consistency(room @ candidate[2][:3, :3].T + candidate[2][:3, 3], views, fit_tolerance)
     fitness, angle, transform = max(tried, key=lambda t: t[0])
     info = dict(fitness=round(fitness, 4), initial_angle_deg=angle,
                 yaw_deg=round(float(np.rad2deg(np.arctan2(transform[1, 0], transform[0, 0]))), 4),
