@@ -28,7 +28,8 @@ def test_label_stats_table_json_and_histogram(tmp_path, capsys):
     with open(out / 'label_stats_train.json') as f:
         stats = json.load(f)
     # by hand: regions per frame 4, 3, 5; regions with >= 16 points 3, 2, 3
-    assert stats['num_frames'] == 3 and stats['regions_per_frame']['max'] == 5 and stats['regions_per_frame']['min'] == 3
+    assert stats['num_frames'] == 3
+    assert stats['regions_per_frame']['max'] == 5 and stats['regions_per_frame']['min'] == 3
     assert stats['histograms']['tokens_per_frame'] == [3, 2, 3] and stats['max_tokens_covering_all_frames'] == 3
     all_sizes = sorted(v for s in sizes for v in s)
     assert stats['points_per_region']['count'] == len(all_sizes)

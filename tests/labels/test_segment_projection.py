@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from projects.sam_mtp.datasets.synthetic_sunrgbd_s3dis import render_sunrgbd_sample
-from projects.sam_mtp.labels.segment_projection import (CalibrationError, project_to_image, single_image_segments,
+from projects.sam_mtp.labels.segment_projection import (DEPTH_TO_CAMERA_AXES, CalibrationError, camera_projection,
+                                                        lidar_projection, project_to_image, single_image_segments,
                                                         sunrgbd_projection)
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'mmdet3d')
@@ -45,6 +46,25 @@ def test_projection_lands_every_point_on_its_source_pixel(calib_form):
     # The 1-based origin matters: with 0 every point lands one pixel off diagonally.
     _, _, row0, col0, _ = project_to_image(sample['points'], projection, sample['image_hw'], pixel_origin=0)
     assert (row0 == row + 1).mean() > 0.99 and (col0 == col + 1).mean() > 0.99
+
+
+def test_custom_calibrations_project_like_sunrgbd():
+    """Custom data's cam2img (0-based) + lidar2cam, or lidar2img, give the same pixels as SUN RGB-D's form."""
+    sample = render_sunrgbd_sample(seed=0, index=3, num_points=500)
+    k0 = sample['K'].copy()
+    k0[:2, 2] -= 1.0  # MATLAB 1-based principal point -> 0-based
+    lidar2cam = np.eye(4)
+    lidar2cam[:3, :3] = DEPTH_TO_CAMERA_AXES @ sample['Rtilt'].T
+    cam2img = np.eye(4)
+    cam2img[:3, :3] = k0
+    for projection in (camera_projection(cam2img, lidar2cam, 's'), lidar_projection(cam2img @ lidar2cam, 's')):
+        _, _, row, col, inside = project_to_image(sample['points'], projection, sample['image_hw'], pixel_origin=0)
+        assert inside.all()
+        np.testing.assert_array_equal(np.stack([row, col], 1), sample['pixel'])
+    with pytest.raises(CalibrationError, match='s: singular calibration'):
+        camera_projection(np.zeros((3, 3)), lidar2cam, 's')
+    with pytest.raises(CalibrationError, match='s: lidar2img .* is singular'):
+        lidar_projection(np.zeros((4, 4)), 's')
 
 
 def test_real_mmdet3d_sunrgbd_sample_colours_match_the_image():

@@ -108,7 +108,8 @@ def test_sunrgbd_bad_input_is_counted_with_the_sample_named(sun_root, tmp_path):
     meta = read_segment_meta(os.path.join(root, 'scene_segments', '000002.bin'))
     assert meta['method'] == 'geometric' and meta['sam'] is False and '000002.jpg' in meta['fallback_reason']
     # The info's image size must be the image's.
-    info['data_list'][0]['images']['CAM0'].update(height=71, depth2img=info['data_list'][1]['images']['CAM0']['depth2img'])
+    valid = info['data_list'][1]['images']['CAM0']['depth2img']
+    info['data_list'][0]['images']['CAM0'].update(height=71, depth2img=valid)
     with open(info_path, 'wb') as f:
         pickle.dump(info, f)
     report = make_sunrgbd_segments(root, infos, STAND_IN, progress=False, max_failure_fraction=1.0)

@@ -203,7 +203,8 @@ def write_synthetic_s3dis(out_dir: str, rooms: Dict[int, int] = None, seed: int 
             _write_bytes(osp.join(out_dir, 'points', f'{sample}.bin'),
                          np.concatenate([xyz, pts['rgb'].astype(np.float32)], 1).tobytes())
             semantic = _s3dis_semantic(scene, pts['surface'])
-            _write_bytes(osp.join(out_dir, 'instance_mask', f'{sample}.bin'), pts['instance'].astype(np.int64).tobytes())
+            _write_bytes(osp.join(out_dir, 'instance_mask', f'{sample}.bin'),
+                         pts['instance'].astype(np.int64).tobytes())
             _write_bytes(osp.join(out_dir, 'semantic_mask', f'{sample}.bin'), semantic.tobytes())
             instances = []
             for obj in scene.objects:

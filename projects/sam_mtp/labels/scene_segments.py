@@ -34,7 +34,7 @@ Everything is vectorised with scipy sparse matrices; the only loop is over frame
 import json
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 

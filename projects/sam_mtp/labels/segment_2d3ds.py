@@ -17,10 +17,10 @@ of the room (rotated about z by the room's alignment angle) shifted so that thei
 registered to its frames: the frames' depth is back-projected into the area frame; for each candidate angle
 about z the room is placed by the peak of the cross-correlation of the two floor-plan occupancy grids of the
 walls and by the floor height; the two placements most consistent with the frames are refined by point-to-point
-ICP restricted to a z-rotation and a translation. The candidate with the best *fitness* wins: the depth consistency of the placed room with ``check_views`` of its frames (of the
-room points seen on a valid depth pixel and not occluded, the fraction within ``fit_tolerance`` of the measured
-depth); a fitness below ``min_fitness`` is an error naming the room. The transform and its fitness go into the segment file's
-metadata. A known transform can be given instead (``<transforms_dir>/<sample>.txt``, 4x4, points -> area).
+ICP restricted to a z-rotation and a translation. The candidate with the best *fitness* wins: the depth
+consistency of the placed room with ``check_views`` of its frames (of the room points seen on a valid depth pixel
+and not occluded, the fraction within ``fit_tolerance`` of the measured depth); a fitness below ``min_fitness`` is
+an error naming the room. The transform and its fitness go into the segment file's metadata. A known transform can be given instead (``<transforms_dir>/<sample>.txt``, 4x4, points -> area).
 """
 import json
 import os
@@ -224,7 +224,8 @@ def register_room(room_xyz: np.ndarray, frame_xyz: np.ndarray, views, where: str
     """4x4 transform mapping the room's points onto its frames' area frame, and how well it fits.
 
     ``frame_xyz`` are the frames' depth points in the area frame (placement and ICP); ``views`` a few frames
-    ``(depth, K, cam-to-area)`` (``check_views`` of the config) that score each candidate by :func:`depth_consistency` (the fitness).
+    ``(depth, K, cam-to-area)`` (``check_views`` of the config) that score each candidate by
+    :func:`depth_consistency` (the fitness).
     Raises :class:`RegistrationError` naming ``where`` when the best fitness is below ``min_fitness``.
     """
     from scipy.spatial import cKDTree

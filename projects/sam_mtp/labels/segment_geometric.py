@@ -9,7 +9,8 @@ spirit of ScanNet's mesh segmentator (Felzenszwalb-Huttenlocher graph segmentati
 2. **Normals.** Each voxel's normal is the smallest-eigenvalue eigenvector of the covariance of its
    ``normal_knn`` nearest voxels.
 3. **Graph.** Every voxel is linked to its ``graph_knn`` nearest voxels (closer than ``max_edge_length`` when
-   it is set; by default no cutoff, so sparse clouds stay connected); an edge weighs ``(1 - |n_a . n_b|) + color_weight * |c_a - c_b| / sqrt(3)`` (colours in [0, 1]).
+   it is set; by default no cutoff, so sparse clouds stay connected); an edge weighs
+   ``(1 - |n_a . n_b|) + color_weight * |c_a - c_b| / sqrt(3)`` (colours in [0, 1]).
 4. **Felzenszwalb-Huttenlocher** (IJCV 2004): edges in ascending weight order merge two components when the
    weight is at most ``min(Int(A) + k / |A|, Int(B) + k / |B|)`` (``Int`` = the largest weight inside a
    component, ``k`` = ``threshold``); then, again in weight order, components smaller than
@@ -168,6 +169,7 @@ def geometric_segments(xyz: np.ndarray, rgb=None, **settings) -> np.ndarray:
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     weight = 1.0 - np.abs(np.einsum('ij,ij->i', normals[pairs[:, 0]], normals[pairs[:, 1]]))
     if colors is not None:
-        weight = weight + color_weight * np.linalg.norm(colors[pairs[:, 0]] - colors[pairs[:, 1]], axis=1) / math.sqrt(3)
+        color_step = np.linalg.norm(colors[pairs[:, 0]] - colors[pairs[:, 1]], axis=1) / math.sqrt(3)
+        weight = weight + color_weight * color_step
     root = felzenszwalb_segments(num_voxels, pairs, weight, threshold, cfg['min_segment_voxels'])
     return compact_segments(root[voxel], cfg['min_segment_points'])

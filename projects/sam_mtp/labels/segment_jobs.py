@@ -202,14 +202,14 @@ class SingleImageSegmenter:
         self.settings = dict(cfg)
 
     def _projection(self, cam: dict, where: str):
-        from .segment_projection import CalibrationError, camera_projection, sunrgbd_projection
+        from .segment_projection import CalibrationError, camera_projection, lidar_projection, sunrgbd_projection
         try:
             if 'depth2img' in cam:
                 return sunrgbd_projection(cam['depth2img'], where)
             if 'cam2img' in cam and 'lidar2cam' in cam:
                 return camera_projection(cam['cam2img'], cam['lidar2cam'], where), 'cam2img@lidar2cam'
             if 'lidar2img' in cam:
-                return np.asarray(cam['lidar2img'], np.float64)[:3], 'lidar2img'
+                return lidar_projection(cam['lidar2img'], where), 'lidar2img'
         except CalibrationError as err:
             raise SegmentError('bad_calibration', where, str(err).split(': ', 1)[-1]) from err
         raise SegmentError('bad_calibration', where, f'image entry has no depth2img, cam2img + lidar2cam or '

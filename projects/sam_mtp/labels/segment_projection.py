@@ -85,6 +85,14 @@ def camera_projection(cam2img, lidar2cam, where: str) -> np.ndarray:
     return k @ ext[:3]
 
 
+def lidar_projection(lidar2img, where: str) -> np.ndarray:
+    """3x4 projection from mmdet3d's ``lidar2img`` (3x4 or 4x4, point frame -> pixels)."""
+    m = _check_matrix(lidar2img, ((3, 4), (4, 4)), where, 'lidar2img')[:3]
+    if abs(np.linalg.det(m[:, :3])) <= 1e-9 * np.abs(m[:, :3]).max(initial=0)**3:
+        raise CalibrationError(f'{where}: lidar2img {m.round(4).tolist()} is singular')
+    return m
+
+
 def project_to_image(points: np.ndarray, projection: np.ndarray, image_hw, pixel_origin: int = 0):
     """Continuous 0-based pixel coordinates ``(u, v)`` (column, row; pixel ``i`` spans ``[i - 0.5, i + 0.5]``)
     of (N, 3) points under a 3x4 ``projection``, their pixel ``(row, col)`` and whether that pixel is inside an
