@@ -100,6 +100,16 @@ def test_synthetic_scene_segments_follow_instances(synthetic_root, tmp_path):
         meta = read_segment_meta(os.path.join(segments_dir, f'{scene}.bin'))
         assert meta['method'] == 'sam_multi_view' and meta['sam'] is True and meta['views_used'] == 4
         assert meta['num_points'] == 6000 and meta['settings']['region_maps'] == 'labels_dir'
+    # Without a label root the mask source runs on the frames now; at the labels' mask size it gives the same maps,
+    # hence the same segments.
+    live_dir = str(tmp_path / 'live_segments')
+    report = make_scannet_segments(synthetic_root, [info], frames_root=kwargs['frames_root'],
+                                   mask_source=dict(type='InstanceImageMaskSource'), segments_dir=live_dir,
+                                   segment_cfg=dict(depth_tolerance=0.05, mask_size=(72, 96)), progress=False)
+    assert report['written'] == 2 and report['mean_seconds']['model_seconds'] > 0
+    for scene in ('scene0000_00', 'scene0001_00'):
+        np.testing.assert_array_equal(load_scene_segments(os.path.join(live_dir, f'{scene}.bin')),
+                                      load_scene_segments(os.path.join(segments_dir, f'{scene}.bin')))
     # Rerun: finished scenes are skipped; a stale file (the points changed) is an error naming the scene.
     assert make_scannet_segments(synthetic_root, [info], **kwargs)['written'] == 0
     np.zeros(5999, np.int64).tofile(os.path.join(segments_dir, 'scene0001_00.bin'))
