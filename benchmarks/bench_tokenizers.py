@@ -65,7 +65,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    sam = SAMGuidedTokenizer().eval()  # defaults: S=128, min 16 points, <= 128 tokens, <= 32 fallback
+    sam = SAMGuidedTokenizer().eval()  # defaults: S=128, min 16 points, no token cap, <= 32 fallback
     knn_tok = FPSKNNTokenizer(num_tokens=256, num_points_per_token=128).eval()
     rows = []
     with torch.no_grad():

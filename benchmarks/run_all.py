@@ -27,6 +27,7 @@ def main():
         ('tokenizers', ['bench_tokenizers.py', '--points', '20000', '40000', *threads, '--out']),
         ('label_generation', ['bench_label_generation.py', *threads, '--json']),
         ('train_step', ['bench_train_step.py', '--out']),
+        ('scene_segments', ['bench_scene_segments.py', '--out']),
     ]
     env = dict(os.environ, PYTHONPATH=ROOT)
     for name, (script, *rest) in jobs:

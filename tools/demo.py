@@ -120,8 +120,7 @@ class Demo:
                  '1/6 synthetic ScanNet-format scenes and posed RGB-D frames')
         labels = osp.join(root, 'sam_mtp_labels')
         common = ['--frames-root', osp.join(root, 'posed_images'), '--out-dir', labels,
-                  '--axis-align-root', osp.join(root, 'scans'), '--points-root', osp.join(root, 'points'),
-                  '--no-progress']
+                  '--axis-align-root', osp.join(root, 'scans'), '--no-progress']
         self.run('labels_train', self.tool(
             'generate_sam_labels.py', 'configs/sam_mtp/labels/demo_class_targets.py', '--split', 'train',
             '--split-file', osp.join(root, 'meta_data', 'scannetv2_train.txt'), *common),
@@ -131,7 +130,13 @@ class Demo:
             'generate_sam_labels.py', 'configs/sam_mtp/labels/demo_class_targets.py', '--split', 'val',
             '--split-file', osp.join(root, 'meta_data', 'scannetv2_val.txt'),
             '--groups-from', osp.join(labels, 'train_groups.json'), *common),
-            '2/6 labels + scene segments, val')
+            '2/6 labels, val')
+        # Scene segments of the train and val scenes from the labels' region maps: SAM-guided tokens in fine-tuning.
+        self.run('segments', self.tool(
+            'make_scene_segments.py', 'configs/sam_mtp/segments/demo_scannet_stand_in.py', '--data-root', root,
+            '--info', osp.join(root, 'scannet_infos_train.pkl'), osp.join(root, 'scannet_infos_val.pkl'),
+            '--frames-root', osp.join(root, 'posed_images'), '--labels-dir', labels, '--no-progress'),
+            '2/6 scene segments (multi-view merge of the labels\' region maps), train + val')
 
     def pretrain(self):
         stage1_dir = osp.join(self.work_dir, 'stage1')

@@ -12,6 +12,9 @@ Many GPUs / nodes: the same command with ``--shard I/N`` per process, or under `
 finishes the last shard merges automatically (K-means, group ids, ``<split>_labels.pkl``); ``--merge`` runs
 the merge explicitly. Rerunning any command resumes: finished frames are validated and skipped.
 
+Scene segments for fine-tuning are made afterwards by ``tools/make_scene_segments.py`` (its ScanNet config
+reuses the region maps written here with ``--labels-dir``).
+
 Exit status: 0 on success; 1 when failures exceed ``--max-failure-fraction`` or the input is bad.
 """
 import argparse
@@ -28,7 +31,7 @@ from mmengine.logging import MMLogger, print_log  # noqa: E402
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='label config (mask_source, feature_source, label_cfg, segment_cfg)')
+    parser.add_argument('config', help='label config (mask_source, feature_source, label_cfg)')
     parser.add_argument('--frames-root', required=True, help='folder of per-scene frame folders')
     parser.add_argument('--out-dir', required=True, help='label root to write')
     parser.add_argument('--split', default='train', help='split name used in the output file names')
@@ -42,11 +45,6 @@ def parse_args(argv=None):
     parser.add_argument('--no-auto-merge', action='store_true', help='do not merge after the last shard')
     parser.add_argument('--groups-from', help='<split>_groups.json whose centroids to reuse (e.g. train for val)')
     parser.add_argument('--workers', type=int, default=0, help='processes for the merge rewrite')
-    parser.add_argument('--points-root', help='mmdet3d points/ folder: also make scene segments during the merge')
-    parser.add_argument('--segments-dir', help='where scene segments go (default: scene_segments/ next to '
-                        '--points-root, where LoadSceneSegments looks)')
-    parser.add_argument('--scene-segments', action='store_true',
-                        help='only make scene segments (sharded by scene; needs --points-root)')
     parser.add_argument('--max-failure-fraction', type=float, help='overrides label_cfg.max_failure_fraction')
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
@@ -61,7 +59,6 @@ def main(argv=None) -> int:
     from projects.sam_mtp.labels.generation import (LabelGenerationError, LabelGenerator, LabelPaths,
                                                     all_shards_reported, merge_label_cfg, merge_split,
                                                     release_merge_lock, try_merge_lock)
-    from projects.sam_mtp.labels.scene_segments import generate_scene_segments
     from projects.sam_mtp.labels.sharding import parse_shard, shard_from_env
 
     MMLogger.get_instance('sam_mtp_labels', log_level='INFO')
@@ -72,7 +69,6 @@ def main(argv=None) -> int:
     if args.max_failure_fraction is not None:
         label_cfg['max_failure_fraction'] = args.max_failure_fraction
     label_cfg = merge_label_cfg(label_cfg)
-    segment_cfg = dict(cfg.get('segment_cfg', {}))
     if args.shard and args.launcher != 'none':
         print_log('use either --shard or --launcher, not both', logger='current', level=logging.ERROR)
         return 1
@@ -90,16 +86,7 @@ def main(argv=None) -> int:
         def merge() -> None:
             merge_split(args.out_dir, records, args.split, label_cfg, args.groups_from, args.workers, sources,
                         progress)
-            if args.points_root:
-                generate_scene_segments(args.out_dir, records, args.points_root, segment_cfg,
-                                        depth_scale=label_cfg['depth_scale'], segments_dir=args.segments_dir)
 
-        if args.scene_segments:
-            if not args.points_root:
-                raise ValueError('--scene-segments needs --points-root')
-            generate_scene_segments(args.out_dir, records, args.points_root, segment_cfg, shard,
-                                    depth_scale=label_cfg['depth_scale'], segments_dir=args.segments_dir)
-            return 0
         if args.merge:
             merge()
             return 0

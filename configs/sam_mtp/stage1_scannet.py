@@ -14,13 +14,13 @@ embed_dims = 256
 model = dict(
     type='SamMtpDistiller',
     data_preprocessor=dict(type='BaseDataPreprocessor'),
-    # One token per SAM region (>= 16 points), 128 points each; points outside every region become
-    # target-free fallback tokens; at most 128 tokens per frame (smallest regions dropped first).
+    # One token per SAM region (>= 16 points), 128 points each, with no cap on their number (max_tokens=None,
+    # the tokenizer's default: the paper's one token per region); points outside every region become at most
+    # 32 target-free fallback tokens. docs/pretraining.md, "Token budget".
     tokenizer=dict(
         type='SAMGuidedTokenizer',
         num_points_per_token=128,
         min_points=16,
-        max_tokens=128,
         max_fallback_tokens=32),
     # Bridge3D's plain transformer: 3 blocks, 256-d, 4 heads, MLP ratio 2, drop-path 0.1.
     backbone=dict(

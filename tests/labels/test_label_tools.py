@@ -1,5 +1,5 @@
 """The label command line: configs, sharded runs with automatic merge, launcher environments, failure exit
-status, scene segments, and resuming after the process is killed with SIGKILL."""
+status, scene segments through tools/make_scene_segments.py, and resuming after the process is killed with SIGKILL."""
 import glob
 import json
 import os
@@ -18,6 +18,7 @@ from projects.sam_mtp.labels.format import load_frame_labels, load_label_info
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tools'))
 import generate_sam_labels  # noqa: E402
+import make_scene_segments  # noqa: E402
 
 DEMO = os.path.join(REPO, 'configs', 'sam_mtp', 'labels', 'demo_stand_in.py')
 REAL = os.path.join(REPO, 'configs', 'sam_mtp', 'labels', 'scannet_sam_dinov2.py')
@@ -63,10 +64,16 @@ def test_sharded_runs_merge_automatically(synthetic_root, tmp_path):
     assert len(info['data_list']) == 8 and info['metainfo']['num_groups'] == 3
     assert all(load_frame_labels(str(out / d['label_path']))['region_group'].min() >= 0 for d in info['data_list'])
     assert not (out / '_work' / 'train' / 'merge.lock').exists()
-    # Explicit merge with scene segments, reusing the finished frames.
-    assert generate_sam_labels.main(_args(synthetic_root, out, '--merge', '--points-root',
-                                          os.path.join(synthetic_root, 'points'), '--segments-dir',
-                                          str(tmp_path / 'segments'))) == 0
+    # Explicit merge, reusing the finished frames; scene segments come from the one segments tool, which reuses
+    # the region maps of this label root (the label tool no longer makes them).
+    assert generate_sam_labels.main(_args(synthetic_root, out, '--merge')) == 0
+    with pytest.raises(SystemExit):
+        generate_sam_labels.main(_args(synthetic_root, out, '--merge', '--points-root', synthetic_root))
+    assert make_scene_segments.main([
+        os.path.join(REPO, 'configs', 'sam_mtp', 'segments', 'demo_scannet_stand_in.py'), '--data-root', synthetic_root,
+        '--info', os.path.join(synthetic_root, 'scannet_infos_train.pkl'), '--labels-dir', str(out), '--frames-root',
+        os.path.join(synthetic_root, 'posed_images'), '--segments-dir', str(tmp_path / 'segments'),
+        '--no-progress']) == 0
     segments = np.fromfile(str(tmp_path / 'segments' / 'scene0001_00.bin'), np.int64)
     assert len(segments) == 6000 and segments.max() >= 1
 

@@ -118,20 +118,62 @@ def test_sample_group_members_rule_and_errors():
     torch.testing.assert_close(group_centroids(pts, group, 3), brute)
 
 
-def test_sam_tokenizer_cap_drops_smallest_regions():
+def test_sam_tokenizer_cap_merges_smallest_regions_instead_of_dropping():
     sizes = [[50, 20, 40, 30, 35, 40]]  # regions 3 and 6 tie at 40
     points, region = _padded_batch(sizes, num_unassigned=[40])
-    tok = SAMGuidedTokenizer(num_points_per_token=16, min_points=8, max_tokens=3, max_fallback_tokens=4)
-    tokens = tok.eval()(points, region)
-    # the 3 largest: 50 (id 1), then the 40-point tie (ids 3 and 6); no budget left for fallback
-    assert tokens.region_index[0].tolist() == [1, 3, 6]
-    dropped = torch.isin(region[0], torch.tensor([0, 2, 4, 5]))
-    assert torch.all(tokens.point_token[0][dropped] == -1)
+    tok = SAMGuidedTokenizer(num_points_per_token=16, min_points=8, max_tokens=3, max_fallback_tokens=4).eval()
+    tokens = tok(points, region)
+    # the 3 largest keep their own token: 50 (id 1), then the 40-point tie (ids 3 and 6)
+    kept = [1, 3, 6]
+    assert tokens.region_index[0].tolist() == kept and tokens.num_tokens.tolist() == [3]
+    pts, reg, owner = points[0].double(), region[0], tokens.point_token[0]
+    centroid = {r: pts[reg == r].mean(0) for r in range(1, 7)}
+    for r in range(1, 7):  # a merged region joins the kept region with the nearest centroid (brute force)
+        expected = kept.index(r) if r in kept else min(range(3), key=lambda t: float(
+            (centroid[r] - centroid[kept[t]]).norm()))
+        assert torch.all(owner[reg == r] == expected), r
+    # the regions use the whole cap, so the unassigned points join the nearest token centre (of its region points)
+    region_centres = torch.stack([pts[(owner == t) & (reg > 0)].mean(0) for t in range(3)])
+    assert torch.equal(owner[reg == 0], _dist(pts[reg == 0], region_centres).argmin(1))
+    assert torch.all(owner[reg >= 0] >= 0)  # no point leaves the model
+    for t in range(3):  # a token's centre is the mean of all its points
+        torch.testing.assert_close(tokens.centers[0, t].double(), pts[owner == t].mean(0), atol=1e-5, rtol=0)
+    assert dict(tok.budget_stats) == dict(samples=1, capped_samples=1, merged_regions=3,
+                                          merged_region_points=20 + 30 + 35, merged_unassigned_points=40)
     tok4 = SAMGuidedTokenizer(num_points_per_token=16, min_points=8, max_tokens=4, max_fallback_tokens=4)
     assert tok4.eval()(points, region).region_index[0].tolist() == [1, 3, 5, 6]
     # 2 tokens: the tie between ids 3 and 6 goes to the lower id
     tok2 = SAMGuidedTokenizer(num_points_per_token=16, min_points=8, max_tokens=2, max_fallback_tokens=4)
     assert tok2.eval()(points, region).region_index[0].tolist() == [1, 3]
+    # no cap (the default): every region has its own token and the unassigned points fallback tokens
+    free = SAMGuidedTokenizer(num_points_per_token=16, min_points=8, max_fallback_tokens=4).eval()
+    assert free.max_tokens is None
+    assert free(points, region).region_index[0].tolist() == [1, 2, 3, 4, 5, 6, 0, 0, 0]
+    assert free.budget_stats['capped_samples'] == 0
+
+
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_sam_tokenizer_never_drops_a_point_of_a_big_region(seed):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 60, size=int(rng.integers(5, 40))).tolist()
+    points, region = _padded_batch([sizes], num_unassigned=[int(rng.integers(0, 80))], seed=seed,
+                                   extra_padding=(5, ))
+    reg = region[0]
+    counts = torch.bincount(reg.clamp(min=0))
+    big_ids = [r for r in range(1, len(counts)) if counts[r] >= 10]
+    big = torch.isin(reg, torch.tensor(big_ids, dtype=torch.long))
+    for cap in (None, 1, 3, max(len(big_ids) // 2, 1), len(big_ids) + 2):
+        for fallback in (0, 4):
+            tok = SAMGuidedTokenizer(num_points_per_token=8, min_points=10, max_tokens=cap,
+                                     max_fallback_tokens=fallback).eval()
+            tokens = tok(points, region)
+            assert torch.all(tokens.point_token[0][big] >= 0), (cap, fallback)
+            assert torch.all(tokens.point_token[0][reg < 0] == -1)
+            if cap is not None:
+                assert int(tokens.num_tokens[0]) <= cap
+            if cap is None or cap >= len(big_ids):  # one token per big region, as the paper says
+                assert sorted(tokens.region_index[0][tokens.region_index[0] > 0].tolist()) == big_ids
+                assert tok.budget_stats['merged_regions'] == 0
 
 
 def test_sam_tokenizer_fallback_count_and_disable():

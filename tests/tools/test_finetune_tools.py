@@ -46,7 +46,7 @@ def _run(args, cwd, timeout=600):
 
 def _write_stand_in_segments(data_root, seed=0):
     """scene_segments/<scene>.bin from the instance masks (a perfect "SAM" segmentation) with 15 % of the points
-    unassigned, standing in for tools/generate_sam_labels.py --points-root (docs/finetune.md) to keep this fast."""
+    unassigned, standing in for tools/make_scene_segments.py (docs/finetune.md) to keep this fast."""
     rng = np.random.default_rng(seed)
     os.makedirs(osp.join(data_root, 'scene_segments'))
     for path in sorted(glob.glob(osp.join(data_root, 'instance_mask', '*.bin'))):

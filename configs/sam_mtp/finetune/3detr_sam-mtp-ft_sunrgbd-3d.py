@@ -1,6 +1,6 @@
 # 3DETR + Ours on SUN RGB-D: paper Table 1 (63.5 AP25 / 39.5 AP50). 3detr_plain-transformer_sunrgbd-3d.py with
 # SAM-MTP's three changes (stage-2 encoder, SAM-guided tokens from scene segments, tokens as queries). Needs
-# data/sunrgbd/scene_segments/<idx>.bin (docs/finetune.md).
+# data/sunrgbd/scene_segments/<idx>.bin (tools/make_scene_segments.py, docs/finetune.md).
 #   python tools/train.py configs/sam_mtp/finetune/3detr_sam-mtp-ft_sunrgbd-3d.py
 _base_ = ['./3detr_plain-transformer_sunrgbd-3d.py']
 

@@ -1,7 +1,7 @@
 # GroupFree3D + Ours on SUN RGB-D (10 classes): paper Table 1 (68.9 AP25 / 52.1 AP50). The baseline
 # configs/sam_mtp/downstream/groupfree3d_head-L6-O256_4xb8_sunrgbd-3d.py (RotatedBoxGroupFree3DHead, settings
 # there) with only the backbone replaced: SAM-guided tokens from scene segments, the pretrained plain transformer,
-# a Linear to the head's 288 channels. Needs scene segments data/sunrgbd/scene_segments/<idx>.bin (docs/finetune.md).
+# a Linear to the head's 288 channels. Needs scene segments data/sunrgbd/scene_segments/<idx>.bin (tools/make_scene_segments.py, docs/finetune.md).
 #   bash tools/dist_train.sh configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_sunrgbd-3d.py 4
 _base_ = ['../downstream/groupfree3d_head-L6-O256_4xb8_sunrgbd-3d.py', './_base_/sam_mtp_downstream.py']
 

@@ -2,7 +2,7 @@
 # "Plain Transformer + Ours" (71.8 mIoU / 78.2 mAcc), also the segmentation columns of Tables 3 and 4.
 # mmdet3d's S3DIS protocol (PointNet++ config: 4096-point 1 m patches with normalised xyz, sliding-window test)
 # with SamMtpPointBackbone and TokenInterpolationSegHead. Needs scene segments
-# data/s3dis/scene_segments/<Area_i_room>.bin (docs/finetune.md). Optimizer: INFERENCE.
+# data/s3dis/scene_segments/<Area_i_room>.bin (tools/make_scene_segments.py, docs/finetune.md). Optimizer: INFERENCE.
 #   bash tools/dist_train.sh configs/sam_mtp/finetune/tokenseg_sam-mtp-ft_s3dis-seg.py 2
 _base_ = [
     'mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py',

@@ -43,6 +43,5 @@ label_cfg = dict(
     kmeans=dict(max_samples=131072, n_init=3, max_iter=100, tol=1e-6, device='cuda'),
     dataset_name='ScanNet')
 
-# Scene segments of the reconstructed scenes (fine-tuning, spec §8 Q1), made with --points-root.
-segment_cfg = dict(depth_tolerance=0.1, iou_threshold=0.7, min_shared_points=5, min_segment_points=1,
-                   points_load_dim=6)
+# Scene segments of the reconstructed scenes (fine-tuning, spec §8 Q1) are made by tools/make_scene_segments.py
+# with configs/sam_mtp/segments/scannet_sam_multiview.py, which reuses this file's mask_source.

@@ -1,4 +1,5 @@
 """Scene-level SAM segments as a point attribute, so fine-tuning can tokenize scenes one token per segment."""
+import json
 import logging
 import os.path as osp
 from typing import Optional
@@ -34,12 +35,15 @@ class LoadSceneSegments(BaseTransform):
     """Append the scene-segment id of every point as a new last point column, attribute ``'segment'``.
 
     The file ``<segment_dir>/<scene>.bin`` holds one raw int64 per point of the scene's points file, in the same
-    order, ``-1`` for points in no segment (as written by ``tools/generate_sam_labels.py --points-root``). Put
+    order, ``-1`` for points in no segment (as written by ``tools/make_scene_segments.py``). Put
     this transform **right after** ``LoadPointsFromFile``: as a point column the id then follows every later
     sampling, crop, flip and rotation (``PointSample``, ``IndoorPatchPointSample``, ``RandomCuboidCrop``,
     ``GlobalRotScaleTrans`` ... move rows and coordinates, never other columns). The backbone's
     ``segment_channel`` must name the column this transform adds: the number of point columns loaded before it
     (e.g. 3 for ``use_dim=[0, 1, 2]``, 6 with colour, 4 with ``shift_height``).
+
+    The first file read from a folder has its sidecar ``<scene>.json`` logged (how the segments were made); a
+    folder of geometric segments (``"sam": false``) gets a warning that they are not SAM's.
 
     Required keys: ``points``, ``lidar_points['lidar_path']``. Modified keys: ``points``.
 
@@ -51,11 +55,31 @@ class LoadSceneSegments(BaseTransform):
         backend_args (dict, optional): mmengine file backend arguments, as for ``LoadPointsFromFile``.
     """
 
+    _described_folders = set()  # folders whose segment method was logged (once per process)
+
     def __init__(self, segment_dir: Optional[str] = None, allow_missing: bool = False,
                  backend_args: Optional[dict] = None) -> None:
         self.segment_dir = segment_dir
         self.allow_missing = allow_missing
         self.backend_args = backend_args
+
+    def _describe_folder(self, path: str) -> None:
+        """Log how the segments of ``path``'s folder were made, once per folder."""
+        folder = osp.dirname(path)
+        if folder in LoadSceneSegments._described_folders:
+            return
+        LoadSceneSegments._described_folders.add(folder)
+        try:
+            meta = json.loads(get(osp.splitext(path)[0] + '.json', backend_args=self.backend_args))
+        except (FileNotFoundError, ValueError, OSError):
+            return  # files made by hand or by an older tool have no sidecar
+        method = meta.get('method', '?')
+        if meta.get('sam') is False:
+            print_log(f'{folder}: scene segments made by {method!r}, NOT SAM ({meta.get("description", "")}); '
+                      'SAM-guided tokens follow them, but this is not the paper\'s setting', logger='current',
+                      level=logging.WARNING)
+        else:
+            print_log(f'{folder}: scene segments made by {method!r}', logger='current')
 
     def _read(self, path: str, num_points: int) -> np.ndarray:
         try:
@@ -63,14 +87,15 @@ class LoadSceneSegments(BaseTransform):
         except FileNotFoundError:
             if not self.allow_missing:
                 raise FileNotFoundError(
-                    f'{path}: scene segment file does not exist; make it with tools/generate_sam_labels.py '
-                    '--scene-segments --points-root ... or set LoadSceneSegments(allow_missing=True)') from None
+                    f'{path}: scene segment file does not exist; make it with tools/make_scene_segments.py '
+                    '(docs/finetune.md) or set LoadSceneSegments(allow_missing=True)') from None
             print_log(f'{path}: no scene segments, every point is unassigned', logger='current',
                       level=logging.WARNING)
             return np.full(num_points, -1, dtype=np.int64)
         if len(data) % 8:
             raise ValueError(f'{path}: size {len(data)} bytes is not a multiple of 8 (expected raw int64)')
         segments = np.frombuffer(data, dtype=np.int64)
+        self._describe_folder(path)
         if len(segments) != num_points:
             raise ValueError(f'{path}: has {len(segments)} segment ids but the scene has {num_points} points; '
                              'put LoadSceneSegments right after LoadPointsFromFile (before any sampling or '

@@ -1,4 +1,5 @@
-"""Offline 2D foundation-model labels: frame export, SAM masks, DINOv2 features, groups, scene segments.
+"""Offline 2D foundation-model labels: frame export, SAM masks, DINOv2 features, groups, scene segments
+(``tools/make_scene_segments.py``: one function per dataset, ``make_*_segments``).
 
 Importing this package registers the label sources in mmdet3d's ``MODELS`` registry:
 ``SAMAutomaticMaskSource``, ``InstanceImageMaskSource`` (stand-in), ``DINOv2FeatureSource`` and
@@ -11,7 +12,9 @@ from .frames import FrameError, FrameRecord, list_frames, load_frame
 from .generation import LabelGenerationError, LabelGenerator, merge_split
 from .mask_sources import InstanceImageMaskSource, SAMAutomaticMaskSource, masks_to_region_map
 from .pooling import pool_region_features
-from .scene_segments import generate_scene_segments, scene_segments
+from .scene_segments import scene_segments
+from .segment_jobs import (make_geometric_segments, make_s3dis_segments, make_scannet_segments, make_scene_segments,
+                           make_sunrgbd_segments)
 from .sens import SensFormatError, SensReader, SensWriter, export_sens_frames
 
 
@@ -25,6 +28,7 @@ __all__ = [
     'CheckpointMismatchError', 'DINOv2FeatureSource', 'RandomViTFeatureSource', 'ViTFeatureSource',
     'LabelFormatError', 'group_weights', 'FrameError', 'FrameRecord', 'list_frames', 'load_frame',
     'LabelGenerationError', 'LabelGenerator', 'merge_split', 'InstanceImageMaskSource', 'SAMAutomaticMaskSource',
-    'masks_to_region_map', 'pool_region_features', 'generate_scene_segments', 'scene_segments', 'SensFormatError',
+    'masks_to_region_map', 'pool_region_features', 'scene_segments', 'make_scene_segments', 'make_scannet_segments',
+    'make_sunrgbd_segments', 'make_s3dis_segments', 'make_geometric_segments', 'SensFormatError',
     'SensReader', 'SensWriter', 'export_sens_frames', 'build_label_source'
 ]

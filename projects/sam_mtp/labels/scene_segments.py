@@ -1,6 +1,14 @@
-"""Scene-level SAM segments for reconstructed scenes (fine-tuning inputs, spec §8 Q1).
+"""Scene segments: the file format, and the multi-view merge of posed RGB-D frames (spec §8 Q1).
 
-Per-frame SAM regions are lifted to the scene's points and merged across views:
+A scene-segment file ``<data_root>/scene_segments/<sample>.bin`` holds one raw int64 per point of mmdet3d's
+``points/<sample>.bin`` (same order), ``-1`` = in no segment, ids 0..S-1 numbered by their lowest point index
+(:func:`compact_segments`). A JSON sidecar ``<sample>.json`` says how the file was made (:data:`SEGMENT_METHODS`,
+``sam`` true/false). ``tools/make_scene_segments.py`` writes both (``labels/segment_jobs.py``); the sources
+are this module's multi-view merge (ScanNet, Stanford 2D-3D-S, custom posed frames), the single-image
+projection of ``segment_projection.py`` (SUN RGB-D) and the geometric over-segmentation of
+``segment_geometric.py`` (no images; NOT SAM).
+
+Multi-view merge: per-frame SAM regions are lifted to the scene's points and merged across views:
 
 1. **Visibility.** Every scene point (raw ScanNet frame, i.e. the frame of the poses, before axis alignment)
    is projected into each labelled frame's depth camera. It is visible when it lands inside the image in front
@@ -23,15 +31,26 @@ failing to merge partial views of one object. It is a setting worth ablating on 
 
 Everything is vectorised with scipy sparse matrices; the only loop is over frames.
 """
+import json
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from .fileio import atomic_write_bytes
 from .frames import scale_intrinsic
 from .geometry import project_points, transform_points
+
+# How a segment file was made: its sidecar's ``method``. Only the geometric fallback is not SAM.
+SEGMENT_METHODS = {
+    'sam_multi_view': 'SAM masks of posed RGB-D frames, projected onto the points with a depth test and merged '
+                      'across views',
+    'sam_single_image': "SAM masks of the sample's own image; every point takes the mask under its projection",
+    'geometric': 'NOT SAM: graph-based geometric over-segmentation of the point cloud (normals and colours); a '
+                 'proxy for data without images, not the paper\'s setting',
+}
+SAM_METHODS = ('sam_multi_view', 'sam_single_image')
 
 
 @dataclass
@@ -124,20 +143,31 @@ def merge_scene_segments(num_points: int, visible: Sequence[np.ndarray], regions
     has_vote = np.diff(votes.indptr) > 0
     winner = np.asarray(votes.argmax(axis=1)).ravel()
     labels[has_vote] = winner[has_vote]
-    if min_segment_points > 1:
-        sizes = np.bincount(labels[labels >= 0], minlength=num_components)
-        labels[(labels >= 0) & (sizes[np.maximum(labels, 0)] < min_segment_points)] = -1
+    return compact_segments(labels, min_segment_points)
+
+
+def compact_segments(labels: np.ndarray, min_segment_points: int = 1) -> np.ndarray:
+    """Segment ids in the file convention: segments with fewer than ``min_segment_points`` points become -1
+    (none), the others are renumbered 0..S-1 in the order of their lowest point index. Returns a new int64
+    array; negative input ids mean "none"."""
+    labels = np.where(np.asarray(labels) >= 0, labels, -1).astype(np.int64)
     assigned = labels >= 0
-    used, first, compact = np.unique(labels[assigned], return_index=True, return_inverse=True)
-    rank = np.empty(len(used), np.int64)
-    rank[np.argsort(first, kind='stable')] = np.arange(len(used))  # number segments by their first point
+    used, first, compact, sizes = np.unique(labels[assigned], return_index=True, return_inverse=True,
+                                            return_counts=True)
+    rank = np.full(len(used), -1, np.int64)
+    big = sizes >= min_segment_points
+    order = np.argsort(first[big], kind='stable')
+    rank[np.flatnonzero(big)[order]] = np.arange(int(big.sum()))
     labels[assigned] = rank[compact]
     return labels
 
 
-def scene_segments(points: np.ndarray, views: List[SegmentView], depth_tolerance: float = 0.1,
+def scene_segments(points: np.ndarray, views: Iterable[SegmentView], depth_tolerance: float = 0.1,
                    iou_threshold: float = 0.7, min_shared_points: int = 5, min_segment_points: int = 1) -> np.ndarray:
-    """Segment id (int64, -1 = none) of every scene point from the labelled views of the scene."""
+    """Segment id (int64, -1 = none) of every scene point from the labelled views of the scene.
+
+    ``views`` may be a generator: each view is used once and can be dropped afterwards, so a room with hundreds
+    of full-HD frames never holds them all in memory."""
     points = np.asarray(points, np.float32)[:, :3]
     visible, regions = [], []
     for view in views:  # loop over frames only; each projection is vectorised over points
@@ -147,9 +177,35 @@ def scene_segments(points: np.ndarray, views: List[SegmentView], depth_tolerance
     return merge_scene_segments(len(points), visible, regions, iou_threshold, min_shared_points, min_segment_points)
 
 
-def save_scene_segments(path: str, labels: np.ndarray) -> None:
-    """Atomically write segment ids as raw int64 (like mmdet3d's ``instance_mask/<scene>.bin``)."""
+def segment_meta_path(segment_path: str) -> str:
+    """The JSON sidecar ``<sample>.json`` of ``<sample>.bin``."""
+    return os.path.splitext(segment_path)[0] + '.json'
+
+
+def save_scene_segments(path: str, labels: np.ndarray, meta: Optional[dict] = None) -> None:
+    """Atomically write segment ids as raw int64 (like mmdet3d's ``instance_mask/<scene>.bin``).
+
+    With ``meta`` its JSON sidecar is written first, so a finished ``.bin`` always has its description."""
+    if meta is not None:
+        method = meta.get('method')
+        if method not in SEGMENT_METHODS:
+            raise ValueError(f'{path}: unknown segment method {method!r}; known: {sorted(SEGMENT_METHODS)}')
+        meta = dict(meta, sam=method in SAM_METHODS, description=SEGMENT_METHODS[method],
+                    format='raw int64 per point of the points file, same order, -1 = no segment')
+        atomic_write_bytes(segment_meta_path(path), (json.dumps(meta, indent=1, sort_keys=True) + '\n').encode())
     atomic_write_bytes(path, np.ascontiguousarray(labels, np.int64).tobytes())
+
+
+def read_segment_meta(path: str) -> Optional[dict]:
+    """The sidecar of segment file ``path`` (None when there is none); a corrupt sidecar names the file."""
+    meta_path = segment_meta_path(path)
+    if not os.path.isfile(meta_path):
+        return None
+    try:
+        with open(meta_path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f'{meta_path}: cannot read the segment description ({err})') from err
 
 
 def load_scene_segments(path: str, num_points: Optional[int] = None) -> np.ndarray:
@@ -165,18 +221,22 @@ def load_scene_segments(path: str, num_points: Optional[int] = None) -> np.ndarr
     return labels
 
 
-DEFAULT_SEGMENT_CFG = dict(depth_tolerance=0.1, iou_threshold=0.7, min_shared_points=5, min_segment_points=1,
-                           points_load_dim=6)
+def count_points(path: str, load_dim: int = 6) -> int:
+    """Number of points of an mmdet3d ``points/<sample>.bin`` (float32, ``load_dim`` values per point), from
+    its size alone."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path}: point file does not exist')
+    size = os.path.getsize(path)
+    if size % (4 * load_dim):
+        raise ValueError(f'{path}: {size} bytes is not a whole number of float32 x {load_dim} points '
+                         f'(points_load_dim={load_dim})')
+    return size // (4 * load_dim)
 
 
 def load_scene_points(path: str, load_dim: int = 6) -> np.ndarray:
-    """xyz (M, 3) of an mmdet3d ``points/<scene>.bin`` (float32, ``load_dim`` values per point)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path}: scene point file does not exist')
-    raw = np.fromfile(path, np.float32)
-    if raw.size % load_dim:
-        raise ValueError(f'{path}: {raw.size} floats is not a multiple of points_load_dim={load_dim}')
-    return raw.reshape(-1, load_dim)[:, :3]
+    """(M, load_dim) float32 rows of an mmdet3d ``points/<sample>.bin``."""
+    count_points(path, load_dim)
+    return np.fromfile(path, np.float32).reshape(-1, load_dim)
 
 
 def _image_hw(path: str):
@@ -185,71 +245,29 @@ def _image_hw(path: str):
         return im.height, im.width
 
 
-def scene_views(records, region_map_path, depth_scale: float = 1000.0) -> List[SegmentView]:
-    """SegmentViews of a scene's labelled frames (frames without pose or region map are left out)."""
+def posed_frame_views(records, region_map_for: Callable, depth_scale: float = 1000.0,
+                      skipped: Optional[list] = None) -> Iterator[SegmentView]:
+    """SegmentViews of a scene's posed frames (export or flat layout, ``labels/frames.py``), one at a time.
+
+    ``region_map_for(record)`` returns the frame's region map, or None to leave the frame out (e.g. no map was
+    made for it). Frames without a usable pose or depth are left out; with ``skipped`` a list, their
+    ``FrameError`` messages are appended to it.
+    """
     from .frames import FrameError, load_scene_cameras, read_depth, read_pose
-    from .generation import read_region_map
-    views = []
     for record in records:
         try:
             pose = read_pose(record.pose_path)
-        except FrameError:
+            region_map = region_map_for(record)
+            if region_map is None:
+                continue
+            depth = read_depth(record.depth_path, depth_scale)
+        except FrameError as err:
+            if skipped is not None:
+                skipped.append(str(err))
             continue
-        path = region_map_path(record)
-        if not os.path.isfile(path):
-            continue
-        depth = read_depth(record.depth_path, depth_scale)
         cams = load_scene_cameras(record.scene_dir, record.layout)
         color_hw = _image_hw(record.color_path)
         k_depth = cams.intrinsic_depth if cams.intrinsic_depth is not None else scale_intrinsic(
             cams.intrinsic_color, color_hw, depth.shape)
-        views.append(SegmentView(depth, pose, k_depth, cams.intrinsic_color, color_hw, read_region_map(path),
-                                 cams.extrinsic_color, cams.extrinsic_depth))
-    return views
-
-
-def default_segments_dir(points_root: str) -> str:
-    """``scene_segments`` next to the points folder: where ``LoadSceneSegments`` looks by default."""
-    return os.path.join(os.path.dirname(os.path.normpath(points_root)), 'scene_segments')
-
-
-def generate_scene_segments(out_dir: str, records, points_root: str, segment_cfg: Optional[dict] = None,
-                            shard=(0, 1), depth_scale: float = 1000.0, overwrite: bool = False,
-                            segments_dir: Optional[str] = None) -> dict:
-    """Scene segments of every scene in ``records`` owned by ``shard`` (sharded by scene name).
-
-    Reads the region maps written by the label generation under ``out_dir`` and the scene points
-    ``<points_root>/<scene>.bin``; writes ``<segments_dir>/<scene>.bin`` (default:
-    :func:`default_segments_dir`, e.g. ``data/scannet/scene_segments`` for ``data/scannet/points``). Finished
-    scenes (a segment file with one id per scene point) are skipped unless ``overwrite``. Returns
-    {scene: number of segments} of the scenes processed.
-    """
-    from mmengine.logging import print_log
-
-    from .generation import LabelPaths
-    from .sharding import shard_of
-    cfg = dict(DEFAULT_SEGMENT_CFG)
-    unknown = set(segment_cfg or {}) - set(cfg)
-    if unknown:
-        raise KeyError(f'unknown scene segment setting(s) {sorted(unknown)}; known: {sorted(cfg)}')
-    cfg.update(segment_cfg or {})
-    paths = LabelPaths(out_dir)
-    by_scene = {}
-    for r in records:
-        by_scene.setdefault(r.scene, []).append(r)
-    summary = {}
-    for scene in sorted(by_scene):
-        if shard_of(scene, shard[1]) != shard[0]:
-            continue
-        points = load_scene_points(os.path.join(points_root, f'{scene}.bin'), cfg['points_load_dim'])
-        out = os.path.join(segments_dir or default_segments_dir(points_root), f'{scene}.bin')
-        if not overwrite and os.path.isfile(out) and os.path.getsize(out) == 8 * len(points):
-            continue
-        views = scene_views(by_scene[scene], lambda r: paths.region_map(r.scene, r.frame_id), depth_scale)
-        labels = scene_segments(points, views, cfg['depth_tolerance'], cfg['iou_threshold'],
-                                cfg['min_shared_points'], cfg['min_segment_points'])
-        save_scene_segments(out, labels)
-        summary[scene] = int(labels.max()) + 1
-        print_log(f'{scene}: {summary[scene]} segments from {len(views)} views, '
-                  f'{(labels >= 0).mean():.1%} of {len(points)} points assigned', logger='current')
-    return summary
+        yield SegmentView(depth, pose, k_depth, cams.intrinsic_color, color_hw, region_map,
+                          cams.extrinsic_color, cams.extrinsic_depth)

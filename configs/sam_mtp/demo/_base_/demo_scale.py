@@ -4,7 +4,7 @@ demo_feature_dim = 64  # the stand-in random ViT's width (configs/sam_mtp/labels
 demo_max_epochs = 30
 demo_warmup_epochs = 1
 demo_data_root = 'data/demo/scannet/sam_mtp_labels/'
-demo_tokenizer = dict(num_points_per_token=64, max_tokens=48)
+demo_tokenizer = dict(num_points_per_token=64)  # and stage 1's: every region its token, no cap
 demo_train_pipeline = [
     dict(type='FrameCenterPoints', axes='xy'),
     dict(type='FrameRandomRotScale', rotation_range=3.14159265, scale_range=(0.8, 1.2)),

@@ -20,12 +20,13 @@ sam_mtp_encoder = dict(
     pos_every_block=True)
 
 # Scene-level SAM segments: LoadSceneSegments reads <data_root>/scene_segments/<scene>.bin (one int64 per point
-# of points/<scene>.bin, -1 = none), where tools/generate_sam_labels.py --points-root writes them. Datasets
-# without posed RGB-D frames (SUN RGB-D, S3DIS) need these files made another way; see docs/finetune.md.
+# of points/<scene>.bin, -1 = none), written by tools/make_scene_segments.py for ScanNet, SUN RGB-D and S3DIS
+# (configs/sam_mtp/segments/, docs/finetune.md).
 
 # SAM-guided tokens on whole detection scenes (40k-50k points): one token per scene segment (>= 16 points,
 # 128 sampled per token); unassigned points form fallback FPS cells of about 64 points. The caps are an
-# INFERENCE (paper: "SAM-guided tokenization is also used in fine-tuning", nothing more; spec Q1/Q10).
+# INFERENCE (paper: "SAM-guided tokenization is also used in fine-tuning", nothing more; spec Q1/Q10); they are
+# the fixed token slots of the heads, and segments beyond a cap merge into their nearest kept segment.
 det_sam_tokenizer = dict(
     type='SAMGuidedTokenizer',
     num_points_per_token=128,

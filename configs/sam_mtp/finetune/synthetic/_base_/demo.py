@@ -1,6 +1,6 @@
 # CPU-sized settings of the synthetic demo fine-tuning configs (data made by
 #   python tools/make_synthetic_data.py --out data/demo/scannet
-# and scene segments data/demo/scannet/scene_segments/ by tools/generate_sam_labels.py, see docs/finetune.md).
+# and scene segments data/demo/scannet/scene_segments/ by tools/make_scene_segments.py, see docs/finetune.md).
 # The encoder is demo_encoder of configs/sam_mtp/demo/_base_/demo_scale.py, the one the demo pretrains.
 ft_data_root = 'data/demo/scannet/'
 # The stage-2 checkpoint of the CPU demo (tools/demo.py, configs/sam_mtp/demo/stage2_demo.py); --cfg-options
@@ -9,7 +9,8 @@ ft_pretrained_checkpoint = 'work_dirs/demo/stage2/epoch_30.pth'
 ft_num_points = 4096
 
 # Scene tokens at demo scale: one token per segment (>= 8 points, 32 sampled), fallback cells of about 64
-# unassigned points.
+# unassigned points; at most 96 tokens, the fixed slots of the heads (segments beyond it merge into their
+# nearest kept segment).
 ft_sam_tokenizer = dict(
     type='SAMGuidedTokenizer',
     num_points_per_token=32,

@@ -1,0 +1,98 @@
+"""Make scene segments (``<data_root>/scene_segments/<sample>.bin`` + ``.json``) for SAM-guided fine-tuning.
+
+One tool for every dataset; the config picks the source (docs/finetune.md, "Scene segments"):
+
+    # ScanNet: region maps of tools/generate_sam_labels.py, merged across the exported frames
+    python tools/make_scene_segments.py configs/sam_mtp/segments/scannet_sam_multiview.py \\
+        --data-root data/scannet --info data/scannet/scannet_infos_train.pkl data/scannet/scannet_infos_val.pkl \\
+        --frames-root data/scannet/posed_images --labels-dir data/scannet/sam_mtp_labels
+    # SUN RGB-D: SAM on each sample's image, points projected with the info's depth2img
+    python tools/make_scene_segments.py configs/sam_mtp/segments/sunrgbd_sam.py --data-root data/sunrgbd \\
+        --info data/sunrgbd/sunrgbd_infos_train.pkl data/sunrgbd/sunrgbd_infos_val.pkl
+    # S3DIS with the Stanford 2D-3D-S images (rooms without frames: --fallback-geometric)
+    python tools/make_scene_segments.py configs/sam_mtp/segments/s3dis_2d3ds_sam.py --data-root data/s3dis \\
+        --info data/s3dis/s3dis_infos_Area_*.pkl --images-root data/2d3ds
+    # any dataset without images: geometric over-segmentation, NOT SAM
+    python tools/make_scene_segments.py configs/sam_mtp/segments/geometric_oversegmentation.py \\
+        --data-root data/s3dis --info data/s3dis/s3dis_infos_Area_*.pkl
+
+Sharded by sample with ``--shard I/N`` or ``--launcher pytorch|slurm``; rerunning resumes (finished samples are
+skipped). Exit status: 0 on success; 1 when failures exceed ``--max-failure-fraction`` or the input is bad.
+"""
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import MMLogger, print_log  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='segments config: segment_cfg (source + settings), mask_source for SAM '
+                        'sources, optional fallback_cfg')
+    parser.add_argument('--data-root', required=True, help='mmdet3d data root (points/, scene_segments/, images)')
+    parser.add_argument('--info', nargs='+', required=True, help='mmdet3d info file(s) listing the samples')
+    parser.add_argument('--frames-root', help='posed_frames: folder of <sample>/ frame folders (export or flat '
+                        'layout, docs/labels.md)')
+    parser.add_argument('--labels-dir', help='posed_frames: label root of tools/generate_sam_labels.py whose '
+                        'region maps to use (default: run the config\'s mask_source)')
+    parser.add_argument('--images-root', help='s3dis_2d3ds: the Stanford 2D-3D-S root (area_<N>/data/...)')
+    parser.add_argument('--transforms-dir', help='s3dis_2d3ds: <sample>.txt 4x4 room-to-area transforms to use '
+                        'instead of the registration')
+    parser.add_argument('--fallback-geometric', action='store_true',
+                        help='samples without images get geometric (NOT SAM) segments instead of failing')
+    parser.add_argument('--segments-dir', help='output folder (default <data-root>/scene_segments, where '
+                        'LoadSceneSegments looks)')
+    parser.add_argument('--points-dir', help='points folder (default <data-root>/points)')
+    parser.add_argument('--shard', help='I/N: process shard I of N (0-based)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='take the shard from RANK/WORLD_SIZE (pytorch) or SLURM_PROCID/SLURM_NTASKS (slurm)')
+    parser.add_argument('--overwrite', action='store_true', help='redo finished samples and replace files made '
+                        'by another method or for other points')
+    parser.add_argument('--max-failure-fraction', type=float, help='overrides the config (default 0.05)')
+    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from projects.sam_mtp.labels import CheckpointMismatchError
+    from projects.sam_mtp.labels.segment_jobs import make_scene_segments
+    from projects.sam_mtp.labels.sharding import parse_shard, shard_from_env
+
+    MMLogger.get_instance('sam_mtp_segments', log_level='INFO')
+    try:
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        if 'segment_cfg' not in cfg:
+            raise KeyError(f'{args.config}: has no segment_cfg (see configs/sam_mtp/segments/)')
+        if args.shard and args.launcher != 'none':
+            raise ValueError('use either --shard or --launcher, not both')
+        shard = parse_shard(args.shard) if args.shard else shard_from_env(args.launcher)
+        fallback = cfg.get('fallback_cfg')
+        if args.fallback_geometric:
+            fallback = dict(fallback or {}, source='geometric')
+        max_failures = args.max_failure_fraction
+        if max_failures is None:
+            max_failures = cfg.get('max_failure_fraction', 0.05)
+        report = make_scene_segments(
+            args.data_root, args.info, cfg.segment_cfg.to_dict(), cfg.get('mask_source'),
+            frames_root=args.frames_root, labels_dir=args.labels_dir, images_root=args.images_root,
+            transforms_dir=args.transforms_dir, fallback_cfg=fallback, segments_dir=args.segments_dir,
+            points_dir=args.points_dir, shard=shard, overwrite=args.overwrite, progress=not args.no_progress,
+            max_failure_fraction=max_failures, points_load_dim=cfg.get('points_load_dim', 6))
+    except (FileNotFoundError, CheckpointMismatchError, ValueError, KeyError, RuntimeError) as err:
+        # bad input: a one-line message naming the file beats a traceback
+        print_log(f'{type(err).__name__}: {err}', logger='current', level=logging.ERROR)
+        return 1
+    return 1 if report['failure_fraction'] > max_failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
