@@ -285,3 +285,30 @@ def test_3detr_encoder_refuses_too_few_points_and_wrong_channels():
         MODELS.build(dict(type='ThreeDETRMaskedEncoder',
                           downsample_cfg=dict(num_point=8, radius=0.4, num_sample=8, mlp_channels=(64, 128))))
 
+
+
+def test_a_scene_with_one_token_trains_with_running_batchnorm_statistics():
+    """A batch of one scene whose segments give a single token: BatchNorm has one row, so it cannot estimate batch
+    statistics. The head normalises that row with the running statistics (as in eval mode) and keeps training,
+    leaving the running statistics untouched; with two rows it uses and updates the batch statistics."""
+    from projects.sam_mtp.models.heads.threedetr_transformer import PointwiseMLP
+    torch.manual_seed(0)
+    mlp = PointwiseMLP(4, [8], 3, norm=True).train()
+    norm = mlp.layers[1]
+    norm.running_mean.fill_(0.5)
+    norm.running_var.fill_(2.0)
+    x = torch.randn(1, 5, 4)
+    one = torch.zeros(1, 5, dtype=torch.bool)
+    one[0, 2] = True
+    out = mlp(x, one)
+    hidden = mlp.layers[0](x[0, 2])
+    expected = mlp.layers[3](torch.relu((hidden - 0.5) / math.sqrt(2.0 + norm.eps) * norm.weight + norm.bias))
+    torch.testing.assert_close(out[0, 2], expected)
+    assert out[0, ~one[0]].abs().sum() == 0
+    assert torch.all(norm.running_mean == 0.5) and norm.training
+    out.sum().backward()
+    assert mlp.layers[0].weight.grad.abs().sum() > 0
+    two = one.clone()
+    two[0, 4] = True
+    mlp(x, two)
+    assert not torch.all(norm.running_mean == 0.5)  # batch statistics used and folded into the running ones

@@ -7,8 +7,9 @@ train is caught here and not by a user.
 The configs run unchanged except for sample counts (points per scene or patch, segmentation test patches) and
 loader/epoch settings given as --cfg-options, as a user would pass them; every layer keeps its size. Both tools run
 in this process (``main(argv)``) to save interpreter and import time. The SAM-token configs read scene segments
-made by the test stand-in of tests/helpers/scene_segments.py and a randomly initialised full-size stage-2
-checkpoint at the configs' default path.
+made by tools/make_scene_segments.py's geometric over-segmentation (the fixtures carry no posed frames; the
+SAM paths of the tool are tested in tests/labels/test_segment_*.py and tests/tools/test_segments_finetune.py) and a
+randomly initialised full-size stage-2 checkpoint at the configs' default path.
 """
 import functools
 import glob
@@ -23,8 +24,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.config.utils import _get_cfg_metainfo as _UNCACHED_CFG_METAINFO
-
-from helpers.scene_segments import write_voxel_stand_in_segments
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURES = osp.join(REPO, 'tests', 'data', 'mmdet3d')
@@ -105,8 +104,14 @@ def _write_fixtures(root):
         shutil.copy(osp.join(s3dis, 's3dis_infos.pkl'), osp.join(s3dis, f's3dis_infos_Area_{area}.pkl'))
         # One training patch per area file, so the train loop runs once; mmdet3d's config lists five areas.
         np.save(osp.join(s3dis, 'seg_info', f'Area_{area}_resampled_scene_idxs.npy'), np.zeros(1, np.int32))
-    for data_root in (scannet, sunrgbd, s3dis):
-        assert write_voxel_stand_in_segments(data_root) == 1
+    from projects.sam_mtp.labels import make_geometric_segments
+    # The fixtures hold 100 points each: voxels and segments sized so that a few segments and unassigned points exist.
+    tiny = dict(voxel_size=0.1, normal_knn=8, graph_knn=4, min_segment_voxels=4)
+    for data_root, info in ((scannet, 'scannet_infos.pkl'), (sunrgbd, 'sunrgbd_infos.pkl'),
+                            (s3dis, 's3dis_infos.pkl')):
+        report = make_geometric_segments(data_root, [osp.join(data_root, info)], tiny, progress=False)
+        assert not report['failures'], report
+        assert len(glob.glob(osp.join(data_root, 'scene_segments', '*.bin'))) == 1
 
 
 def _write_stage2_checkpoint(path):

@@ -86,6 +86,8 @@ class PointwiseMLP(nn.Module):
     ``forward(x, valid)`` takes ``x (..., C)`` and an optional bool mask ``valid`` of ``x.shape[:-1]``: only valid
     rows go through the MLP, so BatchNorm's batch statistics never include padded tokens or masked queries
     (3DETR has neither, so with every row valid this is exactly its module); invalid rows of the output are 0.
+    A training batch with a single valid row (a scene whose segments give one token) has no batch statistics:
+    its BatchNorm layers then normalise with their running statistics, as in eval mode, instead of raising.
     """
 
     def __init__(self, in_channels: int, hidden_channels: Sequence[int], out_channels: int,
@@ -117,8 +119,22 @@ class PointwiseMLP(nn.Module):
             raise ValueError(f'PointwiseMLP: valid mask {tuple(valid.shape)} does not match the rows '
                              f'{tuple(x.shape[:-1])}')
         out = x.new_zeros(*x.shape[:-1], self.out_channels)
-        out[valid] = self.layers(x[valid])
+        rows = x[valid]
+        if self.training and rows.shape[0] < 2:
+            out[valid] = self._forward_with_running_stats(rows)
+        else:
+            out[valid] = self.layers(rows)
         return out
+
+    def _forward_with_running_stats(self, rows: Tensor) -> Tensor:
+        norms = [m for m in self.layers if isinstance(m, nn.BatchNorm1d)]
+        for m in norms:
+            m.eval()
+        try:
+            return self.layers(rows)
+        finally:
+            for m in norms:
+                m.train()
 
 
 class ThreeDETRDecoderLayer(nn.Module):
