@@ -386,6 +386,10 @@ def test_prune_cuda_sources_keeps_the_registrations_of_kept_kernels(tmp_path):
     (cuda / 'roi_cuda.cu').write_text('void ROILauncher(int x) {}\nvoid roi_helper(int x) {}\n')
     (cuda / 'cudabind.cpp').write_text(textwrap.dedent('''\
         #include "pytorch_cpp_helper.hpp"
+        #include "pytorch_device_registry.hpp"
+
+        void ROILauncher(int x);
+        void roi_helper(int x);
 
         void KNNLauncher(int k);
 
@@ -395,9 +399,6 @@ def test_prune_cuda_sources_keeps_the_registrations_of_kept_kernels(tmp_path):
 
         void knn_forward_impl(int k);
         REGISTER_DEVICE_IMPL(knn_forward_impl, CUDA, knn_forward_cuda);
-
-        void ROILauncher(int x);
-        void roi_helper(int x);
 
         void roi_cuda(int x) { ROILauncher(x); roi_helper(x); }
 
@@ -412,7 +413,9 @@ def test_prune_cuda_sources_keeps_the_registrations_of_kept_kernels(tmp_path):
     text = (cuda / 'cudabind.cpp').read_text()
     assert re.findall(r'REGISTER_DEVICE_IMPL\((\w+)', text) == ['knn_forward_impl', 'knn_backward_impl']
     assert 'ROILauncher' not in text and 'roi_helper' not in text and 'roi_cuda' not in text
-    assert 'void knn_forward_cuda(int k) {' in text and '#include "pytorch_cpp_helper.hpp"' in text
+    assert 'void knn_forward_cuda(int k) {' in text
+    # the includes led the removed ROILauncher declaration: they stay
+    assert '#include "pytorch_cpp_helper.hpp"\n#include "pytorch_device_registry.hpp"' in text
     with pytest.raises(ValueError, match='no such kernel sources'):
         gpu_check.prune_cuda_sources(cuda, ['nms_cuda'])
 

@@ -6,11 +6,11 @@ Made for a bare, short-lived GPU machine without network (docs/gpu_check.md): it
 with the wheels that ``tools/gpu_check/prepare.sh`` downloaded into ``.whl/``.
 
 Phases (comma-separated, in this order whatever the order given):
-  build  install the wheels with ``pip install --no-index --no-deps --target <work>/site``, then build mmcv
-         2.1.0's ops from its sdist for this GPU's architecture only, with all cores, cached in the work folder
-         so that a later call on the same machine skips it. If the CUDA build fails or would not finish in
-         its budget, mmcv's CPU-only ops are built instead: **fallback mode**, where the plugin's dispatch runs
-         CUDA tensors through its PyTorch point ops.
+  build  install the wheels (unpacked from .whl/wheels.tar.xz) with ``pip install --no-index --no-deps
+         --target <work>/site``, then build mmcv 2.1.0's ops from its sdist for this GPU's architecture only,
+         with all cores, cached in the work folder so that a later call on the same machine skips it. If the
+         CUDA build fails or would not finish in its budget, mmcv's CPU-only ops are built instead: **fallback
+         mode**, where the plugin's dispatch runs CUDA tensors through its PyTorch point ops.
   test   the CUDA tests with pytest (op parity mmcv kernel vs PyTorch, tokenizers / backbone / heads / losses on
          CUDA tensors, fp16/bf16 autocast training steps, a 1-process NCCL ``dist_train.sh``); every outcome is
          recorded as it finishes.
@@ -44,6 +44,7 @@ HERE = ROOT / 'tools' / 'gpu_check'
 sys.path.insert(0, str(HERE))
 from bench import ITEMS  # noqa: E402  (both modules import only the standard library at the top)
 from gpu_report import compute_projections, fmt_mib, fmt_s, render_markdown  # noqa: E402
+from wheel_pack import ARCHIVE, unpack_wheels  # noqa: E402
 
 PHASES = ('build', 'test', 'bench')
 # Seconds. A call of the GPU machine may run 10 minutes; the defaults let `--phase build` and
@@ -524,7 +525,8 @@ class GPUCheck:
         started = self.clock.now()
         wheel_dir = Path(self.args.wheels)
         pins = read_wheel_list()
-        wheels = wheel_files(wheel_dir)
+        archive = wheel_dir / ARCHIVE
+        wheels = unpack_wheels(archive, self.work / 'wheels') if archive.exists() else wheel_files(wheel_dir)
         if not wheels:
             raise RuntimeError(f'no wheels in {wheel_dir}: run tools/gpu_check/prepare.sh on a machine with '
                                'registry access and carry .whl/ along')
@@ -544,7 +546,7 @@ class GPUCheck:
             return
         shutil.rmtree(self.target, ignore_errors=True)
         log = self.logs / 'install.log'
-        cmd = [*self.pip_command(wheel_dir), 'install', '--no-index', '--no-deps', '--disable-pip-version-check',
+        cmd = [*self.pip_command(wheels), 'install', '--no-index', '--no-deps', '--disable-pip-version-check',
                '--no-compile', '--target', str(self.target), *map(str, wheels)]
         rc, timed_out = run_logged(cmd, log, self.clock.remaining(), env=dict(os.environ, PYTHONPATH=''))
         if rc != 0:
@@ -555,15 +557,15 @@ class GPUCheck:
         self.extra_paths.insert(0, self.target)
         self.step(record, 'install', 'done', started, f'{len(wheels)} wheels into {self.target}{kept}')
 
-    def pip_command(self, wheel_dir: Path) -> List[str]:
+    def pip_command(self, wheels: Sequence[Path]) -> List[str]:
         """``python -m pip``, or pip run from its own wheel when the interpreter has no pip."""
         ok = subprocess.run([self.python, '-m', 'pip', '--version'], capture_output=True,
                             env=dict(os.environ, PYTHONPATH='')).returncode == 0
         if ok:
             return [self.python, '-m', 'pip']
-        carried = sorted(wheel_dir.glob('pip-*.whl'))
+        carried = [w for w in wheels if wheel_name(w) == 'pip']
         if not carried:
-            raise RuntimeError(f'{self.python} has no pip and {wheel_dir} holds no pip wheel')
+            raise RuntimeError(f'{self.python} has no pip and the carried wheels hold none')
         return [self.python, str(carried[-1] / 'pip')]
 
     def add_shims(self, record: dict) -> None:
@@ -933,8 +935,11 @@ def prune_cuda_sources(cuda_dir: Path, keep: Sequence[str]) -> List[str]:
                     removed_names.add(name)
     for name in removed_files:
         (cuda_dir / f'{name}.cu').unlink()
+    # A removed item keeps its preprocessor lines (the #includes lead the first declaration).
+    kept = [item if a else ''.join(line for line in item.splitlines(keepends=True) if line.lstrip().startswith('#'))
+            for item, a in zip(items, alive)]
     bind.write_text('// Pruned by tools/gpu_check (--kernels point): registrations of the kept kernels only.\n'
-                    + ''.join(item for item, a in zip(items, alive) if a))
+                    + ''.join(kept))
     return removed_files
 
 

@@ -1,8 +1,11 @@
 """``scipy.optimize.linear_sum_assignment`` only: scipy's compiled ``_lsap`` module, copied next to this file
-by tools/gpu_check/run.sh from the folder prepare.sh filled (see the package docstring)."""
+by tools/gpu_check/run.sh from the folder prepare.sh filled (see the package docstring). Other names of
+scipy.optimize are stand-ins that raise when called."""
 import glob
 import importlib.util
 import os
+
+from .. import missing
 
 _found = glob.glob(os.path.join(os.path.dirname(__file__), '_lsap*.so'))
 if not _found:
@@ -13,4 +16,8 @@ _lsap = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_lsap)
 linear_sum_assignment = _lsap.linear_sum_assignment
 
-__all__ = ['linear_sum_assignment']
+
+def __getattr__(name):
+    if name.startswith('__'):
+        raise AttributeError(name)
+    return missing(f'scipy.optimize.{name}')
