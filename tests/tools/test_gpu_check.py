@@ -87,31 +87,44 @@ def test_run_logged_stops_the_whole_process_group_at_the_budget(tmp_path):
     assert (rc, timed_out) == (0, False) and 'hi' in (tmp_path / 'log').read_text()
 
 
-def test_bench_phase_stops_at_its_budget_and_keeps_what_finished(tmp_path, monkeypatch):
+def test_bench_phase_keeps_finished_items_survives_a_crash_and_stops_at_its_budget(tmp_path, monkeypatch):
     clock = FakeClock(10_000)
     check = make_check(tmp_path, '--phase', 'bench', '--budget-bench', '100', clock=clock)
     monkeypatch.setattr(check, 'ensure_stack_for', lambda record: True)
-    durations = dict(stage1_step=40, stage2_step=50)
+    durations = dict(stage1_step=40, sam_vit_h_amg=30, dinov2_vit_b=30)
+    calls = []
 
-    def fake_item(cmd, log, timeout, env=None, **kwargs):  # each item "takes" its duration, then writes JSON
-        name = cmd[2]
-        clock.t += durations.get(name, 30)
-        out = Path(cmd[cmd.index('--out') + 1])
-        out.write_text(json.dumps(dict(what=name, median_s=0.5, min_s=0.4, peak_memory_mib=100.0, batch_per_gpu=16,
-                                       epochs=120)))
+    def fake_bench(cmd, log, timeout, env=None, **kwargs):
+        """bench.py: items in order, each 'taking' its duration; stage 2 crashes the process."""
+        names = [a for a in cmd[2:cmd.index('--out-dir')]]
+        out = Path(cmd[cmd.index('--out-dir') + 1])
+        calls.append(names)
+        start = clock.t
+        for name in names:
+            if name == 'stage2_step':
+                clock.t += 5
+                return 1, False
+            if clock.t + durations.get(name, 30) > start + timeout:
+                clock.t = start + timeout
+                return None, True
+            clock.t += durations.get(name, 30)
+            (out / f'{name}.json').write_text(json.dumps(dict(
+                what=name, median_s=0.5, min_s=0.4, peak_memory_mib=100.0, batch_per_gpu=16, epochs=120)))
         return 0, False
 
-    monkeypatch.setattr(gpu_check, 'run_logged', fake_item)
-    assert check.run() == 1  # a stopped phase is not a pass
+    monkeypatch.setattr(gpu_check, 'run_logged', fake_bench)
+    assert check.run() == 1
     phase = json.loads((tmp_path / 'out' / 'gpu_report.json').read_text())['phases']['bench']
-    assert phase['status'] == 'stopped'
-    assert [phase['items'][n]['status'] for n in bench.ITEMS] == ['done', 'done'] + ['not run'] * 5
-    assert phase['items']['point_ops']['reason'] == 'phase budget used up'
+    assert calls == [list(bench.ITEMS), list(bench.ITEMS[2:])]  # restarted after the crash
+    assert [phase['items'][n]['status'] for n in bench.ITEMS] == [
+        'done', 'failed', 'done', 'stopped', 'not run', 'not run', 'not run']
+    assert phase['items']['stage2_step']['reason'].startswith('bench.py exited 1')
+    assert phase['status'] == 'failed' and 'stage2_step' in phase['note']
     steps = 120 * math.ceil(78_000 / (16 * 4))  # the projection, computed here from its definition
     assert phase['projections']['stage1_wall_hours']['value'] == pytest.approx(steps * 0.5 / 3600)
-    assert 'label_gpu_hours' not in phase['projections']  # SAM / DINOv2 did not run
+    assert 'label_gpu_hours' not in phase['projections']  # DINOv2 did not finish
     md = (tmp_path / 'out' / 'gpu_report.md').read_text()
-    assert '## bench: stopped' in md and '| point_ops |' in md and 'not run' in md
+    assert '## bench: failed' in md and '| point_ops |' in md and 'not run' in md
 
 
 def test_test_outcomes_are_summarised_with_tests_that_never_ran():
@@ -243,6 +256,8 @@ def test_numba_and_cv2_stand_ins():
     assert add(2, 3) == 5 and numba.jit(add) is add and numba.cuda.jit('(float32[:],)')(add) is add
     with pytest.raises(AttributeError, match='replaced it by an import-time stand-in'):
         numba.typed  # noqa: B018
+    errors = _load('numba_stand_in_errors', HERE / 'shims' / 'numba' / 'core' / 'errors.py')
+    assert issubclass(errors.NumbaPerformanceWarning, Warning)  # mmdet3d filters it at import
     cv2 = _load('cv2_stand_in', HERE / 'shims' / 'cv2' / '__init__.py')
     assert isinstance(cv2.INTER_LINEAR, int) and cv2.INTER_LINEAR != cv2.INTER_NEAREST
     assert cv2.INTER_LINEAR == cv2.INTER_LINEAR and cv2.setNumThreads(0) is None
@@ -265,9 +280,10 @@ def test_scipy_stand_in_has_only_the_real_linear_sum_assignment(tmp_path):
         assert scipy.SAM_MTP_IMPORT_SHIM
         rows, cols = linear_sum_assignment(np.array([[4., 1., 3.], [2., 0., 5.], [3., 2., 2.]]))
         print(rows.tolist(), cols.tolist())
+        from scipy.sparse import csr_matrix  # mmdet imports it at module level
         try:
-            import scipy.sparse
-        except ModuleNotFoundError as error:
+            csr_matrix(1)
+        except RuntimeError as error:
             print(error)
     ''')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
@@ -275,7 +291,30 @@ def test_scipy_stand_in_has_only_the_real_linear_sum_assignment(tmp_path):
     assert out.returncode == 0, out.stderr
     first, second = out.stdout.splitlines()
     assert first == '[0, 1, 2] [1, 0, 2]'  # cost 1 + 2 + 2, the optimum of this matrix
-    assert 'scipy.sparse: scipy is not installed here; the GPU check replaced it' in second
+    assert 'scipy.sparse.csr_matrix: scipy is not installed here; the GPU check replaced it' in second
+
+
+def test_wheels_travel_as_stored_zips_in_an_xz_archive(tmp_path):
+    import tarfile
+    import zipfile
+    import wheel_pack
+    src = tmp_path / 'src'
+    src.mkdir()
+    members = {'pkg/__init__.py': b'x = 1\n' * 200, 'pkg-1.0.dist-info/RECORD': b'pkg/__init__.py,sha256=abc,1200\n'}
+    with zipfile.ZipFile(src / 'pkg-1.0-py3-none-any.whl', 'w', zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    (stored, ) = wheel_pack.store_wheels(src, tmp_path / 'stored')
+    with zipfile.ZipFile(stored) as z:
+        assert {i.filename: z.read(i) for i in z.infolist()} == members
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+    archive = tmp_path / wheel_pack.ARCHIVE
+    with tarfile.open(archive, 'w:xz') as tar:
+        tar.add(tmp_path / 'stored', '.')
+    unpacked = wheel_pack.unpack_wheels(archive, tmp_path / 'work' / 'wheels')
+    assert [p.name for p in unpacked] == ['pkg-1.0-py3-none-any.whl']
+    unpacked[0].write_bytes(b'touched')  # a second call with the same archive does not extract again
+    assert wheel_pack.unpack_wheels(archive, tmp_path / 'work' / 'wheels')[0].read_bytes() == b'touched'
 
 
 # ----------------------------------------------------------------------------------- the pytest plugin
@@ -480,11 +519,12 @@ def test_docs_section_is_generated_from_the_recorded_report(tmp_path):
 
 
 # --------------------------------------------------------------------------------- a benchmark item
-def test_benchmark_item_at_toy_size_on_cpu(tmp_path):
-    out = tmp_path / 'point_ops.json'
-    result = bench.main(['point_ops', '--tiny', '--device', 'cpu', '--steps', '1', '--warmup', '0',
-                         '--out', str(out)])
-    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
-    assert set(result['parts']) == {f'{op}.pytorch' for op in ('furthest_point_sample', 'ball_query', 'knn',
-                                                                'three_nn')}
-    assert result['median_s'] > 0 and result['tiny'] and result['device'] == 'cpu'
+def test_benchmark_items_at_toy_size_on_cpu(tmp_path):
+    results = bench.main(['point_ops', 'stage1_step', '--tiny', '--device', 'cpu', '--steps', '1', '--warmup',
+                          '0', '--out-dir', str(tmp_path)])
+    for name in ('point_ops', 'stage1_step'):
+        assert json.loads((tmp_path / f'{name}.json').read_text()) == json.loads(json.dumps(results[name]))
+        assert results[name]['median_s'] > 0 and results[name]['tiny'] and results[name]['device'] == 'cpu'
+    assert set(results['point_ops']['parts']) == {f'{op}.pytorch' for op in (
+        'furthest_point_sample', 'ball_query', 'knn', 'three_nn')}
+    assert results['stage1_step']['epochs'] > 0 and all(math.isfinite(v) for v in results['stage1_step']['losses'].values())

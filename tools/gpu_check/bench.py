@@ -1,6 +1,6 @@
-"""Paper-size timings of the GPU check, one item per process (tools/gpu_check/run.sh --phase bench runs them).
+"""Paper-size timings of the GPU check (tools/gpu_check/run.sh --phase bench runs them).
 
-    python tools/gpu_check/bench.py ITEM --out result.json [--device cuda] [--steps 5] [--warmup 2] [--tiny]
+    python tools/gpu_check/bench.py ITEM [ITEM ...] --out-dir DIR [--device cuda] [--steps 5] [--warmup 1] [--tiny]
 
 Items (sizes from the configs, so that they follow the method's settings):
   stage1_step       stage-1 training step, configs/sam_mtp/stage1_scannet.py: 16 frames x 20k points per GPU
@@ -13,9 +13,11 @@ Items (sizes from the configs, so that they follow the method's settings):
 
 Weights are random: the cost of a step or a forward does not depend on them. SAM's automatic mask generator
 runs with its quality thresholds at 0, because random weights pass none of them; the item reports how many masks
-its post-processing handled (real SAM ViT-H keeps on the order of 50-200 per indoor frame). Times are the median of ``--steps`` after ``--warmup``, each bracketed by ``torch.cuda.synchronize``;
-peak memory is ``torch.cuda.max_memory_allocated`` over those steps. ``--tiny --device cpu`` runs every item at
-toy size on the CPU (how the tests keep this script from rotting); its numbers mean nothing.
+its post-processing handled (real SAM ViT-H keeps on the order of 50-200 per indoor frame). Times are the
+median of ``--steps`` after ``--warmup``, each bracketed by ``torch.cuda.synchronize``; peak memory is
+``torch.cuda.max_memory_allocated`` over those steps. The items run one after the other in this process, each
+result written as soon as it is measured. ``--tiny --device cpu`` runs every item at toy size on the CPU (how
+the tests keep this script from rotting); its numbers mean nothing.
 """
 import argparse
 import json
@@ -332,36 +334,79 @@ RUNNERS: Dict[str, Callable] = dict(
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('item', choices=ITEMS)
-    parser.add_argument('--out', required=True, help='result JSON (written atomically)')
+    parser.add_argument('items', nargs='+', choices=ITEMS, metavar='ITEM', help=', '.join(ITEMS))
+    parser.add_argument('--out-dir', required=True,
+                        help='<item>.json per finished item, <item>.error.json per failed one (atomic writes)')
     parser.add_argument('--device', default='cuda')
     parser.add_argument('--steps', type=int, default=5)
-    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--item-cap', type=int, default=150, help='seconds an item may take before it is stopped')
     parser.add_argument('--regions', type=int, default=100, help='SAM regions per frame of the stage steps')
     parser.add_argument('--tiny', action='store_true', help='toy sizes (CPU tests); numbers mean nothing')
     parser.add_argument('--tmp-dir', default=None)
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> dict:
+class ItemTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise ItemTimeout()
+
+
+def write_json(path: str, value: dict) -> None:
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> Dict[str, dict]:
+    """Run the items one after the other in this process (the stack is imported once); each writes its result
+    as soon as it finishes, so a run stopped from outside keeps the finished ones. A failing item (an error,
+    or --item-cap reached) is recorded and the next one runs."""
     args = parse_args(argv)
+    import signal
+    import traceback
+
     import torch
     import projects.sam_mtp  # noqa: F401  (registers the modules, installs the point-op dispatch)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('bench.py: --device cuda but no GPU is visible (use --tiny --device cpu for a dry run)')
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        args.tmp_dir = args.tmp_dir or tmp
-        result = RUNNERS[args.item](args, Timer(device, args.steps, args.warmup))
-    result.update(item=args.item, device=str(device), tiny=args.tiny,
-                  gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None)
-    tmp_out = f'{args.out}.tmp{os.getpid()}'
-    with open(tmp_out, 'w') as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp_out, args.out)
-    print(json.dumps({k: v for k, v in result.items() if k != 'parts'}))
-    return result
+    os.makedirs(args.out_dir, exist_ok=True)
+    results = {}
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        for item in args.items:
+            torch.manual_seed(0)
+            print(f'bench: {item} ...', flush=True)
+            signal.alarm(args.item_cap)
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    args.tmp_dir = tmp
+                    result = RUNNERS[item](args, Timer(device, args.steps, args.warmup))
+            except Exception as error:  # the report says why; the next item still runs
+                reason = f'stopped at --item-cap {args.item_cap} s' if isinstance(error, ItemTimeout) else \
+                    f'{type(error).__name__}: {error}'.splitlines()[0][:500]
+                write_json(osp.join(args.out_dir, f'{item}.error.json'),
+                           dict(item=item, reason=reason, traceback=traceback.format_exc()[-3000:]))
+                print(f'bench: {item} failed: {reason}', flush=True)
+                results[item] = dict(status='failed', reason=reason)
+                continue
+            finally:
+                signal.alarm(0)
+                if device.type == 'cuda':
+                    torch.cuda.empty_cache()
+            result.update(item=item, device=str(device), tiny=args.tiny,
+                          gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None)
+            write_json(osp.join(args.out_dir, f'{item}.json'), result)
+            print(json.dumps({k: v for k, v in result.items() if k not in ('parts', 'losses')}), flush=True)
+            results[item] = result
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    return results
 
 
 if __name__ == '__main__':
