@@ -192,6 +192,32 @@ def test_no_kernel_state_routes_to_pytorch(cpu_as_kernel_device,
     assert dispatch.mmcv_kernel_available('three_nn', 'cpu')
 
 
+def test_dtypes_mmcv_kernels_lack_route_to_pytorch(cpu_as_kernel_device,
+                                                  monkeypatch):
+    """mmcv's kernels take float32/float64/float16 (FPS float32 only):
+    bfloat16 under --amp goes to the PyTorch implementation."""
+    knn_calls = _spy(monkeypatch, 'knn', lambda *args: 'mmcv')
+    fps_calls = _spy(monkeypatch, 'furthest_point_sample',
+                     lambda *args: 'mmcv')
+    xyz = torch.rand(1, 30, 3)
+    assert sam_ops.knn(3, xyz.half()) == 'mmcv' and len(knn_calls) == 1
+    out = sam_ops.knn(3, xyz.bfloat16())
+    assert len(knn_calls) == 1
+    assert torch.equal(out, sam_ops.knn_torch(3, xyz.bfloat16()))
+    assert sam_ops.furthest_point_sample(xyz, 5) == 'mmcv'
+    assert torch.equal(
+        sam_ops.furthest_point_sample(xyz.half(), 5),
+        sam_ops.furthest_point_sample_torch(xyz.half(), 5))
+    assert len(fps_calls) == 1
+    assert cpu_as_kernel_device == [
+        "sam_mtp.ops: knn on cpu tensors uses the PyTorch implementation "
+        "(mmcv's kernel has no bfloat16)",
+        'sam_mtp.ops: furthest_point_sample on cpu tensors uses the PyTorch '
+        "implementation (mmcv's kernel has no float16)"
+    ]
+    assert dispatch.mmcv_kernel_available('knn', 'cpu')  # float32 still mmcv
+
+
 def test_mmcv_build_without_cuda_marks_every_op_for_cuda(monkeypatch):
     monkeypatch.setattr(mmcv_ops, 'get_compiling_cuda_version',
                         lambda: 'not available')

@@ -182,6 +182,14 @@ def test_mmcv_build_policy(tmp_path, monkeypatch):
     check.extra_paths = []
     check.ensure_mmcv({})
     assert calls == [('cuda', 400)] and check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
+    # A CUDA build that failed in an earlier call is not retried in auto mode (the cached CPU build serves).
+    (check.mmcv_build_dir('cuda') / '.failed').parent.mkdir(parents=True, exist_ok=True)
+    (check.mmcv_build_dir('cuda') / '.failed').write_text('exit 1: nvcc error')
+    calls.clear()
+    check.extra_paths = []
+    check.ensure_mmcv({})
+    assert not calls and check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
+    (check.mmcv_build_dir('cuda') / '.failed').unlink()
     # ... and once it has finished, nothing is built again.
     (check.mmcv_build_dir('cuda') / '.complete').parent.mkdir(parents=True, exist_ok=True)
     (check.mmcv_build_dir('cuda') / '.complete').write_text('{}')

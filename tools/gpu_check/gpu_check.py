@@ -622,6 +622,11 @@ class GPUCheck:
                 self.extra_paths.append(self.mmcv_build_dir(kind) / 'src')
                 self.step(record, f'mmcv {kind}', 'cached', self.clock.now(), str(self.mmcv_build_dir(kind)))
                 return
+            failed = self.mmcv_build_dir(kind) / '.failed'
+            if failed.exists() and i + 1 < len(kinds):  # do not spend this call's budget on it again
+                self.step(record, f'mmcv {kind}', 'skipped', self.clock.now(),
+                          f'failed in an earlier call ({failed.read_text()[:300]}); --mmcv {kind} retries it')
+                continue
             # Keep time for the CPU-only build unless an earlier call finished it already.
             later = kinds[i + 1:]
             reserve = 0 if not later or any((self.mmcv_build_dir(k) / '.complete').exists() for k in later) \
@@ -673,6 +678,7 @@ class GPUCheck:
             counts = re.findall(r'\[(\d+)/(\d+)\]', tail(log, 40))
             self.say(f'mmcv {kind}: compiled {counts[-1][0]}/{counts[-1][1]}' if counts else f'mmcv {kind}: working')
 
+        (build_dir / '.failed').unlink(missing_ok=True)
         rc, timed_out = run_logged([self.python, 'setup.py', 'build_ext', '--inplace'], log, timeout, env=env,
                                    cwd=src, on_tick=progress)
         if rc == 0 and list((src / 'mmcv').glob('_ext*.so')):
@@ -690,6 +696,7 @@ class GPUCheck:
         else:
             detail = f'exit {rc}: ' + ' / '.join(line for line in tail(log, 60).splitlines()
                                                  if 'error' in line.lower())[-600:]
+            (build_dir / '.failed').write_text(detail)
         self.step(record, f'mmcv {kind}', 'stopped' if timed_out else 'failed', started, detail)
         return False
 

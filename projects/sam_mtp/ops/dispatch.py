@@ -13,6 +13,8 @@ implementation, which works on any device:
 * any other op/device pair for which mmcv answers "implementation for device
   ... not found" (a partial build, an NPU/MLU build without that op): found
   on the first call, remembered, and warned about once;
+* tensors of a dtype mmcv's kernel does not take (bfloat16 under ``--amp``;
+  float16 for furthest point sampling and the 3D IoU / NMS);
 * every device when mmcv has no compiled ops at all (``mmcv-lite``).
 
 So the plugin runs with any mmcv build; :func:`kernel_routing` tells which
@@ -31,6 +33,7 @@ import re
 import sys
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
+import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
@@ -132,11 +135,21 @@ def _known_missing_kernels() -> Dict[Tuple[str, str], str]:
             for name in _ORIGINALS}
 
 
+# The dtypes mmcv 2.1's kernels of these ops take (AT_DISPATCH_FLOATING_TYPES_AND_HALF; furthest point
+# sampling and the 3D IoU / NMS read float32 only). Other dtypes, bfloat16 under --amp in particular, go to the
+# PyTorch implementations, which take any floating dtype.
+_FLOAT_HALF_DOUBLE = frozenset({torch.float32, torch.float64, torch.float16})
+_MMCV_DTYPES = {
+    name: frozenset({torch.float32})
+    for name in ('furthest_point_sample', 'furthest_point_sample_with_dist',
+                 'boxes_overlap_bev', 'boxes_iou3d', 'nms3d', 'nms3d_normal')
+}
+
 # (op name, device type) pairs without a compiled mmcv kernel -> the reason.
 # Filled at import from mmcv's build info, and at run time from mmcv's
 # "implementation for device ... not found" answers.
 _MISSING_KERNELS: Dict[Tuple[str, str], str] = _known_missing_kernels()
-# Pairs whose fallback has been announced (one warning per pair).
+# (op, device type, reason) triples already announced: one warning each.
 _WARNED: set = set()
 
 
@@ -159,33 +172,38 @@ def kernel_routing(device_type: str = 'cuda') -> Dict[str, str]:
     }
 
 
-def _announce_fallback(name: str, device_type: str) -> None:
-    """One warning per op and device type that mmcv could serve but does not
-    (an mmcv without compiled ops was announced at import)."""
-    if name not in _ORIGINALS or (name, device_type) in _WARNED:
+def _announce(name: str, device_type: str, reason: str) -> None:
+    """One warning per op, device type and reason for a tensor that mmcv's
+    kernels could have served but does not."""
+    if (name, device_type, reason) in _WARNED:
         return
-    _WARNED.add((name, device_type))
+    _WARNED.add((name, device_type, reason))
     print_log(
         f'sam_mtp.ops: {name} on {device_type} tensors uses the PyTorch '
-        f'implementation ({_MISSING_KERNELS[(name, device_type)]})',
+        f'implementation ({reason})',
         logger='current',
         level=logging.WARNING)
 
 
 def _run(name: str, tensor: object, args: tuple):
-    """Call mmcv's ``name`` when it has a kernel for ``tensor``'s device,
-    otherwise (or when mmcv refuses the device) the PyTorch implementation."""
+    """Call mmcv's ``name`` when it has a kernel for ``tensor``'s device and
+    dtype, otherwise (or when mmcv refuses the device) the PyTorch one."""
     device_type = tensor.device.type if isinstance(tensor, Tensor) else None
-    if device_type in MMCV_KERNEL_DEVICES:
-        if mmcv_kernel_available(name, device_type):
+    if device_type in MMCV_KERNEL_DEVICES and name in _ORIGINALS:
+        if not mmcv_kernel_available(name, device_type):
+            _announce(name, device_type, _MISSING_KERNELS[(name, device_type)])
+        elif tensor.dtype not in _MMCV_DTYPES.get(name, _FLOAT_HALF_DOUBLE):
+            _announce(name, device_type,
+                      f"mmcv's kernel has no {str(tensor.dtype)[6:]}")
+        else:
             try:
                 return _ORIGINALS[name](*args)
             except RuntimeError as error:
                 if not _KERNEL_NOT_FOUND.search(str(error)):
                     raise
-                _MISSING_KERNELS[(name, device_type)] = (
-                    'mmcv has no compiled kernel of it for this device')
-        _announce_fallback(name, device_type)
+                reason = 'mmcv has no compiled kernel of it for this device'
+                _MISSING_KERNELS[(name, device_type)] = reason
+                _announce(name, device_type, reason)
     return _FALLBACKS[name](*args)
 
 
