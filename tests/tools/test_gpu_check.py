@@ -6,7 +6,6 @@ import importlib.metadata
 import json
 import math
 import os
-import os.path as osp
 import re
 import subprocess
 import sys
@@ -535,4 +534,5 @@ def test_benchmark_items_at_toy_size_on_cpu(tmp_path):
         assert results[name]['median_s'] > 0 and results[name]['tiny'] and results[name]['device'] == 'cpu'
     assert set(results['point_ops']['parts']) == {f'{op}.pytorch' for op in (
         'furthest_point_sample', 'ball_query', 'knn', 'three_nn')}
-    assert results['stage1_step']['epochs'] > 0 and all(math.isfinite(v) for v in results['stage1_step']['losses'].values())
+    stage1 = results['stage1_step']
+    assert stage1['epochs'] > 0 and all(math.isfinite(v) for v in stage1['losses'].values())

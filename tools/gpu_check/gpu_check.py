@@ -497,9 +497,10 @@ class GPUCheck:
             stack = self.probe_stack()
             if all(stack[m]['ok'] and not stack[m].get('shim') for m in STACK_MODULES):
                 self.record_stack(stack)
-                self.step(record, 'environment', 'done', started, f'the stack imports from {self.python} as it '
-                          f'is (mmcv {stack["mmcv"]["version"]}, '
-                          f'{"CUDA " + stack["mmcv.ops"]["cuda"] if stack["mmcv.ops"].get("cuda") else "no CUDA kernels"})')
+                cuda = stack['mmcv.ops'].get('cuda')
+                self.step(record, 'environment', 'done', started,
+                          f'the stack imports from {self.python} as it is (mmcv {stack["mmcv"]["version"]}, '
+                          + (f'CUDA {cuda})' if cuda else 'no CUDA kernels)'))
                 self.report['environment'] = 'prepared'
                 return 'done'
             if self.args.mmcv == 'installed':

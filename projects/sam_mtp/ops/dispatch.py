@@ -37,13 +37,14 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,
+# The PyTorch implementations, ``<op>_torch``: _run looks them up by name.
+from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,  # noqa: F401
                     nms3d_normal_torch, nms3d_torch, points_in_boxes_all_torch,
                     points_in_boxes_part_torch)
-from .grouping import (gather_points_torch, grouping_operation_torch,
-                       three_interpolate_torch)
-from .neighbors import ball_query_torch, knn_torch, three_nn_torch
-from .sampling import (furthest_point_sample_torch,
+from .grouping import (gather_points_torch,  # noqa: F401
+                       grouping_operation_torch, three_interpolate_torch)
+from .neighbors import ball_query_torch, knn_torch, three_nn_torch  # noqa: F401
+from .sampling import (furthest_point_sample_torch,  # noqa: F401
                        furthest_point_sample_with_dist_torch)
 
 # Device types for which mmcv 2.x can be built with kernels of these ops.
@@ -135,9 +136,10 @@ def _known_missing_kernels() -> Dict[Tuple[str, str], str]:
             for name in _ORIGINALS}
 
 
-# The dtypes mmcv 2.1's kernels of these ops take (AT_DISPATCH_FLOATING_TYPES_AND_HALF; furthest point
-# sampling and the 3D IoU / NMS read float32 only). Other dtypes, bfloat16 under --amp in particular, go to the
-# PyTorch implementations, which take any floating dtype.
+# The dtypes mmcv 2.1's kernels of these ops take (AT_DISPATCH_FLOATING_TYPES_
+# AND_HALF; furthest point sampling and the 3D IoU / NMS read float32 only).
+# Other dtypes, bfloat16 under --amp in particular, go to the PyTorch
+# implementations, which take any floating dtype.
 _FLOAT_HALF_DOUBLE = frozenset({torch.float32, torch.float64, torch.float16})
 _MMCV_DTYPES = {
     name: frozenset({torch.float32})
@@ -204,7 +206,9 @@ def _run(name: str, tensor: object, args: tuple):
                 reason = 'mmcv has no compiled kernel of it for this device'
                 _MISSING_KERNELS[(name, device_type)] = reason
                 _announce(name, device_type, reason)
-    return _FALLBACKS[name](*args)
+    # Looked up at call time (``<op>_torch`` of this module), so that a
+    # replaced implementation is the one used.
+    return globals()[f'{name}_torch'](*args)
 
 
 def _dispatcher(name: str):
@@ -220,25 +224,6 @@ def _dispatcher(name: str):
 
 
 # ------------------------------------------------------------- dispatchers
-# op name -> the PyTorch implementation that serves devices without a kernel.
-_FALLBACKS: Dict[str, Callable] = {
-    'furthest_point_sample': furthest_point_sample_torch,
-    'furthest_point_sample_with_dist': furthest_point_sample_with_dist_torch,
-    'gather_points': gather_points_torch,
-    'grouping_operation': grouping_operation_torch,
-    'ball_query': ball_query_torch,
-    'knn': knn_torch,
-    'three_nn': three_nn_torch,
-    'three_interpolate': three_interpolate_torch,
-    'points_in_boxes_part': points_in_boxes_part_torch,
-    'points_in_boxes_all': points_in_boxes_all_torch,
-    'boxes_overlap_bev': boxes_overlap_bev_torch,
-    'boxes_iou3d': boxes_iou3d_torch,
-    'nms3d': nms3d_torch,
-    'nms3d_normal': nms3d_normal_torch,
-}
-
-
 @_dispatcher('furthest_point_sample')
 def furthest_point_sample(points_xyz: Tensor, num_points: int) -> Tensor:
     """(B, N, 3) -> (B, num_points) int32 D-FPS indices (see
