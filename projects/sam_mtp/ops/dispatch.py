@@ -43,7 +43,8 @@ from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,  # noqa: F401
                     points_in_boxes_part_torch)
 from .grouping import (gather_points_torch,  # noqa: F401
                        grouping_operation_torch, three_interpolate_torch)
-from .neighbors import ball_query_torch, knn_torch, three_nn_torch  # noqa: F401
+from .neighbors import (ball_query_torch, knn_torch,  # noqa: F401
+                        three_nn_torch)
 from .sampling import (furthest_point_sample_torch,  # noqa: F401
                        furthest_point_sample_with_dist_torch)
 
