@@ -6,7 +6,6 @@ configs (3DETR, GroupFree3D, the segmentor), built with random weights; the inpu
 import importlib.util
 import os.path as osp
 
-import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -85,6 +84,3 @@ def segmentation_batch(batch: int, num_points: int, num_classes: int, generator)
         samples.append(sample)
     return dict(inputs=dict(points=points), data_samples=samples)
 
-
-def as_numpy_dict(values: dict) -> dict:
-    return {k: np.asarray(v.detach().float().cpu() if torch.is_tensor(v) else v) for k, v in values.items()}
