@@ -1,11 +1,13 @@
 """mmcv's CUDA kernels against the PyTorch implementations on the CPU.
 
-Skipped (visibly) without a GPU or without a CUDA build of mmcv.
+Skipped (visibly) without a GPU or without a CUDA build of mmcv (the GPU
+check's fallback mode; tests/cuda/ covers the dispatch there).
 """
 import pytest
 import torch
 
 import projects.sam_mtp.ops as sam_ops
+from projects.sam_mtp.ops.dispatch import mmcv_kernel_available
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason='needs a CUDA device')
@@ -16,10 +18,9 @@ def cuda_op():
     pytest.importorskip('mmcv.ops')
 
     def get(name):
-        op = sam_ops.original_op(name)
-        if op is None:
-            pytest.skip(f'mmcv has no compiled {name}')
-        return op
+        if not mmcv_kernel_available(name, 'cuda'):
+            pytest.skip(f'mmcv has no compiled CUDA kernel of {name}')
+        return sam_ops.original_op(name)
 
     return get
 

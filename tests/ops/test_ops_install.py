@@ -141,6 +141,136 @@ def test_device_routing(monkeypatch):
     assert sam_ops.knn(2, xyz).shape == (1, 2, 8)
 
 
+@pytest.fixture
+def cpu_as_kernel_device(monkeypatch):
+    """The CPU plays a device mmcv can have kernels for (as CUDA does), with
+    a fresh routing state; returns the warnings the dispatch logs."""
+    monkeypatch.setattr(dispatch, 'MMCV_KERNEL_DEVICES', frozenset({'cpu'}))
+    monkeypatch.setattr(dispatch, '_MISSING_KERNELS', {})
+    monkeypatch.setattr(dispatch, '_WARNED', set())
+    messages = []
+    monkeypatch.setattr(dispatch, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    return messages
+
+
+def _spy(monkeypatch, name, behaviour):
+    calls = []
+
+    def original(*args):
+        calls.append(args)
+        return behaviour(*args)
+
+    monkeypatch.setitem(dispatch._ORIGINALS, name, original)
+    return calls
+
+
+def test_no_kernel_state_routes_to_pytorch(cpu_as_kernel_device,
+                                           monkeypatch):
+    """An mmcv without a kernel for (op, device) -- the state, not the op, is
+    mocked -- sends that device's tensors to the PyTorch implementation."""
+    calls = _spy(monkeypatch, 'knn', lambda *args: 'mmcv')
+    three_nn_calls = _spy(monkeypatch, 'three_nn', lambda *args: 'mmcv')
+    dispatch._MISSING_KERNELS[('knn', 'cpu')] = 'mmcv was built without ' \
+        'CUDA kernels'
+    xyz = torch.rand(2, 40, 3)
+    centres = xyz[:, :7].contiguous()
+    for _ in range(2):
+        out = sam_ops.knn(4, xyz, centres)
+        assert torch.equal(out, sam_ops.knn_torch(4, xyz, centres))
+    assert not calls
+    assert cpu_as_kernel_device == [
+        'sam_mtp.ops: knn on cpu tensors uses the PyTorch implementation '
+        '(mmcv was built without CUDA kernels)'
+    ]  # once, not per call
+    # Other ops on that device still go to mmcv.
+    assert sam_ops.three_nn(xyz, centres) == 'mmcv' and three_nn_calls
+    routing = dispatch.kernel_routing('cpu')
+    assert routing['knn'] == 'pytorch' and routing['three_nn'] == 'mmcv'
+    assert set(routing) == set(dispatch.DISPATCHERS)
+    assert not dispatch.mmcv_kernel_available('knn', 'cpu')
+    assert dispatch.mmcv_kernel_available('three_nn', 'cpu')
+
+
+def test_dtypes_mmcv_kernels_lack_route_to_pytorch(cpu_as_kernel_device,
+                                                  monkeypatch):
+    """mmcv's kernels take float32/float64/float16 (FPS float32 only):
+    bfloat16 under --amp goes to the PyTorch implementation."""
+    knn_calls = _spy(monkeypatch, 'knn', lambda *args: 'mmcv')
+    fps_calls = _spy(monkeypatch, 'furthest_point_sample',
+                     lambda *args: 'mmcv')
+    xyz = torch.rand(1, 30, 3)
+    assert sam_ops.knn(3, xyz.half()) == 'mmcv' and len(knn_calls) == 1
+    out = sam_ops.knn(3, xyz.bfloat16())
+    assert len(knn_calls) == 1
+    assert torch.equal(out, sam_ops.knn_torch(3, xyz.bfloat16()))
+    assert sam_ops.furthest_point_sample(xyz, 5) == 'mmcv'
+    assert torch.equal(
+        sam_ops.furthest_point_sample(xyz.half(), 5),
+        sam_ops.furthest_point_sample_torch(xyz.half(), 5))
+    assert len(fps_calls) == 1
+    assert cpu_as_kernel_device == [
+        "sam_mtp.ops: knn on cpu tensors uses the PyTorch implementation "
+        "(mmcv's kernel has no bfloat16)",
+        'sam_mtp.ops: furthest_point_sample on cpu tensors uses the PyTorch '
+        "implementation (mmcv's kernel has no float16)"
+    ]
+    assert dispatch.mmcv_kernel_available('knn', 'cpu')  # float32 still mmcv
+
+
+def test_mmcv_build_without_cuda_marks_every_op_for_cuda(monkeypatch):
+    monkeypatch.setattr(mmcv_ops, 'get_compiling_cuda_version',
+                        lambda: 'not available')
+    assert dispatch.mmcv_cuda_build() is None
+    missing = dispatch._known_missing_kernels()
+    assert set(missing) == {(name, 'cuda') for name in OPS}
+    monkeypatch.setattr(mmcv_ops, 'get_compiling_cuda_version',
+                        lambda: '13.0')
+    assert dispatch.mmcv_cuda_build() == '13.0'
+    assert dispatch._known_missing_kernels() == {}
+
+
+def test_routing_of_this_mmcv_build():
+    """This process's state agrees with the installed mmcv's build info."""
+    routing = set(dispatch.kernel_routing('cuda').values())
+    if dispatch.mmcv_cuda_build() is None:
+        assert routing == {'pytorch'}
+    else:
+        assert routing == {'mmcv'}
+    assert set(dispatch.kernel_routing('cpu').values()) == {'pytorch'}
+
+
+def test_refusal_by_the_real_mmcv_is_remembered(cpu_as_kernel_device,
+                                                monkeypatch):
+    """mmcv's own "implementation for device cpu not found" (its ball_query
+    has no CPU kernel) is caught once; later calls skip mmcv."""
+    real = sam_ops.original_op('ball_query')
+    calls = _spy(monkeypatch, 'ball_query', real)
+    xyz = torch.rand(1, 60, 3)
+    centres = xyz[:, :9].contiguous()
+    expected = sam_ops.ball_query_torch(0., 0.3, 8, xyz, centres)
+    assert torch.equal(sam_ops.ball_query(0., 0.3, 8, xyz, centres), expected)
+    assert len(calls) == 1
+    assert ('ball_query', 'cpu') in dispatch._MISSING_KERNELS
+    assert torch.equal(sam_ops.ball_query(0., 0.3, 8, xyz, centres), expected)
+    assert len(calls) == 1 and len(cpu_as_kernel_device) == 1
+    assert 'ball_query on cpu tensors' in cpu_as_kernel_device[0]
+
+
+def test_other_mmcv_errors_are_not_swallowed(cpu_as_kernel_device,
+                                             monkeypatch):
+
+    def out_of_memory(*args):
+        raise RuntimeError('CUDA out of memory. Tried to allocate 2.00 GiB')
+
+    _spy(monkeypatch, 'three_nn', out_of_memory)
+    xyz = torch.rand(1, 20, 3)
+    with pytest.raises(RuntimeError, match='out of memory'):
+        sam_ops.three_nn(xyz, xyz)
+    assert dispatch.mmcv_kernel_available('three_nn', 'cpu')
+    assert not cpu_as_kernel_device
+
+
 def test_mmcv_module_wrappers_run_on_cpu():
     """QueryAndGroup, GroupAll and PointsSampler look the ops up in their
     module globals, so they now run on the CPU."""

@@ -2,10 +2,23 @@
 implementations, and their installation into mmcv / mmdet / mmdet3d.
 
 Every public function here has the signature of the mmcv op of the same name.
-Tensors on a device for which mmcv ships kernels (CUDA, and the NPU / MLU /
-MUSA back-ends) go to mmcv's original op; everything else (CPU, MPS, ...)
-runs the PyTorch implementation. Without a compiled mmcv (``mmcv-lite``) the
-PyTorch implementation serves all devices.
+A tensor goes to mmcv's original op when the installed mmcv has a compiled
+kernel of that op for the tensor's device; everything else runs the PyTorch
+implementation, which works on any device:
+
+* CPU (and MPS, ...) tensors: mmcv has no kernels of these ops there;
+* CUDA tensors when mmcv was built without CUDA (``MMCV_WITH_OPS=1
+  FORCE_CUDA=0``, e.g. a CPU build reused on a GPU node): known at import from
+  ``mmcv.ops.get_compiling_cuda_version()``;
+* any other op/device pair for which mmcv answers "implementation for device
+  ... not found" (a partial build, an NPU/MLU build without that op): found
+  on the first call, remembered, and warned about once;
+* tensors of a dtype mmcv's kernel does not take (bfloat16 under ``--amp``;
+  float16 for furthest point sampling and the 3D IoU / NMS);
+* every device when mmcv has no compiled ops at all (``mmcv-lite``).
+
+So the plugin runs with any mmcv build; :func:`kernel_routing` tells which
+implementation each op uses on a device.
 
 :func:`install_cpu_fallbacks` rebinds mmcv's op objects, *by identity*, to
 these dispatchers wherever they are bound: ``mmcv.ops``, its submodules (for
@@ -16,29 +29,37 @@ imported later pick the dispatchers up from the patched ``mmcv.ops``.
 """
 import importlib
 import logging
+import re
 import sys
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
+import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,
+# The PyTorch implementations, ``<op>_torch``: _run looks them up by name.
+from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,  # noqa: F401
                     nms3d_normal_torch, nms3d_torch, points_in_boxes_all_torch,
                     points_in_boxes_part_torch)
-from .grouping import (gather_points_torch, grouping_operation_torch,
-                       three_interpolate_torch)
+from .grouping import (gather_points_torch,  # noqa: F401
+                       grouping_operation_torch, three_interpolate_torch)
 # CPU tensors of these four ops run the numba kd-tree kernels (PyTorch
 # elsewhere, or without numba): the ``*_fallback`` routers, bound here under
-# the names that the dispatchers below call.
-from .neighbors import ball_query_fallback as ball_query_torch
-from .neighbors import knn_fallback as knn_torch
-from .neighbors import three_nn_fallback as three_nn_torch
+# the names that _run looks up.
+from .neighbors import ball_query_fallback as ball_query_torch  # noqa: F401
+from .neighbors import knn_fallback as knn_torch  # noqa: F401
+from .neighbors import three_nn_fallback as three_nn_torch  # noqa: F401
 from .sampling import furthest_point_sample_fallback as \
-    furthest_point_sample_torch
-from .sampling import furthest_point_sample_with_dist_torch
+    furthest_point_sample_torch  # noqa: F401
+from .sampling import furthest_point_sample_with_dist_torch  # noqa: F401
 
-# Device types for which mmcv 2.x compiles kernels of these ops.
+# Device types for which mmcv 2.x can be built with kernels of these ops.
 MMCV_KERNEL_DEVICES = frozenset({'cuda', 'npu', 'mlu', 'musa'})
+
+# mmcv's device registry refuses an op/device pair it has no kernel for with
+# "<op>_impl: implementation for device <device> not found." (a RuntimeError
+# raised before any kernel runs).
+_KERNEL_NOT_FOUND = re.compile(r'implementation for device \S+ not found')
 
 # op name -> mmcv submodule that defines it.
 _DEFINING_MODULES = {
@@ -102,10 +123,98 @@ def original_op(name: str) -> Optional[Callable]:
     return _ORIGINALS.get(name)
 
 
-def _use_mmcv(name: str, tensor: object) -> bool:
-    return (isinstance(tensor, Tensor)
-            and tensor.device.type in MMCV_KERNEL_DEVICES
-            and name in _ORIGINALS)
+def mmcv_cuda_build() -> Optional[str]:
+    """The CUDA (or HIP) version mmcv's compiled ops were built with; None
+    when they have no CUDA kernels or mmcv has no compiled ops."""
+    try:
+        from mmcv.ops import get_compiling_cuda_version
+        version = str(get_compiling_cuda_version())
+    except Exception:  # mmcv-lite, or no mmcv at all
+        return None
+    return None if 'not available' in version else version
+
+
+def _known_missing_kernels() -> Dict[Tuple[str, str], str]:
+    """(op, device type) -> why mmcv has no kernel, as known at import."""
+    if not _ORIGINALS or mmcv_cuda_build() is not None:
+        return {}
+    return {(name, 'cuda'): 'mmcv was built without CUDA kernels'
+            for name in _ORIGINALS}
+
+
+# The dtypes mmcv 2.1's kernels of these ops take (AT_DISPATCH_FLOATING_TYPES_
+# AND_HALF; furthest point sampling and the 3D IoU / NMS read float32 only).
+# Other dtypes, bfloat16 under --amp in particular, go to the PyTorch
+# implementations, which take any floating dtype.
+_FLOAT_HALF_DOUBLE = frozenset({torch.float32, torch.float64, torch.float16})
+_MMCV_DTYPES = {
+    name: frozenset({torch.float32})
+    for name in ('furthest_point_sample', 'furthest_point_sample_with_dist',
+                 'boxes_overlap_bev', 'boxes_iou3d', 'nms3d', 'nms3d_normal')
+}
+
+# (op name, device type) pairs without a compiled mmcv kernel -> the reason.
+# Filled at import from mmcv's build info, and at run time from mmcv's
+# "implementation for device ... not found" answers.
+_MISSING_KERNELS: Dict[Tuple[str, str], str] = _known_missing_kernels()
+# (op, device type, reason) triples already announced: one warning each.
+_WARNED: set = set()
+
+
+def mmcv_kernel_available(name: str, device_type: str = 'cuda') -> bool:
+    """Whether a tensor of ``device_type`` goes to mmcv's kernel of ``name``.
+
+    A pair that mmcv has not refused yet counts as available (an NPU/MLU build
+    is only known to lack an op once the op has been called there).
+    """
+    return (name in _ORIGINALS and device_type in MMCV_KERNEL_DEVICES
+            and (name, device_type) not in _MISSING_KERNELS)
+
+
+def kernel_routing(device_type: str = 'cuda') -> Dict[str, str]:
+    """op name -> ``'mmcv'`` or ``'pytorch'``: the implementation a tensor of
+    ``device_type`` uses (see :func:`mmcv_kernel_available`)."""
+    return {
+        name: 'mmcv' if mmcv_kernel_available(name, device_type) else 'pytorch'
+        for name in _DEFINING_MODULES
+    }
+
+
+def _announce(name: str, device_type: str, reason: str) -> None:
+    """One warning per op, device type and reason for a tensor that mmcv's
+    kernels could have served but does not."""
+    if (name, device_type, reason) in _WARNED:
+        return
+    _WARNED.add((name, device_type, reason))
+    print_log(
+        f'sam_mtp.ops: {name} on {device_type} tensors uses the PyTorch '
+        f'implementation ({reason})',
+        logger='current',
+        level=logging.WARNING)
+
+
+def _run(name: str, tensor: object, args: tuple):
+    """Call mmcv's ``name`` when it has a kernel for ``tensor``'s device and
+    dtype, otherwise (or when mmcv refuses the device) the PyTorch one."""
+    device_type = tensor.device.type if isinstance(tensor, Tensor) else None
+    if device_type in MMCV_KERNEL_DEVICES and name in _ORIGINALS:
+        if not mmcv_kernel_available(name, device_type):
+            _announce(name, device_type, _MISSING_KERNELS[(name, device_type)])
+        elif tensor.dtype not in _MMCV_DTYPES.get(name, _FLOAT_HALF_DOUBLE):
+            _announce(name, device_type,
+                      f"mmcv's kernel has no {str(tensor.dtype)[6:]}")
+        else:
+            try:
+                return _ORIGINALS[name](*args)
+            except RuntimeError as error:
+                if not _KERNEL_NOT_FOUND.search(str(error)):
+                    raise
+                reason = 'mmcv has no compiled kernel of it for this device'
+                _MISSING_KERNELS[(name, device_type)] = reason
+                _announce(name, device_type, reason)
+    # Looked up at call time (``<op>_torch`` of this module), so that a
+    # replaced implementation is the one used.
+    return globals()[f'{name}_torch'](*args)
 
 
 def _dispatcher(name: str):
@@ -125,27 +234,21 @@ def _dispatcher(name: str):
 def furthest_point_sample(points_xyz: Tensor, num_points: int) -> Tensor:
     """(B, N, 3) -> (B, num_points) int32 D-FPS indices (see
     :func:`~.sampling.furthest_point_sample_torch`)."""
-    if _use_mmcv('furthest_point_sample', points_xyz):
-        return _ORIGINALS['furthest_point_sample'](points_xyz, num_points)
-    return furthest_point_sample_torch(points_xyz, num_points)
+    return _run('furthest_point_sample', points_xyz, (points_xyz, num_points))
 
 
 @_dispatcher('furthest_point_sample_with_dist')
 def furthest_point_sample_with_dist(points_dist: Tensor,
                                     num_points: int) -> Tensor:
     """(B, N, N) distances -> (B, num_points) int32 FPS indices."""
-    if _use_mmcv('furthest_point_sample_with_dist', points_dist):
-        return _ORIGINALS['furthest_point_sample_with_dist'](points_dist,
-                                                             num_points)
-    return furthest_point_sample_with_dist_torch(points_dist, num_points)
+    return _run('furthest_point_sample_with_dist', points_dist,
+                (points_dist, num_points))
 
 
 @_dispatcher('gather_points')
 def gather_points(features: Tensor, indices: Tensor) -> Tensor:
     """(B, C, N), (B, M) -> (B, C, M); differentiable w.r.t. features."""
-    if _use_mmcv('gather_points', features):
-        return _ORIGINALS['gather_points'](features, indices)
-    return gather_points_torch(features, indices)
+    return _run('gather_points', features, (features, indices))
 
 
 @_dispatcher('grouping_operation')
@@ -155,12 +258,8 @@ def grouping_operation(features: Tensor,
                        indices_batch_cnt: Optional[Tensor] = None) -> Tensor:
     """(B, C, N), (B, npoint, nsample) -> (B, C, npoint, nsample), or the
     stacked layout; differentiable w.r.t. features."""
-    if _use_mmcv('grouping_operation', features):
-        return _ORIGINALS['grouping_operation'](features, indices,
-                                                features_batch_cnt,
-                                                indices_batch_cnt)
-    return grouping_operation_torch(features, indices, features_batch_cnt,
-                                    indices_batch_cnt)
+    return _run('grouping_operation', features,
+                (features, indices, features_batch_cnt, indices_batch_cnt))
 
 
 @_dispatcher('ball_query')
@@ -173,12 +272,9 @@ def ball_query(min_radius: float,
                center_xyz_batch_cnt: Optional[Tensor] = None) -> Tensor:
     """-> (B, npoint, sample_num) int32 neighbour indices (see
     :func:`~.neighbors.ball_query_torch`)."""
-    if _use_mmcv('ball_query', xyz):
-        return _ORIGINALS['ball_query'](min_radius, max_radius, sample_num,
-                                        xyz, center_xyz, xyz_batch_cnt,
-                                        center_xyz_batch_cnt)
-    return ball_query_torch(min_radius, max_radius, sample_num, xyz,
-                            center_xyz, xyz_batch_cnt, center_xyz_batch_cnt)
+    return _run('ball_query', xyz,
+                (min_radius, max_radius, sample_num, xyz, center_xyz,
+                 xyz_batch_cnt, center_xyz_batch_cnt))
 
 
 @_dispatcher('knn')
@@ -187,17 +283,13 @@ def knn(k: int,
         center_xyz: Optional[Tensor] = None,
         transposed: bool = False) -> Tensor:
     """-> (B, k, npoint) int32 indices, nearest first."""
-    if _use_mmcv('knn', xyz):
-        return _ORIGINALS['knn'](k, xyz, center_xyz, transposed)
-    return knn_torch(k, xyz, center_xyz, transposed)
+    return _run('knn', xyz, (k, xyz, center_xyz, transposed))
 
 
 @_dispatcher('three_nn')
 def three_nn(target: Tensor, source: Tensor) -> Tuple[Tensor, Tensor]:
     """(B, N, 3), (B, M, 3) -> (dist (B, N, 3), int32 idx (B, N, 3))."""
-    if _use_mmcv('three_nn', target):
-        return _ORIGINALS['three_nn'](target, source)
-    return three_nn_torch(target, source)
+    return _run('three_nn', target, (target, source))
 
 
 @_dispatcher('three_interpolate')
@@ -205,58 +297,44 @@ def three_interpolate(features: Tensor, indices: Tensor,
                       weight: Tensor) -> Tensor:
     """(B, C, M), (B, N, 3), (B, N, 3) -> (B, C, N); differentiable w.r.t.
     features."""
-    if _use_mmcv('three_interpolate', features):
-        return _ORIGINALS['three_interpolate'](features, indices, weight)
-    return three_interpolate_torch(features, indices, weight)
+    return _run('three_interpolate', features, (features, indices, weight))
 
 
 @_dispatcher('points_in_boxes_part')
 def points_in_boxes_part(points: Tensor, boxes: Tensor) -> Tensor:
     """(B, M, 3), (B, T, 7) -> (B, M) int32 first box index or -1."""
-    if _use_mmcv('points_in_boxes_part', points):
-        return _ORIGINALS['points_in_boxes_part'](points, boxes)
-    return points_in_boxes_part_torch(points, boxes)
+    return _run('points_in_boxes_part', points, (points, boxes))
 
 
 @_dispatcher('points_in_boxes_all')
 def points_in_boxes_all(points: Tensor, boxes: Tensor) -> Tensor:
     """(B, M, 3), (B, T, 7) -> (B, M, T) int32 0/1 membership."""
-    if _use_mmcv('points_in_boxes_all', points):
-        return _ORIGINALS['points_in_boxes_all'](points, boxes)
-    return points_in_boxes_all_torch(points, boxes)
+    return _run('points_in_boxes_all', points, (points, boxes))
 
 
 @_dispatcher('boxes_overlap_bev')
 def boxes_overlap_bev(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
     """(M, 7), (N, 7) -> (M, N) rotated BEV intersection areas."""
-    if _use_mmcv('boxes_overlap_bev', boxes_a):
-        return _ORIGINALS['boxes_overlap_bev'](boxes_a, boxes_b)
-    return boxes_overlap_bev_torch(boxes_a, boxes_b)
+    return _run('boxes_overlap_bev', boxes_a, (boxes_a, boxes_b))
 
 
 @_dispatcher('boxes_iou3d')
 def boxes_iou3d(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
     """(M, 7), (N, 7) -> (M, N) rotated 3D IoU."""
-    if _use_mmcv('boxes_iou3d', boxes_a):
-        return _ORIGINALS['boxes_iou3d'](boxes_a, boxes_b)
-    return boxes_iou3d_torch(boxes_a, boxes_b)
+    return _run('boxes_iou3d', boxes_a, (boxes_a, boxes_b))
 
 
 @_dispatcher('nms3d')
 def nms3d(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     """Rotated BEV NMS of (N, 7) boxes -> int64 kept indices."""
-    if _use_mmcv('nms3d', boxes):
-        return _ORIGINALS['nms3d'](boxes, scores, iou_threshold)
-    return nms3d_torch(boxes, scores, iou_threshold)
+    return _run('nms3d', boxes, (boxes, scores, iou_threshold))
 
 
 @_dispatcher('nms3d_normal')
 def nms3d_normal(boxes: Tensor, scores: Tensor,
                  iou_threshold: float) -> Tensor:
     """Axis-aligned BEV NMS of (N, 7) boxes -> int64 kept indices."""
-    if _use_mmcv('nms3d_normal', boxes):
-        return _ORIGINALS['nms3d_normal'](boxes, scores, iou_threshold)
-    return nms3d_normal_torch(boxes, scores, iou_threshold)
+    return _run('nms3d_normal', boxes, (boxes, scores, iou_threshold))
 
 
 DISPATCHERS: Dict[str, Callable] = {

@@ -97,9 +97,12 @@ class PlainPointTransformer(BaseModule):
         """(B, M, S, 3) -> (B, M, C) mini-PointNet embeddings; only real tokens are computed."""
         batch, num_tokens = padding_mask.shape
         real = ~padding_mask
-        out = neighborhoods.new_zeros(batch, num_tokens, self.embed_dims)
-        if bool(real.any()):
-            out[real] = self.token_embed(neighborhoods[real])
+        if not bool(real.any()):
+            return neighborhoods.new_zeros(batch, num_tokens, self.embed_dims)
+        embedded = self.token_embed(neighborhoods[real])
+        # The embeddings' dtype, not the points': under autocast (--amp) they are float16 / bfloat16.
+        out = embedded.new_zeros(batch, num_tokens, self.embed_dims)
+        out[real] = embedded
         return out
 
     def encode(self, neighborhoods: Tensor, centers: Tensor, padding_mask: Tensor) -> Tensor:

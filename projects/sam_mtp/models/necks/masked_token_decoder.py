@@ -58,5 +58,6 @@ class MaskedTokenDecoder(BaseModule):
         x = self.mask_token.expand(batch, num_tokens, -1).clone()
         keep = visible_index >= 0
         batch_idx = torch.arange(batch, device=x.device)[:, None].expand_as(visible_index)
-        x[batch_idx[keep], visible_index[keep]] = self.input_proj(visible_features[keep])
+        # Cast: under autocast (--amp) the projection is float16 / bfloat16 while the mask token is float32.
+        x[batch_idx[keep], visible_index[keep]] = self.input_proj(visible_features[keep]).to(x.dtype)
         return self.decoder(x, self.pos_embed(centers), padding_mask)

@@ -1,0 +1,538 @@
+"""tools/gpu_check without a GPU: arguments and phases, budgets that stop a phase, the report and the docs section
+made from it, the wheel list against requirements/, the CUDA test set, mmcv source pruning, the import-time
+stand-ins, the pytest plugin and a benchmark item at toy size."""
+import ast
+import importlib.metadata
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = ROOT / 'tools' / 'gpu_check'
+sys.path.insert(0, str(HERE))
+import bench  # noqa: E402
+import gpu_check  # noqa: E402
+import gpu_report  # noqa: E402
+
+
+def make_check(tmp_path, *argv, clock=None):
+    args = gpu_check.parse_args(['--work', str(tmp_path / 'work'), '--out', str(tmp_path / 'out'), *argv])
+    return gpu_check.GPUCheck(args, clock=clock)
+
+
+class FakeClock(gpu_check.Clock):
+    """A clock that moves only when told to."""
+
+    def __init__(self, total):
+        self.t = 0.0
+        super().__init__(total, now=lambda: self.t)
+
+
+# ----------------------------------------------------------------------------------------- arguments
+def test_phase_selection_and_arguments(monkeypatch):
+    assert gpu_check.select_phases('all') == ['build', 'test', 'bench']
+    assert gpu_check.select_phases('bench, test') == ['test', 'bench']  # fixed order
+    with pytest.raises(ValueError, match=r"unknown phase\(s\) \['tests'\]"):
+        gpu_check.select_phases('build,tests')
+    monkeypatch.setenv('OUT', '/results')
+    args = gpu_check.parse_args(['--phase', 'test', '--budget-test', '90', '--bench-items', 'point_ops'])
+    assert args.phases == ['test'] and args.budget_test == 90 and args.out == '/results'
+    assert args.bench_items == ['point_ops'] and args.mmcv == 'auto' and args.kernels == 'point'
+    monkeypatch.delenv('OUT')
+    assert gpu_check.parse_args([]).out == str(ROOT / 'work_dirs' / 'gpu_check')
+    with pytest.raises(SystemExit):
+        gpu_check.parse_args(['--bench-items', 'sam'])
+
+
+def test_run_sh_passes_arguments_and_its_python():
+    """run.sh runs the driver with --python's interpreter (here /bin/echo shows the command line)."""
+    out = subprocess.run(['bash', str(HERE / 'run.sh'), '--phase', 'test', '--python', '/bin/echo'],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.split() == [
+        'tools/gpu_check/gpu_check.py', '--phase', 'test', '--python', '/bin/echo']
+
+
+# ------------------------------------------------------------------------------------ budgets, phases
+def _alive(pid: int) -> bool:
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().split(')')[-1].split()[0] != 'Z'  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+def test_run_logged_stops_the_whole_process_group_at_the_budget(tmp_path):
+    """A child that started a long grandchild: at the budget both are gone (ninja and its compilers, pytest and
+    its subprocesses)."""
+    child = ('import subprocess, sys, time; p = subprocess.Popen([sys.executable, "-c", "import time; '
+             'time.sleep(60)"]); print("grandchild", p.pid, flush=True); time.sleep(60)')
+    start = time.monotonic()
+    rc, timed_out = gpu_check.run_logged([sys.executable, '-c', child], tmp_path / 'log', timeout=3)
+    assert (rc, timed_out) == (None, True) and time.monotonic() - start < 20
+    pid = int(re.search(r'grandchild (\d+)', (tmp_path / 'log').read_text()).group(1))
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), 'the grandchild survived the budget'
+    rc, timed_out = gpu_check.run_logged([sys.executable, '-c', 'print("hi")'], tmp_path / 'log', timeout=30)
+    assert (rc, timed_out) == (0, False) and 'hi' in (tmp_path / 'log').read_text()
+
+
+def test_bench_phase_keeps_finished_items_survives_a_crash_and_stops_at_its_budget(tmp_path, monkeypatch):
+    clock = FakeClock(10_000)
+    check = make_check(tmp_path, '--phase', 'bench', '--budget-bench', '100', clock=clock)
+    monkeypatch.setattr(check, 'ensure_stack_for', lambda record: True)
+    durations = dict(stage1_step=40, sam_vit_h_amg=30, dinov2_vit_b=30)
+    calls = []
+
+    def fake_bench(cmd, log, timeout, env=None, **kwargs):
+        """bench.py: items in order, each 'taking' its duration; stage 2 crashes the process."""
+        names = [a for a in cmd[2:cmd.index('--out-dir')]]
+        out = Path(cmd[cmd.index('--out-dir') + 1])
+        calls.append(names)
+        start = clock.t
+        for name in names:
+            if name == 'stage2_step':
+                clock.t += 5
+                return 1, False
+            if clock.t + durations.get(name, 30) > start + timeout:
+                clock.t = start + timeout
+                return None, True
+            clock.t += durations.get(name, 30)
+            (out / f'{name}.json').write_text(json.dumps(dict(
+                what=name, median_s=0.5, min_s=0.4, peak_memory_mib=100.0, batch_per_gpu=16, epochs=120)))
+        return 0, False
+
+    monkeypatch.setattr(gpu_check, 'run_logged', fake_bench)
+    assert check.run() == 1
+    phase = json.loads((tmp_path / 'out' / 'gpu_report.json').read_text())['phases']['bench']
+    assert calls == [list(bench.ITEMS), list(bench.ITEMS[2:])]  # restarted after the crash
+    assert [phase['items'][n]['status'] for n in bench.ITEMS] == [
+        'done', 'failed', 'done', 'stopped', 'not run', 'not run', 'not run']
+    assert phase['items']['stage2_step']['reason'].startswith('bench.py exited 1')
+    assert phase['status'] == 'failed' and 'stage2_step' in phase['note']
+    steps = 120 * math.ceil(78_000 / (16 * 4))  # the projection, computed here from its definition
+    assert phase['projections']['stage1_wall_hours']['value'] == pytest.approx(steps * 0.5 / 3600)
+    assert 'label_gpu_hours' not in phase['projections']  # DINOv2 did not finish
+    md = (tmp_path / 'out' / 'gpu_report.md').read_text()
+    assert '## bench: failed' in md and '| point_ops |' in md and 'not run' in md
+
+
+def test_test_outcomes_are_summarised_with_tests_that_never_ran():
+    record = {}
+    gpu_check.summarise_tests(record, [
+        dict(collected=['a::x', 'a::y', 'b::z', 'b::w']),
+        dict(nodeid='a::x', outcome='passed', duration_s=1.0, reason=''),
+        dict(nodeid='a::y', outcome='passed', duration_s=1.0, reason=''),
+        dict(nodeid='a::y', outcome='error', duration_s=0.1, reason='teardown broke'),  # after its pass
+        dict(nodeid='b::z', outcome='skipped', duration_s=0.0, reason='needs a CUDA device'),
+    ])
+    assert record['summary'] == {'passed': 1, 'error': 1, 'skipped': 1, 'not run': 1}
+    assert record['not_run'] == ['b::w']
+    assert [t['outcome'] for t in record['tests']] == ['passed', 'error', 'skipped']
+
+
+def test_reports_accumulate_over_calls_and_are_written_atomically(tmp_path, monkeypatch):
+    first = make_check(tmp_path, '--phase', 'test', clock=FakeClock(100))
+    monkeypatch.setattr(gpu_check.GPUCheck, 'phase_test', lambda self, record: 'done')
+    monkeypatch.setattr(gpu_check.GPUCheck, 'phase_bench', lambda self, record: record.update(items={}) or 'done')
+    assert first.run() == 0
+    second = make_check(tmp_path, '--phase', 'bench', clock=FakeClock(100))  # a later call, same machine
+    assert second.run() == 0
+    report = json.loads((tmp_path / 'out' / 'gpu_report.json').read_text())
+    assert set(report['phases']) == {'test', 'bench'} and len(report['calls']) == 2
+    assert report['commit']['commit'] != 'unknown'  # this checkout has git
+    assert not [p for p in (tmp_path / 'out').iterdir() if 'tmp' in p.name]
+    fresh = make_check(tmp_path, '--phase', 'bench', '--fresh', clock=FakeClock(100))
+    assert fresh.run() == 0
+    assert set(json.loads((tmp_path / 'out' / 'gpu_report.json').read_text())['phases']) == {'bench'}
+
+
+def test_mmcv_build_policy(tmp_path, monkeypatch):
+    """auto: a finished build of an earlier call is reused; else CUDA first, keeping time for the CPU-only
+    build, which serves when the CUDA build stops (fallback mode)."""
+    check = make_check(tmp_path, '--phase', 'build', clock=FakeClock(1000))
+    check.clock.begin_phase(400)
+    check._torch_info = dict(torch='2.11.0+cu130', python_tag='cp312', capability='9.0', cuda_available=True,
+                             torch_cuda='13.0')
+    monkeypatch.setattr(check, 'cuda_build_possible', lambda record: True)
+    calls = []
+
+    def build(record, kind, timeout):
+        calls.append((kind, timeout))
+        return kind == 'cpu'
+
+    monkeypatch.setattr(check, 'build_mmcv', build)
+    check.ensure_mmcv({})
+    assert calls == [('cuda', 400 - gpu_check.CPU_BUILD_RESERVE), ('cpu', 400)]
+    assert check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
+    # A later call: the CPU build is cached, so the CUDA build may use the whole budget (ninja resumes it) ...
+    (check.mmcv_build_dir('cpu') / '.complete').parent.mkdir(parents=True, exist_ok=True)
+    (check.mmcv_build_dir('cpu') / '.complete').write_text('{}')
+    calls.clear()
+    check.extra_paths = []
+    check.ensure_mmcv({})
+    assert calls == [('cuda', 400)] and check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
+    # A CUDA build that failed in an earlier call is not retried in auto mode (the cached CPU build serves).
+    (check.mmcv_build_dir('cuda') / '.failed').parent.mkdir(parents=True, exist_ok=True)
+    (check.mmcv_build_dir('cuda') / '.failed').write_text('exit 1: nvcc error')
+    calls.clear()
+    check.extra_paths = []
+    check.ensure_mmcv({})
+    assert not calls and check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
+    (check.mmcv_build_dir('cuda') / '.failed').unlink()
+    # ... and once it has finished, nothing is built again.
+    (check.mmcv_build_dir('cuda') / '.complete').parent.mkdir(parents=True, exist_ok=True)
+    (check.mmcv_build_dir('cuda') / '.complete').write_text('{}')
+    calls.clear()
+    check.extra_paths = []
+    check.ensure_mmcv({})
+    assert not calls and check.extra_paths == [check.mmcv_build_dir('cuda') / 'src']
+    assert check.mmcv_build_dir('cuda').name == 'cuda-torch2.11.0-cp312-sm90-point'
+    assert check.finished_builds() == [check.mmcv_build_dir('cuda'), check.mmcv_build_dir('cpu')]
+
+
+def test_install_keeps_the_machines_own_build_of_if_absent_wheels(tmp_path, monkeypatch):
+    wheels = tmp_path / 'whl'
+    wheels.mkdir()
+    for name, pin in gpu_check.read_wheel_list().items():
+        (wheels / f'{name.replace("-", "_")}-{pin.version}-py3-none-any.whl').write_bytes(b'x')
+    check = make_check(tmp_path, '--wheels', str(wheels), clock=FakeClock(100))
+    monkeypatch.setattr(check, 'probe', lambda code, *names, **kw: {
+        n: dict(ok=n == 'torchvision', version='0.26.0') for n in names})
+    installed = []
+
+    def fake_pip(cmd, log, timeout, env=None, **kwargs):
+        installed.extend(Path(a).name for a in cmd if a.endswith('.whl'))
+        return 0, False
+
+    monkeypatch.setattr(gpu_check, 'run_logged', fake_pip)
+    record = {}
+    check.install_wheels(record)
+    names = {gpu_check.wheel_name(Path(w)) for w in installed}
+    assert 'torchvision' not in names and 'pillow' in names and 'mmdet3d' in names
+    assert "kept the machine's torchvision" in record['steps'][-1]['detail']
+    check.install_wheels(record)  # the same wheels again: cached
+    assert record['steps'][-1]['status'] == 'cached'
+    (wheels / 'mmdet3d-1.4.0-py3-none-any.whl').unlink()
+    with pytest.raises(RuntimeError, match='lacks mmdet3d of wheels.txt: rerun prepare.sh'):
+        check.install_wheels({})
+
+
+def test_stand_ins_only_for_absent_modules(tmp_path, monkeypatch):
+    wheels = tmp_path / 'whl'
+    (wheels / 'scipy_lsap').mkdir(parents=True)
+    (wheels / 'scipy_lsap' / '_lsap.cpython-312-x86_64-linux-gnu.so').write_bytes(b'elf')
+    check = make_check(tmp_path, '--wheels', str(wheels), clock=FakeClock(100))
+    monkeypatch.setattr(check, 'probe', lambda code, *names, **kw: {
+        n: dict(ok=n == 'cv2', version='4.10') for n in names})
+    record = {}
+    check.add_shims(record)
+    shims = tmp_path / 'work' / 'shims'
+    assert sorted(p.name for p in shims.iterdir()) == ['numba', 'scipy']
+    assert (shims / 'scipy' / 'optimize' / '_lsap.cpython-312-x86_64-linux-gnu.so').exists()
+    assert check.shim_paths == [shims] and check.report['shims'] == ['numba', 'scipy']
+    assert check.env()['PYTHONPATH'].split(os.pathsep).index(str(shims)) > 0  # after the repository
+    assert str(shims) not in check.env(shims=False)['PYTHONPATH']  # mmcv's build imports cv2 for real
+
+
+# ------------------------------------------------------------------------------------- the stand-ins
+def _load(name, path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_numba_and_cv2_stand_ins():
+    numba = _load('numba_stand_in', HERE / 'shims' / 'numba' / '__init__.py')
+
+    @numba.njit(cache=True)
+    def add(a, b):
+        return a + b
+
+    assert add(2, 3) == 5 and numba.jit(add) is add and numba.cuda.jit('(float32[:],)')(add) is add
+    with pytest.raises(AttributeError, match='replaced it by an import-time stand-in'):
+        numba.typed  # noqa: B018
+    errors = _load('numba_stand_in_errors', HERE / 'shims' / 'numba' / 'core' / 'errors.py')
+    assert issubclass(errors.NumbaPerformanceWarning, Warning)  # mmdet3d filters it at import
+    cv2 = _load('cv2_stand_in', HERE / 'shims' / 'cv2' / '__init__.py')
+    assert isinstance(cv2.INTER_LINEAR, int) and cv2.INTER_LINEAR != cv2.INTER_NEAREST
+    assert cv2.INTER_LINEAR == cv2.INTER_LINEAR and cv2.setNumThreads(0) is None
+    with pytest.raises(RuntimeError, match='cv2.imread: OpenCV is not installed here; the GPU check replaced it'):
+        cv2.imread('frame.jpg')
+
+
+def test_scipy_stand_in_has_only_the_real_linear_sum_assignment(tmp_path):
+    scipy = pytest.importorskip('scipy')
+    lsap = list(Path(scipy.__file__).parent.glob('optimize/_lsap*.so'))
+    if not lsap:
+        pytest.skip('this scipy has no _lsap extension')
+    shim = tmp_path / 'scipy'
+    import shutil
+    shutil.copytree(HERE / 'shims' / 'scipy', shim)
+    shutil.copy(lsap[0], shim / 'optimize')
+    code = textwrap.dedent('''
+        import numpy as np, scipy
+        from scipy.optimize import linear_sum_assignment
+        assert scipy.SAM_MTP_IMPORT_SHIM
+        rows, cols = linear_sum_assignment(np.array([[4., 1., 3.], [2., 0., 5.], [3., 2., 2.]]))
+        print(rows.tolist(), cols.tolist())
+        from scipy.sparse import csr_matrix  # mmdet imports it at module level
+        try:
+            csr_matrix(1)
+        except RuntimeError as error:
+            print(error)
+    ''')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.splitlines()
+    assert first == '[0, 1, 2] [1, 0, 2]'  # cost 1 + 2 + 2, the optimum of this matrix
+    assert 'scipy.sparse.csr_matrix: scipy is not installed here; the GPU check replaced it' in second
+
+
+def test_wheels_travel_as_stored_zips_in_an_xz_archive(tmp_path):
+    import tarfile
+    import zipfile
+    import wheel_pack
+    src = tmp_path / 'src'
+    src.mkdir()
+    members = {'pkg/__init__.py': b'x = 1\n' * 200, 'pkg-1.0.dist-info/RECORD': b'pkg/__init__.py,sha256=abc,1200\n'}
+    with zipfile.ZipFile(src / 'pkg-1.0-py3-none-any.whl', 'w', zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    (stored, ) = wheel_pack.store_wheels(src, tmp_path / 'stored')
+    with zipfile.ZipFile(stored) as z:
+        assert {i.filename: z.read(i) for i in z.infolist()} == members
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+    archive = tmp_path / wheel_pack.ARCHIVE
+    with tarfile.open(archive, 'w:xz') as tar:
+        tar.add(tmp_path / 'stored', '.')
+    unpacked = wheel_pack.unpack_wheels(archive, tmp_path / 'work' / 'wheels')
+    assert [p.name for p in unpacked] == ['pkg-1.0-py3-none-any.whl']
+    unpacked[0].write_bytes(b'touched')  # a second call with the same archive does not extract again
+    assert wheel_pack.unpack_wheels(archive, tmp_path / 'work' / 'wheels')[0].read_bytes() == b'touched'
+
+
+# ----------------------------------------------------------------------------------- the pytest plugin
+def test_pytest_plugin_records_each_outcome_and_skips_stand_in_failures(tmp_path):
+    (tmp_path / 'test_sample.py').write_text(textwrap.dedent('''
+        import pytest
+        def test_pass():
+            pass
+        def test_fail():
+            assert 1 == 2, 'one is not two'
+        @pytest.mark.skipif(True, reason='needs a CUDA device')
+        def test_skip():
+            pass
+        def test_stand_in():
+            raise RuntimeError('cv2.resize: OpenCV is not installed here; the GPU check replaced it by an '
+                               'import-time stand-in (tools/gpu_check/shims/cv2).')
+    '''))
+    (tmp_path / 'pytest.ini').write_text('[pytest]\n')
+    log = tmp_path / 'log.jsonl'
+    subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'gpu_check_pytest_plugin', '-p', 'no:cacheprovider',
+                    'test_sample.py'], cwd=tmp_path, capture_output=True, timeout=120,
+                   env=dict(os.environ, SAM_MTP_TEST_LOG=str(log), PYTHONPATH=str(HERE)))
+    rows = gpu_check.read_jsonl(log)
+    assert rows[0] == dict(collected=[f'test_sample.py::test_{n}' for n in ('pass', 'fail', 'skip', 'stand_in')])
+    outcomes = {r['nodeid'].split('::')[1]: (r['outcome'], r['reason']) for r in rows[1:]}
+    assert outcomes['test_pass'] == ('passed', '')
+    assert outcomes['test_fail'][0] == 'failed' and 'one is not two' in outcomes['test_fail'][1]
+    assert outcomes['test_skip'] == ('skipped', 'needs a CUDA device')
+    assert outcomes['test_stand_in'][0] == 'skipped'
+    assert outcomes['test_stand_in'][1].startswith('absent on this machine: cv2.resize: OpenCV is not installed')
+
+
+# ---------------------------------------------------------------------------------- wheels, test set
+def _requirement_pins():
+    pins, unpinned = {}, set()
+    for path in (ROOT / 'requirements').glob('*.txt'):
+        for line in path.read_text().splitlines():
+            line = line.split('#')[0].strip()
+            match = re.fullmatch(r'([A-Za-z0-9_.\-]+)\s*(==\s*([^\s;]+))?.*', line) if line else None
+            if match:
+                name = gpu_check.normalise_name(match.group(1))
+                if match.group(3):
+                    pins[name] = match.group(3)
+                else:
+                    unpinned.add(name)
+    return pins, unpinned
+
+
+def test_wheel_list_agrees_with_requirements():
+    wheels = gpu_check.read_wheel_list()
+    pins, unpinned = _requirement_pins()
+    for name, pin in wheels.items():
+        if name in pins and pin.version != pins[name]:
+            assert '!= requirements' in pin.comment, f'{name}=={pin.version} differs from requirements/ ' \
+                                                     f'({pins[name]}) without saying why'
+        elif name not in pins:  # unpinned or a dependency: the version this project's environment tests with
+            try:
+                tested = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            assert pin.version == tested, f'{name}=={pin.version} but this environment tests {tested}'
+    assert wheels['numpy'].version == pins['numpy']
+    for name in ('mmengine', 'mmdet', 'mmdet3d', 'mmpretrain', 'segment-anything'):
+        assert wheels[name].version == pins[name], name
+    assert {p.if_absent for p in wheels.values() if p.if_absent} == {'torchvision', 'PIL'}
+    prepare = (HERE / 'prepare.sh').read_text()
+    setup_env = (ROOT / 'tools' / 'setup_env.sh').read_text()
+    mmcv = re.search(r'MMCV_SDIST="mmcv==([\d.]+)"', prepare).group(1)
+    assert mmcv == gpu_check.MMCV_VERSION == re.search(r'MMCV_VERSION=([\d.]+)', setup_env).group(1)
+    scipy = re.search(r'SCIPY_FOR_LSAP="scipy==([\d.]+)"', prepare).group(1)
+    assert scipy == importlib.metadata.version('scipy')
+
+
+def _cuda_gated_tests():
+    """(file, test name) of every test skipped without CUDA (a skipif on torch.cuda.is_available())."""
+    found = []
+    for path in sorted((ROOT / 'tests').rglob('test_*.py')):
+        tree = ast.parse(path.read_text())
+        module_gated = any(isinstance(node, ast.Assign) and any(getattr(t, 'id', '') == 'pytestmark'
+                                                                for t in node.targets)
+                           and 'cuda.is_available' in ast.unparse(node.value) for node in tree.body)
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith('test'):
+                gated = any('skipif' in ast.unparse(d) and 'not torch.cuda.is_available' in ast.unparse(d)
+                            for d in node.decorator_list)
+                if gated or module_gated:
+                    found.append((path.relative_to(ROOT).as_posix(), node.name))
+    return found
+
+
+def test_every_test_gated_on_cuda_is_in_the_gpu_check():
+    gated = _cuda_gated_tests()
+    assert len(gated) >= 15
+    for path, name in gated:
+        assert any(path == p or path.startswith(p + '/') for p in gpu_check.CUDA_TEST_PATHS), path
+        # pytest -k cuda selects it: by its name or its file's
+        assert gpu_check.CUDA_TEST_KEYWORD in f'{path}::{name}'.lower(), f'{path}::{name}'
+
+
+# -------------------------------------------------------------------------------------- mmcv's sources
+def test_prune_cuda_sources_keeps_the_registrations_of_kept_kernels(tmp_path):
+    cuda = tmp_path / 'pytorch' / 'cuda'
+    cuda.mkdir(parents=True)
+    (tmp_path / 'pytorch' / 'knn.cpp').write_text('void knn_forward_impl(int k) { DISPATCH(k); }\n'
+                                                  'void knn_backward_impl(int k) { DISPATCH(k); }\n')
+    (tmp_path / 'pytorch' / 'roi.cpp').write_text('void roi_impl(int x) { DISPATCH(x); }\n')
+    (cuda / 'knn_cuda.cu').write_text('void KNNLauncher(int k) { /* kernel */ }\n')
+    (cuda / 'roi_cuda.cu').write_text('void ROILauncher(int x) {}\nvoid roi_helper(int x) {}\n')
+    (cuda / 'cudabind.cpp').write_text(textwrap.dedent('''\
+        #include "pytorch_cpp_helper.hpp"
+        #include "pytorch_device_registry.hpp"
+
+        void ROILauncher(int x);
+        void roi_helper(int x);
+
+        void KNNLauncher(int k);
+
+        void knn_forward_cuda(int k) {
+          KNNLauncher(k);  // {braces} in a comment
+        }
+
+        void knn_forward_impl(int k);
+        REGISTER_DEVICE_IMPL(knn_forward_impl, CUDA, knn_forward_cuda);
+
+        void roi_cuda(int x) { ROILauncher(x); roi_helper(x); }
+
+        void roi_impl(int x);
+        REGISTER_DEVICE_IMPL(roi_impl, CUDA, roi_cuda)
+
+        void knn_backward_impl(int k);
+        REGISTER_DEVICE_IMPL(knn_backward_impl, CUDA, knn_forward_cuda);
+    '''))
+    removed = gpu_check.prune_cuda_sources(cuda, ['knn_cuda'])
+    assert removed == ['roi_cuda'] and sorted(p.name for p in cuda.iterdir()) == ['cudabind.cpp', 'knn_cuda.cu']
+    text = (cuda / 'cudabind.cpp').read_text()
+    assert re.findall(r'REGISTER_DEVICE_IMPL\((\w+)', text) == ['knn_forward_impl', 'knn_backward_impl']
+    assert 'ROILauncher' not in text and 'roi_helper' not in text and 'roi_cuda' not in text
+    assert 'void knn_forward_cuda(int k) {' in text
+    # the includes led the removed ROILauncher declaration: they stay
+    assert '#include "pytorch_cpp_helper.hpp"\n#include "pytorch_device_registry.hpp"' in text
+    with pytest.raises(ValueError, match='no such kernel sources'):
+        gpu_check.prune_cuda_sources(cuda, ['nms_cuda'])
+
+
+def test_point_kernel_sources_serve_every_dispatched_op():
+    """Each op the plugin dispatches has its mmcv CUDA source in the pruned build."""
+    sources = {
+        'furthest_point_sample': 'furthest_point_sample_cuda', 'gather_points': 'gather_points_cuda',
+        'grouping_operation': 'group_points_cuda', 'ball_query': 'ball_query_cuda', 'knn': 'knn_cuda',
+        'three_nn': 'three_nn_cuda', 'three_interpolate': 'three_interpolate_cuda',
+        'points_in_boxes_all': 'points_in_boxes_cuda', 'nms3d': 'iou3d_cuda'}
+    assert set(sources.values()) <= set(gpu_check.POINT_KERNEL_SOURCES)
+
+
+# -------------------------------------------------------------------------------- report and the docs
+def _sample_report():
+    items = {n: dict(status='done', what=f'{n} at size', median_s=0.25, min_s=0.2, peak_memory_mib=2048.0)
+             for n in bench.ITEMS}
+    items['stage1_step'].update(batch_per_gpu=16, epochs=120)
+    items['stage2_step'].update(batch_per_gpu=16, epochs=120, median_s=0.5)
+    items['dinov2_vit_b'].update(median_s=0.05, pooling_s=0.01)
+    items['sam_vit_h_amg'].update(median_s=2.0, masks_kept=150)
+    report = gpu_check.empty_report()
+    report.update(updated='2027-01-02T03:04:05+00:00', mode='kernels',
+                  commit=dict(commit='0123abc', dirty=False),
+                  machine=dict(gpu='NVIDIA H200', gpu_memory_gib=139.8, capability='9.0', cpu_count=16,
+                               hostname='gpu-1'),
+                  software=dict(python='3.12.3', torch='2.11.0+cu130', torch_cuda='13.0', mmcv='2.1.0',
+                                mmcv_cuda='13.0', numpy='2.3.5'))
+    report['phases'] = dict(
+        test=dict(status='done', summary=dict(passed=30, skipped=1),
+                  tests=[dict(nodeid='t::a', outcome='skipped', duration_s=0, reason='this GPU has no bfloat16')]),
+        bench=dict(status='done', items=items, projections=gpu_report.compute_projections(items)))
+    return report
+
+
+def test_projections_follow_their_definitions():
+    projections = _sample_report()['phases']['bench']['projections']
+    assert projections['label_gpu_hours']['value'] == pytest.approx(78_000 * (2.0 + 0.05 + 0.01) / 3600)
+    steps = 120 * math.ceil(78_000 / 64)
+    assert projections['stage1_wall_hours']['value'] == pytest.approx(steps * 0.25 / 3600)
+    assert projections['stage2_wall_hours']['value'] == pytest.approx(steps * 0.5 / 3600)
+
+
+def test_docs_section_is_generated_from_the_recorded_report(tmp_path):
+    docs_text = (ROOT / 'docs' / 'benchmarks.md').read_text()
+    recorded = ROOT / 'docs' / 'gpu_report.json'
+    report = json.loads(recorded.read_text()) if recorded.exists() else None
+    assert gpu_report.docs_section(docs_text) == gpu_report.render_docs_section(report), \
+        'docs/benchmarks.md was edited by hand: regenerate it with tools/gpu_check/gpu_report.py docs'
+    # Recording a run stamps the section with its date, machine and commit, and fills the tables.
+    docs, run, kept = tmp_path / 'benchmarks.md', tmp_path / 'run.json', tmp_path / 'gpu_report.json'
+    docs.write_text(docs_text)
+    run.write_text(json.dumps(_sample_report()))
+    new = gpu_report.update_docs(docs, run, kept)
+    section = gpu_report.docs_section(new)
+    assert new.replace(section, '') == docs_text.replace(gpu_report.docs_section(docs_text), '')  # rest intact
+    assert '2027-01-02T03:04:05+00:00' in section and '`0123abc`' in section and 'NVIDIA H200' in section
+    assert '| stage1_step | stage1_step at size | done | 250.0 ms | 200.0 ms | 2,048 MiB |' in section
+    assert 'this GPU has no bfloat16' in section and json.loads(kept.read_text())['commit']['commit'] == '0123abc'
+    assert 'Not measured yet' in gpu_report.render_docs_section(None)
+
+
+# --------------------------------------------------------------------------------- a benchmark item
+def test_benchmark_items_at_toy_size_on_cpu(tmp_path):
+    results = bench.main(['point_ops', 'stage1_step', '--tiny', '--device', 'cpu', '--steps', '1', '--warmup',
+                          '0', '--out-dir', str(tmp_path)])
+    for name in ('point_ops', 'stage1_step'):
+        assert json.loads((tmp_path / f'{name}.json').read_text()) == json.loads(json.dumps(results[name]))
+        assert results[name]['median_s'] > 0 and results[name]['tiny'] and results[name]['device'] == 'cpu'
+    assert set(results['point_ops']['parts']) == {f'{op}.pytorch' for op in (
+        'furthest_point_sample', 'ball_query', 'knn', 'three_nn')}
+    stage1 = results['stage1_step']
+    assert stage1['epochs'] > 0 and all(math.isfinite(v) for v in stage1['losses'].values())

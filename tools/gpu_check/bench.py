@@ -1,0 +1,413 @@
+"""Paper-size timings of the GPU check (tools/gpu_check/run.sh --phase bench runs them).
+
+    python tools/gpu_check/bench.py ITEM [ITEM ...] --out-dir DIR [--device cuda] [--steps 5] [--warmup 1] [--tiny]
+
+Items (sizes from the configs, so that they follow the method's settings):
+  stage1_step       stage-1 training step, configs/sam_mtp/stage1_scannet.py: 16 frames x 20k points per GPU
+  stage2_step       stage-2 training step (frozen teacher forward included), configs/sam_mtp/stage2_scannet.py
+  sam_vit_h_amg     SAM ViT-H automatic masks on one 640x480 frame, configs/sam_mtp/labels/scannet_sam_dinov2.py
+  dinov2_vit_b      DINOv2 ViT-B/14 features of one frame (and region pooling), same config
+  threedetr_step    3DETR + SAM-MTP encoder step, configs/sam_mtp/finetune/3detr_sam-mtp-ft_scannet-3d.py (8 x 40k)
+  groupfree3d_step  GroupFree3D + SAM-MTP encoder step, .../groupfree3d_sam-mtp-ft_scannet-3d.py (8 x 50k)
+  point_ops         FPS / ball query / kNN / three-NN at scene sizes: mmcv's kernels (if built) and ours on CUDA
+
+Weights are random: the cost of a step or a forward does not depend on them. SAM's automatic mask generator
+runs with its quality thresholds at 0, because random weights pass none of them; the item reports how many masks
+its post-processing handled (real SAM ViT-H keeps on the order of 50-200 per indoor frame). Times are the
+median of ``--steps`` after ``--warmup``, each bracketed by ``torch.cuda.synchronize``; peak memory is
+``torch.cuda.max_memory_allocated`` over those steps. The items run one after the other in this process, each
+result written as soon as it is measured. ``--tiny --device cpu`` runs every item at toy size on the CPU (how
+the tests keep this script from rotting); its numbers mean nothing.
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+import statistics
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+ITEMS = ('stage1_step', 'stage2_step', 'sam_vit_h_amg', 'dinov2_vit_b', 'threedetr_step', 'groupfree3d_step',
+         'point_ops')
+LABEL_CONFIG = 'configs/sam_mtp/labels/scannet_sam_dinov2.py'
+
+
+def config(path: str):
+    from mmengine.config import Config
+    return Config.fromfile(osp.join(ROOT, path))
+
+
+class Timer:
+    """Median / min of a callable's wall time on ``device`` and the peak memory allocated meanwhile."""
+
+    def __init__(self, device, steps: int, warmup: int):
+        import torch
+        self.torch, self.device, self.steps, self.warmup = torch, device, steps, warmup
+
+    def sync(self) -> None:
+        if self.device.type == 'cuda':
+            self.torch.cuda.synchronize(self.device)
+
+    def __call__(self, fn: Callable[[], object], what: str, **extra) -> dict:
+        torch = self.torch
+        if self.device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(self.device)
+        for _ in range(self.warmup):
+            fn()
+        times: List[float] = []
+        for _ in range(self.steps):
+            self.sync()
+            start = time.perf_counter()
+            fn()
+            self.sync()
+            times.append(time.perf_counter() - start)
+        peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == 'cuda' else None
+        return dict(what=what, median_s=statistics.median(times), min_s=min(times), steps=self.steps,
+                    warmup=self.warmup, peak_memory_mib=None if peak is None else round(peak, 1), **extra)
+
+
+# --------------------------------------------------------------------------------------- pretraining steps
+def _train_step_timing(model, optim_cfg, data, timer: Timer, what: str, **extra) -> dict:
+    from mmengine.optim import build_optim_wrapper
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, optim_cfg)
+    losses = {}
+
+    def step():
+        losses.update(model.train_step(data, optim_wrapper))
+
+    result = timer(step, what, **extra)
+    result['losses'] = {k: float(v.detach()) for k, v in losses.items()}
+    if not all(math.isfinite(v) for v in result['losses'].values()):
+        raise FloatingPointError(f'{what}: a loss is not finite: {result["losses"]}')
+    return result
+
+
+def stage_step(stage: int, args, timer: Timer) -> dict:
+    from benchmarks.bench_train_step import make_batch
+    import torch
+    from mmdet3d.registry import MODELS
+
+    cfg = config(f'configs/sam_mtp/demo/stage{stage}_demo.py' if args.tiny else
+                 f'configs/sam_mtp/stage{stage}_scannet.py')
+    batch = 2 if args.tiny else cfg.train_dataloader.batch_size
+    points = 2048 if args.tiny else cfg.num_points
+    regions = 16 if args.tiny else args.regions
+    if stage == 2:  # the teacher's weights do not change the cost: a random stage-1 model as its checkpoint
+        teacher = MODELS.build(cfg.model.teacher)
+        path = osp.join(args.tmp_dir, 'stage1_random.pth')
+        torch.save(dict(state_dict=teacher.state_dict(), meta={}), path)
+        cfg.model.teacher_checkpoint = path
+        feature_dim = cfg.model.teacher.projector.out_channels
+    else:
+        feature_dim = cfg.model.projector.out_channels
+    model = MODELS.build(cfg.model).to(timer.device)
+    model.init_weights()  # stage 2: loads the teacher
+    inputs, samples = make_batch(batch, points, regions, feature_dim, 32, torch.Generator().manual_seed(0))
+    return _train_step_timing(
+        model, cfg.optim_wrapper, dict(inputs=inputs, data_samples=samples), timer,
+        f'stage-{stage} training step, {batch} frames x {points:,} points, ~{regions} SAM regions',
+        batch_per_gpu=batch, points=points, epochs=cfg.train_cfg.max_epochs)
+
+
+# ------------------------------------------------------------------------------------------- label models
+def sam_amg(args, timer: Timer) -> dict:
+    import numpy as np
+    import torch
+    from segment_anything import SamAutomaticMaskGenerator
+
+    from projects.sam_mtp.labels.mask_sources import build_sam, masks_to_region_map
+    cfg = config(LABEL_CONFIG)
+    settings = {k: v for k, v in cfg.mask_source.items() if k not in ('type', 'checkpoint', 'model_type', 'arch',
+                                                                       'device')}
+    model_type, arch = cfg.mask_source.model_type, cfg.mask_source.get('arch')
+    if args.tiny:
+        model_type, settings['points_per_side'] = 'custom', 4
+        arch = dict(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2, encoder_global_attn_indexes=[0],
+                    image_size=256, decoder_depth=1, decoder_mlp_dim=32, iou_head_hidden_dim=32)
+    # Random weights predict low IoU and stability for every mask: at the spec's thresholds nothing is kept and
+    # SAM's generator then fails on its empty crop list. With both thresholds at 0 every mask reaches box NMS,
+    # so the decoder and post-processing run on real numbers of masks (reported as masks_kept).
+    notes = [f'pred_iou_thresh {settings["pred_iou_thresh"]} and stability_score_thresh '
+             f'{settings["stability_score_thresh"]} set to 0 (random weights pass neither)']
+    settings.update(pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    if _is_stand_in('cv2') and settings.get('min_mask_region_area', 0) > 0:
+        settings['min_mask_region_area'] = 0
+        notes.append('small-region removal (OpenCV, CPU) not run: no OpenCV on this machine')
+    with torch.device(timer.device):  # random weights, made on the GPU directly (ViT-H: 636M parameters)
+        model = build_sam(model_type, arch).eval()
+    generator = SamAutomaticMaskGenerator(model, output_mode='binary_mask', **settings)
+    height, width = cfg.label_cfg.mask_size
+    image = _synthetic_image(height, width)
+    kept = []
+
+    @torch.no_grad()
+    def frame():
+        results = generator.generate(image)
+        kept.append(len(results))
+        if results:
+            masks_to_region_map(np.stack([r['segmentation'] for r in results]), np.array([r['area'] for r in results]))
+
+    result = timer(frame, f'SAM {model_type} automatic masks, one {width}x{height} frame '
+                   f'({settings["points_per_side"]}^2 points, {settings["crop_n_layers"]} crop layer)',
+                   settings=settings, notes=notes)
+    result['masks_kept'] = kept[-1]
+
+    @torch.no_grad()
+    def encoder():
+        generator.predictor.set_image(image)
+
+    result['parts'] = dict(image_encoder=timer(encoder, 'image encoder on the whole frame (1 of the 5 crops)'))
+    return result
+
+
+def dinov2(args, timer: Timer) -> dict:
+    import numpy as np
+    import torch
+
+    from projects.sam_mtp.labels.feature_sources import ViTFeatureSource
+    from projects.sam_mtp.labels.pooling import pool_region_features
+    cfg = config(LABEL_CONFIG).feature_source
+    arch = dict(embed_dims=32, num_layers=1, num_heads=2, feedforward_channels=64) if args.tiny else cfg.arch
+    # The DINOv2 source minus its checkpoint: random weights, same network and input size.
+    source = ViTFeatureSource(arch=arch, patch_size=cfg.patch_size, img_size=cfg.img_size,
+                              layer_scale_init_value=cfg.layer_scale_init_value, short_side=cfg.short_side,
+                              device=str(timer.device), fp16=cfg.fp16)
+    source._finish()
+    height, width = source.input_size(968, 1296)  # ScanNet's colour frames
+    x = torch.randn(1, 3, height, width, device=timer.device)
+
+    @torch.no_grad()
+    def forward():
+        with torch.autocast(timer.device.type, enabled=source.fp16 and timer.device.type == 'cuda'):
+            return source.model(x)[-1]
+
+    result = timer(forward, f'DINOv2 ViT-{"tiny" if args.tiny else cfg.arch} forward, {width}x{height} input '
+                   f'({width // cfg.patch_size}x{height // cfg.patch_size} patches; the CPU resize is not included)')
+    features = forward()[0].float()
+    mask_h, mask_w = config(LABEL_CONFIG).label_cfg.mask_size
+    region_map = torch.as_tensor(_voronoi_regions(mask_h, mask_w, 100), device=timer.device)
+    pooled = timer(lambda: pool_region_features(features, region_map),
+                   f'mean + max pooling of {features.shape[0]}-d features into 100 regions at {mask_w}x{mask_h}')
+    result['pooling_s'] = pooled['median_s']
+    result['parts'] = dict(pooling=pooled)
+    return result
+
+
+def _synthetic_image(height: int, width: int):
+    """An RGB uint8 frame of flat-coloured Voronoi cells (edges for SAM to find; its weights are random anyway)."""
+    import numpy as np
+    regions = _voronoi_regions(height, width, 60)
+    colours = np.random.default_rng(0).integers(0, 256, (regions.max() + 1, 3), dtype=np.uint8)
+    return colours[regions]
+
+
+def _voronoi_regions(height: int, width: int, count: int):
+    import numpy as np
+    rng = np.random.default_rng(1)
+    seeds = rng.uniform((0, 0), (height, width), (count, 2))
+    yy, xx = np.mgrid[0:height, 0:width]
+    dist = (yy[..., None] - seeds[:, 0]) ** 2 + (xx[..., None] - seeds[:, 1]) ** 2
+    return dist.argmin(-1).astype(np.int64) + 1
+
+
+def _is_stand_in(module: str) -> bool:
+    try:
+        imported = __import__(module)
+    except ImportError:
+        return True
+    return bool(getattr(imported, 'SAM_MTP_IMPORT_SHIM', False))
+
+
+# --------------------------------------------------------------------------------------------- detection
+def detection_batch(batch: int, num_points: int, num_boxes: int, generator, num_classes: int):
+    """Synthetic ScanNet-like scenes in mmdet3d's format: points (N, 4) = xyz + scene-segment id (a segment per
+    box, 1 m floor cells, 10 % of the points in none), axis-aligned boxes with labels, instance / semantic
+    masks (GroupFree3D's targets)."""
+    import torch
+    from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes, PointData
+    from mmengine.structures import InstanceData
+    points, samples = [], []
+    for _ in range(batch):
+        size = torch.rand(num_boxes, 3, generator=generator) * 1.5 + 0.3
+        centre = torch.rand(num_boxes, 3, generator=generator) * torch.tensor([6., 6., 0.]) + 1.
+        centre[:, 2] = size[:, 2] / 2
+        num_floor = num_points * 3 // 10
+        box_of = torch.randint(0, num_boxes, (num_points - num_floor, ), generator=generator)
+        inside = centre[box_of] + (torch.rand(len(box_of), 3, generator=generator) - 0.5) * size[box_of]
+        floor = torch.rand(num_floor, 3, generator=generator) * torch.tensor([8., 8., 0.])
+        xyz = torch.cat([floor, inside])
+        cells = (floor[:, 0].floor() * 8 + floor[:, 1].floor()).long()
+        segment = torch.cat([num_boxes + cells, box_of])
+        segment[torch.rand(num_points, generator=generator) < 0.1] = -1
+        labels = torch.randint(0, num_classes, (num_boxes, ), generator=generator)
+        instance = torch.cat([torch.zeros(num_floor, dtype=torch.long), box_of + 1])
+        semantic = torch.cat([torch.full((num_floor, ), num_classes, dtype=torch.long), labels[box_of]])
+        sample = Det3DDataSample()
+        sample.set_metainfo(dict(box_type_3d=DepthInstance3DBoxes))
+        boxes = torch.cat([centre, size, torch.zeros(num_boxes, 1)], 1)
+        sample.gt_instances_3d = InstanceData(
+            bboxes_3d=DepthInstance3DBoxes(boxes, box_dim=7, with_yaw=False, origin=(0.5, 0.5, 0.5)),
+            labels_3d=labels)
+        sample.gt_pts_seg = PointData(pts_instance_mask=instance, pts_semantic_mask=semantic)
+        points.append(torch.cat([xyz, segment[:, None].float()], 1))
+        samples.append(sample)
+    return dict(inputs=dict(points=points), data_samples=samples)
+
+
+def detector_step(name: str, args, timer: Timer) -> dict:
+    import torch
+    from mmdet3d.registry import MODELS
+    from mmengine.registry import init_default_scope
+    import projects.sam_mtp.models.detectors  # noqa: F401  (3DETR)
+    import projects.sam_mtp.models.heads  # noqa: F401
+
+    init_default_scope('mmdet3d')
+    path = dict(threedetr='configs/sam_mtp/finetune/{}3detr_sam-mtp-ft_{}scannet-3d.py',
+                groupfree3d='configs/sam_mtp/finetune/{}groupfree3d_sam-mtp-ft_{}scannet-3d.py')[name]
+    cfg = config(path.format('synthetic/', 'synthetic-') if args.tiny else path.format('', ''))
+    cfg.model.backbone.init_cfg = None  # random weights
+    batch = 2 if args.tiny else cfg.train_dataloader.batch_size
+    points = 2048 if args.tiny else _sampled_points(cfg)
+    head = cfg.model.bbox_head
+    num_classes = head.get('num_classes')
+    model = MODELS.build(cfg.model).to(timer.device)
+    data = detection_batch(batch, points, 12, torch.Generator().manual_seed(0), num_classes)
+    label = dict(threedetr='3DETR', groupfree3d='GroupFree3D')[name]
+    return _train_step_timing(model, cfg.optim_wrapper, data, timer,
+                              f'{label} + SAM-MTP encoder training step, {batch} scenes x {points:,} points',
+                              batch_per_gpu=batch, points=points)
+
+
+def _sampled_points(cfg) -> int:
+    """The PointSample size of the config's training pipeline (40k for 3DETR, 50k for GroupFree3D)."""
+    dataset = cfg.train_dataloader.dataset
+    pipeline = dataset.get('dataset', dataset).pipeline
+    return [t for t in pipeline if t['type'] == 'PointSample'][0]['num_points']
+
+
+# --------------------------------------------------------------------------------------------- point ops
+def point_ops(args, timer: Timer) -> dict:
+    import torch
+
+    import projects.sam_mtp.ops as ops
+    from projects.sam_mtp.ops.dispatch import mmcv_kernel_available
+    batch, num, centres = (2, 2000, 128) if args.tiny else (8, 20000, 1024)
+    g = torch.Generator().manual_seed(0)
+    xyz = (torch.rand(batch, num, 3, generator=g) * torch.tensor([8., 8., 3.])).to(timer.device)
+    centre_xyz = xyz[:, :centres].contiguous()
+    calls = dict(
+        furthest_point_sample=(f'FPS {num:,} -> {centres}', (xyz, centres)),
+        ball_query=(f'ball query r=0.2, 32 of {num:,} points, {centres} centres', (0., 0.2, 32, xyz, centre_xyz)),
+        knn=(f'kNN k=32, {centres} centres', (32, xyz, centre_xyz)),
+        three_nn=(f'three-NN of {num:,} points on {centres}', (xyz, centre_xyz)))
+    parts = {}
+    for name, (what, call_args) in calls.items():
+        fallback = getattr(ops, f'{name}_torch')
+        parts[f'{name}.pytorch'] = timer(lambda: fallback(*call_args), f'{what}, batch {batch}: ours (PyTorch)')
+        if timer.device.type != 'cpu' and mmcv_kernel_available(name, timer.device.type):
+            kernel = ops.original_op(name)
+            parts[f'{name}.mmcv'] = timer(lambda: kernel(*call_args), f'{what}, batch {batch}: mmcv kernel')
+    fps = parts['furthest_point_sample.pytorch']
+    return dict(what=f'point ops at scene size (batch {batch})', median_s=fps['median_s'], min_s=fps['min_s'],
+                peak_memory_mib=max((p['peak_memory_mib'] or 0) for p in parts.values()) or None, parts=parts)
+
+
+# ------------------------------------------------------------------------------------------------- main
+RUNNERS: Dict[str, Callable] = dict(
+    stage1_step=lambda args, timer: stage_step(1, args, timer),
+    stage2_step=lambda args, timer: stage_step(2, args, timer),
+    sam_vit_h_amg=sam_amg,
+    dinov2_vit_b=dinov2,
+    threedetr_step=lambda args, timer: detector_step('threedetr', args, timer),
+    groupfree3d_step=lambda args, timer: detector_step('groupfree3d', args, timer),
+    point_ops=point_ops,
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('items', nargs='+', choices=ITEMS, metavar='ITEM', help=', '.join(ITEMS))
+    parser.add_argument('--out-dir', required=True,
+                        help='<item>.json per finished item, <item>.error.json per failed one (atomic writes)')
+    parser.add_argument('--device', default='cuda')
+    parser.add_argument('--steps', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--item-cap', type=int, default=150, help='seconds an item may take before it is stopped')
+    parser.add_argument('--regions', type=int, default=100, help='SAM regions per frame of the stage steps')
+    parser.add_argument('--tiny', action='store_true', help='toy sizes (CPU tests); numbers mean nothing')
+    parser.add_argument('--tmp-dir', default=None)
+    return parser.parse_args(argv)
+
+
+class ItemTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise ItemTimeout()
+
+
+def write_json(path: str, value: dict) -> None:
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'w') as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> Dict[str, dict]:
+    """Run the items one after the other in this process (the stack is imported once); each writes its result
+    as soon as it finishes, so a run stopped from outside keeps the finished ones. A failing item (an error,
+    or --item-cap reached) is recorded and the next one runs."""
+    args = parse_args(argv)
+    import signal
+    import traceback
+
+    import torch
+    import projects.sam_mtp  # noqa: F401  (registers the modules, installs the point-op dispatch)
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('bench.py: --device cuda but no GPU is visible (use --tiny --device cpu for a dry run)')
+    os.makedirs(args.out_dir, exist_ok=True)
+    results = {}
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        for item in args.items:
+            torch.manual_seed(0)
+            print(f'bench: {item} ...', flush=True)
+            signal.alarm(args.item_cap)
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    args.tmp_dir = tmp
+                    result = RUNNERS[item](args, Timer(device, args.steps, args.warmup))
+            except Exception as error:  # the report says why; the next item still runs
+                reason = f'stopped at --item-cap {args.item_cap} s' if isinstance(error, ItemTimeout) else \
+                    f'{type(error).__name__}: {error}'.splitlines()[0][:500]
+                write_json(osp.join(args.out_dir, f'{item}.error.json'),
+                           dict(item=item, reason=reason, traceback=traceback.format_exc()[-3000:]))
+                print(f'bench: {item} failed: {reason}', flush=True)
+                results[item] = dict(status='failed', reason=reason)
+                continue
+            finally:
+                signal.alarm(0)
+                if device.type == 'cuda':
+                    torch.cuda.empty_cache()
+            result.update(item=item, device=str(device), tiny=args.tiny,
+                          gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None)
+            write_json(osp.join(args.out_dir, f'{item}.json'), result)
+            print(json.dumps({k: v for k, v in result.items() if k not in ('parts', 'losses')}), flush=True)
+            results[item] = result
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    return results
+
+
+if __name__ == '__main__':
+    main()
