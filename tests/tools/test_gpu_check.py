@@ -232,16 +232,46 @@ def test_stand_ins_only_for_absent_modules(tmp_path, monkeypatch):
     (wheels / 'scipy_lsap').mkdir(parents=True)
     (wheels / 'scipy_lsap' / '_lsap.cpython-312-x86_64-linux-gnu.so').write_bytes(b'elf')
     check = make_check(tmp_path, '--wheels', str(wheels), clock=FakeClock(100))
-    monkeypatch.setattr(check, 'probe', lambda code, *names, **kw: {
+    monkeypatch.setattr(check, 'probe', lambda code, *names, **kw: dict(version=None) if not names else {
         n: dict(ok=n == 'cv2', version='4.10') for n in names})
     record = {}
     check.add_shims(record)
+    assert not (tmp_path / 'work' / 'site' / 'transformers-0.dist-info').exists()
     shims = tmp_path / 'work' / 'shims'
     assert sorted(p.name for p in shims.iterdir()) == ['numba', 'scipy']
     assert (shims / 'scipy' / 'optimize' / '_lsap.cpython-312-x86_64-linux-gnu.so').exists()
     assert check.shim_paths == [shims] and check.report['shims'] == ['numba', 'scipy']
     assert check.env()['PYTHONPATH'].split(os.pathsep).index(str(shims)) > 0  # after the repository
     assert str(shims) not in check.env(shims=False)['PYTHONPATH']  # mmcv's build imports cv2 for real
+
+
+def test_a_transformers_that_breaks_mmpretrain_is_masked_from_its_version_check(tmp_path, monkeypatch):
+    """mmpretrain 1.2.0 imports its BLIP models when transformers >= 4.28 is installed, and newer releases lack
+    names they import (the H200 run: 'NoneType takes no arguments'). The check then shadows the distribution's
+    metadata with version 0 in its install directory, and mmpretrain's own check says 'not satisfied'."""
+    import subprocess
+    import sys
+    check = make_check(tmp_path, clock=FakeClock(100))
+    check.target.mkdir(parents=True)
+    machine = tmp_path / 'machine' / 'transformers-5.0.0.dist-info'  # the machine's own installation
+    machine.mkdir(parents=True)
+    (machine / 'METADATA').write_text('Metadata-Version: 2.1\nName: transformers\nVersion: 5.0.0\n')
+    code = ('from mmpretrain.utils.dependency import satisfy_requirement; '
+            'print(satisfy_requirement("transformers>=4.28.0"), satisfy_requirement("numpy>=1.0"))')
+    path = [str(check.target), str(machine.parent), os.environ.get('PYTHONPATH', '')]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+
+    def mmpretrain_sees():
+        return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env,
+                              check=True).stdout.split()
+
+    assert mmpretrain_sees() == ['True', 'True']
+    monkeypatch.setattr(check, 'probe', lambda code, *a, **kw: dict(version='5.0.0', mmpretrain_compatible=False))
+    assert check.mask_incompatible_transformers() == "transformers 5.0.0 masked from mmpretrain's version check"
+    assert mmpretrain_sees() == ['False', 'True']
+    monkeypatch.setattr(check, 'probe', lambda code, *a, **kw: dict(version='4.40.0', mmpretrain_compatible=True))
+    assert check.mask_incompatible_transformers() is None
+    assert not (check.target / 'transformers-0.dist-info').exists()
 
 
 # ------------------------------------------------------------------------------------- the stand-ins

@@ -91,6 +91,9 @@ POINT_KERNEL_SOURCES = (
     'three_interpolate_cuda', 'three_nn_cuda',
     # referenced by nms_rotated.cpp, nms_quadri.cpp and spconv_ops.cpp under MMCV_WITH_CUDA
     'nms_rotated_cuda', 'nms_quadri_cuda', 'spconv_ops_cuda', 'sparse_indice',
+    # defines the GPU SparseGather/ScatterAdd functors that spconv_ops_cuda.cu calls (an H200 run found the
+    # undefined symbol when it was left out)
+    'sparse_reordering',
 )
 
 BENCH_ITEMS = ITEMS
@@ -281,8 +284,14 @@ def wheel_files(wheel_dir: Path) -> List[Path]:
 
 
 def commit_of_checkout() -> Dict[str, object]:
-    """The commit the check runs: git when the checkout has it, else $SAM_MTP_COMMIT or .gpu_check_commit."""
-    info = dict(commit='unknown', dirty=None, source='none')
+    """The commit the check runs: $SAM_MTP_COMMIT, else .gpu_check_commit (written just before the tree is sent,
+    docs/gpu_check.md), else git. The stamp comes first because a copied tree can carry a stale .git (seen on
+    the H200 machine: its .git named an older commit than the files it received)."""
+    if os.environ.get('SAM_MTP_COMMIT'):
+        return dict(commit=os.environ['SAM_MTP_COMMIT'].strip(), dirty=None, source='SAM_MTP_COMMIT')
+    stamp = ROOT / '.gpu_check_commit'
+    if stamp.exists():
+        return dict(commit=stamp.read_text().strip(), dirty=None, source='.gpu_check_commit')
     try:
         out = subprocess.run(['git', '-C', str(ROOT), 'rev-parse', 'HEAD'], capture_output=True, text=True,
                              timeout=10)
@@ -293,12 +302,7 @@ def commit_of_checkout() -> Dict[str, object]:
             return dict(commit=out.stdout.strip(), dirty=bool(status.stdout.strip()), source='git')
     except (OSError, subprocess.SubprocessError):
         pass
-    if os.environ.get('SAM_MTP_COMMIT'):
-        return dict(commit=os.environ['SAM_MTP_COMMIT'].strip(), dirty=None, source='SAM_MTP_COMMIT')
-    stamp = ROOT / '.gpu_check_commit'
-    if stamp.exists():
-        return dict(commit=stamp.read_text().strip(), dirty=None, source='.gpu_check_commit')
-    return info
+    return dict(commit='unknown', dirty=None, source='none')
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -345,6 +349,27 @@ if info['cuda_available']:
     info.update(gpu=p.name, capability='%d.%d' % (p.major, p.minor), gpu_count=torch.cuda.device_count(),
                 gpu_memory_gib=round(p.total_memory / 2**30, 1))
 print(json.dumps(info))
+'''
+
+# mmpretrain 1.2.0 imports its BLIP models whenever a transformers >= 4.28 distribution is installed (mmdet's
+# re-ID modules import mmpretrain.models), and they need names that newer transformers releases no longer export
+# from transformers.modeling_utils: with such a transformers, importing mmdet3d.models fails ("NoneType takes no
+# arguments", seen on the H200 machine). This probe says whether the machine's transformers is such a release.
+PROBE_TRANSFORMERS = r'''
+import json
+try:
+    from importlib.metadata import version
+    found = version('transformers')
+except Exception:
+    found = None
+ok = True
+if found is not None:
+    try:
+        from transformers.modeling_utils import (PreTrainedModel, apply_chunking_to_forward,  # noqa: F401
+                                                 find_pruneable_heads_and_indices, prune_linear_layer)
+    except Exception:
+        ok = False
+print(json.dumps(dict(version=found, mmpretrain_compatible=ok)))
 '''
 
 PROBE_MODULES = r'''
@@ -586,10 +611,29 @@ class GPUCheck:
                 shutil.copy(path, shim_dir / 'scipy' / 'optimize' / path.name)
         self.shim_paths = [shim_dir] if absent else []
         self.report['shims'] = absent
+        masked = self.mask_incompatible_transformers()
         present = [f'{m} {found[m]["version"]}' for m in SHIMMED_MODULES if found[m]['ok']]
         self.step(record, 'stand-ins', 'done', started,
                   (f'import-time stand-ins for {", ".join(absent)}' if absent else 'none needed')
-                  + (f'; the machine has {", ".join(present)}' if present else ''))
+                  + (f'; the machine has {", ".join(present)}' if present else '')
+                  + (f'; {masked}' if masked else ''))
+
+    def mask_incompatible_transformers(self) -> Optional[str]:
+        """Hide a transformers release that mmpretrain 1.2.0 cannot import from mmpretrain's version check.
+
+        A ``transformers-0.dist-info`` in the install directory (first on the path) makes
+        ``importlib.metadata`` report version 0 to mmpretrain, which then registers placeholders for its
+        multimodal models instead of importing them; ``import transformers`` itself is untouched (mmdet's BERT
+        wrapper still finds it). Returns what it masked, or None."""
+        mask = self.target / 'transformers-0.dist-info'
+        shutil.rmtree(mask, ignore_errors=True)
+        found = self.probe(PROBE_TRANSFORMERS, env=self.env())
+        if found['version'] is None or found['mmpretrain_compatible']:
+            return None
+        mask.mkdir(parents=True)
+        (mask / 'METADATA').write_text('Metadata-Version: 2.1\nName: transformers\nVersion: 0\n')
+        self.report['transformers_masked'] = found['version']
+        return f'transformers {found["version"]} masked from mmpretrain\'s version check'
 
     def mmcv_build_dir(self, kind: str) -> Path:
         info = self.torch_info()
