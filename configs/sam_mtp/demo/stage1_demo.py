@@ -11,3 +11,5 @@ param_scheduler = _base_.demo_param_scheduler
 train_cfg = dict(max_epochs=_base_.demo_max_epochs)
 default_hooks = _base_.demo_default_hooks
 log_processor = dict(window_size=5)
+# Same seed, same numbers on the same machine: also torch's deterministic CPU kernels.
+randomness = dict(seed=0, deterministic=True)
