@@ -1,5 +1,5 @@
 # Stage 2 on the CPU demo data (tools/demo.py). The frozen teacher is the demo's stage-1 model:
-#   --cfg-options model.teacher_checkpoint=work_dirs/demo/pretrain/seed0/stage1/epoch_30.pth
+#   --cfg-options model.teacher_checkpoint=work_dirs/demo/pretrain/seed0/stage1/epoch_15.pth
 _base_ = ['../stage2_scannet.py', './_base_/demo_scale.py']
 
 embed_dims = _base_.demo_encoder['embed_dims']
