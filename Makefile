@@ -20,4 +20,4 @@ bench: env
 	$(PY) benchmarks/run_all.py
 
 clean-demo:
-	rm -rf data/demo work_dirs/demo
+	rm -rf data/demo work_dirs/demo data/demo_random_vit work_dirs/demo_random_vit

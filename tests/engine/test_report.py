@@ -33,6 +33,78 @@ def test_mean_over_present_classes_ignores_nan_and_summary_keys():
     assert math.isnan(report.mean_over_present_classes({'x_AP_0.25': float('nan')}, '_AP_0.25'))
 
 
+def test_mean_over_present_classes_keeps_classes_starting_with_m_and_drops_only_summaries():
+    # A class named "monitor" is a class; mAP_*/mAR_* are IndoorMetric's summaries (here with a suffix that
+    # would match them) and must not enter the mean.
+    metrics = {'monitor_AP_0.25': 0.4, 'chair_AP_0.25': 0.2, 'mAP_0.25': 0.9, 'mAR_0.25': 0.8,
+               'mirror_AP_0.25': 0.6}
+    assert report.mean_over_present_classes(metrics, 'AP_0.25') == pytest.approx(0.4)
+    assert report.mean_over_present_classes(metrics, '_AP_0.25') == pytest.approx(0.4)
+
+
+def test_t_interval_matches_the_textbook_formula():
+    # mean 2, sample std 1, n 3: half width t_{0.975, 2} / sqrt(3) with t_{0.975, 2} = 4.3026527297...
+    ci = report.t_interval([1.0, 2.0, 3.0])
+    half = 4.302652729749462 / math.sqrt(3)
+    assert ci['mean'] == pytest.approx(2.0) and ci['n'] == 3
+    assert ci['lo'] == pytest.approx(2.0 - half, rel=1e-9) and ci['hi'] == pytest.approx(2.0 + half, rel=1e-9)
+    assert ci['excludes_zero'] is False  # [-0.48, 4.48]
+    assert report.t_interval([3.0, 4.0, 5.0])['excludes_zero'] is True  # [1.52, 6.48]
+    # 90 %: t_{0.95, 4} = 2.131846786...
+    ci90 = report.t_interval([0.1, 0.2, 0.3, 0.4, 0.5], confidence=0.9)
+    assert ci90['hi'] - ci90['mean'] == pytest.approx(2.1318467863266495 * np.std([.1, .2, .3, .4, .5], ddof=1)
+                                                      / math.sqrt(5), rel=1e-9)
+    one = report.t_interval([0.5])
+    assert one['mean'] == 0.5 and math.isnan(one['lo']) and one['excludes_zero'] is False
+
+
+def _run(task, init, seed, fraction=1.0, **metrics):
+    return dict(task=task, init=init, seed=seed, fraction=fraction, metrics=metrics)
+
+
+def test_paired_comparisons_pair_by_seed_and_fraction_and_skip_unpaired_or_nan():
+    runs = [_run('seg', 'pretrained', 0, miou=0.30), _run('seg', 'scratch', 0, miou=0.20),
+            _run('seg', 'pretrained', 1, miou=0.25), _run('seg', 'scratch', 1, miou=0.20),
+            _run('seg', 'pretrained', 2, miou=0.90),  # no scratch partner: left out
+            _run('seg', 'pretrained', 0, 0.25, miou=0.10), _run('seg', 'scratch', 0, 0.25, miou=0.15),
+            _run('3detr', 'pretrained', 0, AP25=float('nan'), AP50=0.1),
+            _run('3detr', 'scratch', 0, AP25=0.2, AP50=0.3)]
+    out = report.paired_comparisons(runs, {'seg': ['miou'], '3detr': ['AP25', 'AP50']})
+    keyed = {(c['task'], c['fraction'], c['metric']): c for c in out}
+    assert set(keyed) == {('seg', 1.0, 'miou'), ('seg', 0.25, 'miou'), ('3detr', 1.0, 'AP50')}
+    full = keyed[('seg', 1.0, 'miou')]
+    assert full['seeds'] == [0, 1] and full['a'] == [0.30, 0.25] and full['b'] == [0.20, 0.20]
+    assert full['diff']['mean'] == pytest.approx(0.075) and full['diff']['n'] == 2
+    # two differences 0.10 and 0.05: t_{0.975, 1} = 12.706204736...
+    half = 12.706204736174694 * np.std([0.10, 0.05], ddof=1) / math.sqrt(2)
+    assert full['diff']['lo'] == pytest.approx(0.075 - half) and full['diff']['excludes_zero'] is False
+    assert keyed[('seg', 0.25, 'miou')]['diff']['mean'] == pytest.approx(-0.05)
+    assert keyed[('3detr', 1.0, 'AP50')]['diff']['mean'] == pytest.approx(-0.2)
+    table = report.comparison_table(out, 1.0)
+    assert '| seg | 100% | miou | 0.275 | 0.200 | +0.075 [' in table and '25%' not in table
+    text = report.reading(out)
+    assert any(t.startswith('seg miou: no difference resolved (+0.075') for t in text)
+
+
+def test_reading_calls_a_difference_only_when_the_interval_excludes_zero():
+    runs = [_run('seg', i, s, miou=v) for s, (p, q) in enumerate([(0.5, 0.2), (0.52, 0.21), (0.49, 0.2)])
+            for i, v in (('pretrained', p), ('scratch', q))]
+    (c, ) = report.paired_comparisons(runs, {'seg': ['miou']})
+    assert c['diff']['excludes_zero'] and c['diff']['lo'] > 0
+    assert report.reading([c])[0].startswith('seg miou: pretrained is higher than scratch (+0.300')
+    assert '**yes**' in report.comparison_table([c])
+
+
+def test_plot_label_efficiency_writes_a_png(tmp_path):
+    runs = [_run('seg', i, s, f, miou=v + 0.01 * s) for s in range(3) for f in (0.25, 1.0)
+            for i, v in (('pretrained', 0.3 * f), ('scratch', 0.2 * f))]
+    out = tmp_path / 'curve.png'
+    report.plot_label_efficiency(report.paired_comparisons(runs, {'seg': ['miou']}), 'seg', 'miou', str(out))
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    with pytest.raises(ValueError, match='no comparison of seg acc'):
+        report.plot_label_efficiency([], 'seg', 'acc', str(out))
+
+
 def test_summarize_runs_groups_by_task_and_init_with_sample_std():
     runs = [dict(task='seg', init='pretrained', seed=s, metrics=dict(miou=v)) for s, v in enumerate([0.2, 0.4])]
     runs.append(dict(task='seg', init='scratch', seed=0, metrics=dict(miou=0.1)))
@@ -42,7 +114,10 @@ def test_summarize_runs_groups_by_task_and_init_with_sample_std():
     assert row['std']['miou'] == pytest.approx(np.std([0.2, 0.4], ddof=1))
     assert table['seg|scratch']['std']['miou'] == 0.0
     text = report.markdown_table(table, {'seg': ['miou']})
-    assert '| seg | pretrained | miou | 0.300 ± 0.141 (n=2) | 0.200, 0.400 |' in text
+    assert '| seg | 100% | pretrained | miou | 0.300 ± 0.141 (n=2) | 0.200, 0.400 |' in text
+    runs.append(dict(task='seg', init='scratch', seed=0, fraction=0.25, metrics=dict(miou=0.05)))
+    table = report.summarize_runs(runs, ['miou'])
+    assert table['seg|0.25|scratch']['values']['miou'] == [0.05] and table['seg|scratch']['values']['miou'] == [0.1]
 
 
 def test_pca_colors_follow_the_main_direction_and_stay_in_range():

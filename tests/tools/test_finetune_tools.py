@@ -21,7 +21,7 @@ from helpers.cpu import CPU_ENV, force_cpu
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SYNTHETIC = 'configs/sam_mtp/finetune/synthetic/'
 DATA = 'data/demo/scannet'
-PRETRAINED = 'work_dirs/demo/stage2/epoch_30.pth'  # demo_pretrained_checkpoint of synthetic/_base_/demo.py
+PRETRAINED = 'work_dirs/demo/pretrain/seed0/stage2/epoch_30.pth'  # demo_pretrained_checkpoint of synthetic/_base_/demo.py
 # Evaluate on the training scene itself.
 ON_TRAIN_SCENE = ['test_dataloader.dataset.ann_file=scannet_infos_train.pkl']
 # name: (config, train --cfg-options giving 150 (detection) or 200 (segmentation) iterations on the one

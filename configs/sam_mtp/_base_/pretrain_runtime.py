@@ -15,6 +15,12 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'))
 
+# Seeded: mmengine seeds python, numpy and torch (data order, augmentations, tokenizer sampling, masking,
+# drop-path, initialisation all draw from them) and the sampler shuffles with the same seed. Without a seed
+# mmengine draws a random one and no two runs agree. deterministic=True (torch.use_deterministic_algorithms)
+# is left to the CPU demo configs: several CUDA kernels have no deterministic version and would raise.
+randomness = dict(seed=0, deterministic=False, diff_rank_seed=False)
+
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 load_from = None

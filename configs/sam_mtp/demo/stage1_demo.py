@@ -1,5 +1,5 @@
 # Stage 1 on the CPU demo data (tools/demo.py): the paper's model and loss at demo scale (see
-# _base_/demo_scale.py: 64-d stand-in targets, 8192 points per frame, 12 epochs, no dataloader workers).
+# _base_/demo_scale.py: 64-d stand-in targets, 8192 points per frame, 15 epochs, no dataloader workers).
 _base_ = ['../stage1_scannet.py', './_base_/demo_scale.py']
 
 model = dict(
@@ -7,7 +7,9 @@ model = dict(
     backbone=dict(_delete_=True, **_base_.demo_encoder),
     projector=dict(in_channels=_base_.demo_encoder['embed_dims'], out_channels=_base_.demo_feature_dim))
 train_dataloader = _base_.demo_train_dataloader
-param_scheduler = _base_.demo_param_scheduler
-train_cfg = dict(max_epochs=_base_.demo_max_epochs)
-default_hooks = _base_.demo_default_hooks
+param_scheduler = _base_.demo_stage1_param_scheduler
+train_cfg = dict(max_epochs=_base_.demo_stage1_epochs)
+default_hooks = _base_.demo_stage1_default_hooks
 log_processor = dict(window_size=5)
+# Same seed, same numbers on the same machine: also torch's deterministic CPU kernels.
+randomness = dict(seed=0, deterministic=True)

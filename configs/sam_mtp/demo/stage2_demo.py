@@ -1,5 +1,5 @@
 # Stage 2 on the CPU demo data (tools/demo.py). The frozen teacher is the demo's stage-1 model:
-#   --cfg-options model.teacher_checkpoint=work_dirs/demo/stage1/epoch_30.pth
+#   --cfg-options model.teacher_checkpoint=work_dirs/demo/pretrain/seed0/stage1/epoch_15.pth
 _base_ = ['../stage2_scannet.py', './_base_/demo_scale.py']
 
 embed_dims = _base_.demo_encoder['embed_dims']
@@ -18,3 +18,5 @@ param_scheduler = _base_.demo_param_scheduler
 train_cfg = dict(max_epochs=_base_.demo_max_epochs)
 default_hooks = _base_.demo_default_hooks
 log_processor = dict(window_size=5)
+# Same seed, same numbers on the same machine: also torch's deterministic CPU kernels.
+randomness = dict(seed=0, deterministic=True)

@@ -12,6 +12,8 @@ import numpy as np
 # mmengine's LoggerHook text lines: "Epoch(train)  [3][8/8]  ... loss: 0.2872  loss_distill: 0.2872 ..."
 _TRAIN_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]|Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
 _SCALAR = re.compile(r'\b(loss[\w.]*):\s*([-+0-9.eE]+|nan|inf)')
+# IndoorMetric's summary keys (mAP_0.25, mAR_0.50, ...); every other "<class>_AP_<iou>" key is a class.
+_SUMMARY_KEY = re.compile(r'^m(AP|AR)_')
 
 
 def parse_train_losses(log_path: str) -> Dict[str, List[float]]:
@@ -55,17 +57,26 @@ def mean_over_present_classes(metrics: Dict[str, float], suffix: str) -> float:
     mmdet3d's IndoorMetric averages over all classes of the dataset, so a class absent from a small
     evaluation set turns its mAP into NaN; on the demo's few scenes we average over the classes present.
     """
-    values = [v for k, v in metrics.items() if k.endswith(suffix) and not k.startswith('m')
+    values = [v for k, v in metrics.items() if k.endswith(suffix) and not _SUMMARY_KEY.match(k)
               and isinstance(v, (int, float)) and not math.isnan(v)]
     return float(np.mean(values)) if values else float('nan')
 
 
+def _fraction(run: dict) -> float:
+    return float(run.get('fraction', 1.0))
+
+
 def summarize_runs(runs: Sequence[dict], metric_names: Sequence[str]) -> Dict[str, dict]:
-    """Group runs by (task, init) and give mean, std and the per-seed values of each metric."""
+    """Group runs by (task, fraction of the training scenes, init): mean, sample std and per-seed values.
+
+    Keys are ``'<task>|<init>'`` for runs on all training scenes and ``'<task>|<fraction>|<init>'`` otherwise.
+    """
     table: Dict[str, dict] = {}
     for run in runs:
-        row = table.setdefault(f'{run["task"]}|{run["init"]}', dict(task=run['task'], init=run['init'],
-                                                                   seeds=[], values={}))
+        fraction = _fraction(run)
+        key = f'{run["task"]}|{run["init"]}' if fraction == 1.0 else f'{run["task"]}|{fraction:g}|{run["init"]}'
+        row = table.setdefault(key, dict(task=run['task'], init=run['init'], fraction=fraction, seeds=[],
+                                         values={}))
         row['seeds'].append(run['seed'])
         for name in metric_names:
             if name in run['metrics']:
@@ -77,16 +88,159 @@ def summarize_runs(runs: Sequence[dict], metric_names: Sequence[str]) -> Dict[st
 
 
 def markdown_table(table: Dict[str, dict], metric_names: Dict[str, Sequence[str]]) -> str:
-    """One line per task and initialisation: mean ± std over seeds (and n) for the task's metrics."""
-    lines = ['| task | init | metric | mean ± std (over seeds) | per seed |', '|---|---|---|---|---|']
-    for row in sorted(table.values(), key=lambda r: (r['task'], r['init'] != 'pretrained')):
+    """One line per task, fraction and initialisation: mean ± std over seeds (and n), and every seed's value."""
+    lines = ['| task | train scenes | init | metric | mean ± std (over seeds) | per seed |',
+             '|---|---|---|---|---|---|']
+    for row in sorted(table.values(), key=lambda r: (r['task'], -r['fraction'], r['init'] != 'pretrained',
+                                                     r['init'])):
         for name in metric_names.get(row['task'], ()):
             if name not in row['mean']:
                 continue
             per_seed = ', '.join(f'{v:.3f}' for v in row['values'][name])
-            lines.append(f'| {row["task"]} | {row["init"]} | {name} | {row["mean"][name]:.3f} ± '
-                         f'{row["std"][name]:.3f} (n={len(row["values"][name])}) | {per_seed} |')
+            lines.append(f'| {row["task"]} | {row["fraction"]:.0%} | {row["init"]} | {name} | '
+                         f'{row["mean"][name]:.3f} ± {row["std"][name]:.3f} (n={len(row["values"][name])}) | '
+                         f'{per_seed} |')
     return '\n'.join(lines) + '\n'
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> dict:
+    """Mean of ``values`` and its two-sided Student-t confidence interval.
+
+    Returns ``dict(mean, lo, hi, n, excludes_zero)``; fewer than 2 values give NaN bounds and
+    ``excludes_zero=False`` (one value says nothing about its spread).
+    """
+    from scipy import stats
+    x = np.asarray(values, dtype=float)
+    n = int(len(x))
+    if n == 0:
+        return dict(mean=float('nan'), lo=float('nan'), hi=float('nan'), n=0, excludes_zero=False)
+    mean = float(x.mean())
+    if n < 2:
+        return dict(mean=mean, lo=float('nan'), hi=float('nan'), n=n, excludes_zero=False)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    lo, hi = mean - half, mean + half
+    return dict(mean=mean, lo=lo, hi=hi, n=n, excludes_zero=bool(lo > 0 or hi < 0))
+
+
+def paired_comparisons(runs: Sequence[dict], metric_names: Dict[str, Sequence[str]], a: str = 'pretrained',
+                       b: str = 'scratch', confidence: float = 0.95) -> List[dict]:
+    """Differences ``a - b`` of runs paired by (task, fraction, seed), with a t-interval of their mean.
+
+    Runs of the two initialisations with the same seed share data order, augmentation and head
+    initialisation, so each pair's difference removes what the seed alone does. A pair whose metric is NaN
+    on either side (e.g. no class present) is left out of that metric. One entry per (task, fraction,
+    metric) that has at least one pair: ``task, fraction, metric, seeds, a, b`` (per-pair values),
+    ``a_mean, b_mean, diff`` (the :func:`t_interval` of the differences) and ``confidence``.
+    """
+    by_key: Dict[tuple, Dict[str, dict]] = {}
+    for run in runs:
+        if run['init'] in (a, b):
+            by_key.setdefault((run['task'], _fraction(run), run['seed']), {})[run['init']] = run
+    out = []
+    for task in sorted({k[0] for k in by_key}):
+        for fraction in sorted({k[1] for k in by_key if k[0] == task}, reverse=True):
+            seeds = sorted(k[2] for k in by_key if k[:2] == (task, fraction) and len(by_key[k]) == 2)
+            for name in metric_names.get(task, ()):
+                pairs = [(s, by_key[(task, fraction, s)][a]['metrics'].get(name, float('nan')),
+                          by_key[(task, fraction, s)][b]['metrics'].get(name, float('nan'))) for s in seeds]
+                pairs = [p for p in pairs if not (math.isnan(p[1]) or math.isnan(p[2]))]
+                if not pairs:
+                    continue
+                va, vb = [p[1] for p in pairs], [p[2] for p in pairs]
+                out.append(dict(task=task, fraction=fraction, metric=name, seeds=[p[0] for p in pairs], a=va, b=vb,
+                                a_name=a, b_name=b, a_mean=float(np.mean(va)), b_mean=float(np.mean(vb)),
+                                diff=t_interval(np.subtract(va, vb), confidence), confidence=confidence))
+    return out
+
+
+def _signed(value: float) -> str:
+    return 'nan' if math.isnan(value) else f'{value:+.3f}'
+
+
+def comparison_table(comparisons: Sequence[dict], fraction: Optional[float] = None) -> str:
+    """Markdown: one line per comparison (optionally only one fraction of the training scenes)."""
+    rows = [c for c in comparisons if fraction is None or c['fraction'] == fraction]
+    if not rows:
+        return ''
+    a, b = rows[0]['a_name'], rows[0]['b_name']
+    level = f'{rows[0]["confidence"]:.0%}'
+    lines = [f'| task | train scenes | metric | {a} | {b} | difference ({level} t-interval) | excludes 0 | pairs |',
+             '|---|---|---|---|---|---|---|---|']
+    for c in rows:
+        d = c['diff']
+        lines.append(f'| {c["task"]} | {c["fraction"]:.0%} | {c["metric"]} | {c["a_mean"]:.3f} | {c["b_mean"]:.3f} | '
+                     f'{_signed(d["mean"])} [{_signed(d["lo"])}, {_signed(d["hi"])}] | '
+                     f'{"**yes**" if d["excludes_zero"] else "no"} | {d["n"]} |')
+    return '\n'.join(lines) + '\n'
+
+
+def probe_table(probe: dict) -> str:
+    """Markdown: the linear probe's mIoU and accuracy per encoder (mean and t-interval over seeds)."""
+    lines = ['| encoder | mIoU | mIoU interval | acc | acc interval | per seed mIoU |', '|---|---|---|---|---|---|']
+    for init, stats in probe['summary'].items():
+        per_seed = ', '.join(f'{r["metrics"]["miou"]:.3f}' for r in probe['runs'] if r['init'] == init)
+        m, acc = stats['miou'], stats['acc']
+        lines.append(f'| {init} | {m["mean"]:.3f} | [{m["lo"]:.3f}, {m["hi"]:.3f}] | {acc["mean"]:.3f} | '
+                     f'[{acc["lo"]:.3f}, {acc["hi"]:.3f}] | {per_seed} |')
+    return '\n'.join(lines) + '\n'
+
+
+def reading(comparisons: Sequence[dict]) -> List[str]:
+    """One sentence per comparison that says only what its interval supports."""
+    out = []
+    for c in comparisons:
+        d = c['diff']
+        where = f'{c["task"]} {c["metric"]}' + ('' if c['fraction'] == 1.0 else f' ({c["fraction"]:.0%} of the '
+                                                                                   'training scenes)')
+        interval = f'{_signed(d["mean"])}, {c["confidence"]:.0%} interval [{_signed(d["lo"])}, {_signed(d["hi"])}], ' \
+                   f'{d["n"]} pairs'
+        if d['excludes_zero']:
+            side = 'higher' if d['mean'] > 0 else 'lower'
+            out.append(f'{where}: {c["a_name"]} is {side} than {c["b_name"]} ({interval}).')
+        else:
+            out.append(f'{where}: no difference resolved ({interval}; the interval includes 0).')
+    return out
+
+
+def plot_label_efficiency(comparisons: Sequence[dict], task: str, metric: str, out_png: str) -> None:
+    """The metric against the fraction of labelled training scenes, both initialisations (mean and t-interval
+    over seeds), and below it their paired difference with its t-interval."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = sorted((c for c in comparisons if c['task'] == task and c['metric'] == metric),
+                  key=lambda c: c['fraction'])
+    if not rows:
+        raise ValueError(f'no comparison of {task} {metric} to plot')
+    x = np.array([100 * c['fraction'] for c in rows])
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 5.6), sharex=True,
+                                      gridspec_kw=dict(height_ratios=(3, 2)))
+    for side, colour in (('a', 'tab:blue'), ('b', 'tab:orange')):
+        stats = [t_interval(c[side], c['confidence']) for c in rows]
+        mean = np.array([s['mean'] for s in stats])
+        err = np.array([[s['mean'] - s['lo'], s['hi'] - s['mean']] for s in stats]).T
+        top.errorbar(x, mean, yerr=np.nan_to_num(err), marker='o', capsize=3, color=colour,
+                     label=rows[0][f'{side}_name'])
+    top.set_ylabel(metric)
+    top.set_title(f'{task}: label efficiency ({rows[0]["confidence"]:.0%} t-intervals, n={rows[0]["diff"]["n"]})',
+                  fontsize=9)
+    top.legend(fontsize=8)
+    top.grid(alpha=0.3)
+    diff = [c['diff'] for c in rows]
+    mean = np.array([d['mean'] for d in diff])
+    err = np.array([[d['mean'] - d['lo'], d['hi'] - d['mean']] for d in diff]).T
+    bottom.errorbar(x, mean, yerr=np.nan_to_num(err), marker='s', capsize=3, color='k')
+    bottom.axhline(0, color='grey', lw=0.8)
+    bottom.set_ylabel(f'{rows[0]["a_name"]} - {rows[0]["b_name"]}')
+    bottom.set_xlabel('labelled training scenes (%)')
+    bottom.set_xscale('log')
+    bottom.set_xticks(x)
+    bottom.set_xticklabels([f'{v:g}' for v in x])
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
 
 
 def plot_loss_curves(curves: Dict[str, Dict[str, List[float]]], out_png: str) -> None:

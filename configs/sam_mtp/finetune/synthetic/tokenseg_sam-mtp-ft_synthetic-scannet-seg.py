@@ -46,3 +46,5 @@ optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
 train_cfg = dict(max_epochs=2, val_interval=2)
 default_hooks = _base_.ft_hooks
+# Seeded, with torch's deterministic CPU kernels (tools/demo.py sets the seed of each run).
+randomness = dict(seed=0, deterministic=True)

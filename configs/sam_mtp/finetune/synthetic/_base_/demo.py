@@ -5,7 +5,7 @@
 ft_data_root = 'data/demo/scannet/'
 # The stage-2 checkpoint of the CPU demo (tools/demo.py, configs/sam_mtp/demo/stage2_demo.py); --cfg-options
 # model.backbone.init_cfg.checkpoint=PATH picks another one, model.backbone.init_cfg=None trains from scratch.
-ft_pretrained_checkpoint = 'work_dirs/demo/stage2/epoch_30.pth'
+ft_pretrained_checkpoint = 'work_dirs/demo/pretrain/seed0/stage2/epoch_30.pth'
 ft_num_points = 4096
 
 # Scene tokens at demo scale: one token per segment (>= 8 points, 32 sampled), fallback cells of about 64

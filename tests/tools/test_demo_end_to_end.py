@@ -1,0 +1,203 @@
+"""`make demo` at a tiny size, end to end and in this process (tools' main(argv), as the demo's subprocesses would
+run them): report.json's fields, a rerun that resumes instead of recomputing, the same numbers when a stage-1 run
+and a fine-tuning run are redone, pretrained/scratch pairs that share everything but the encoder, and
+docs/demo_results.md generated from the reports."""
+import json
+import os
+import os.path as osp
+import shutil
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+import demo  # noqa: E402
+import demo_report_to_docs  # noqa: E402
+
+TASK = '3detr'  # the cheapest fine-tuning task; the segmentor's config path is covered by test_finetune_config_*
+TINY = ['--work-dir', 'wd', '--data-root', 'data/scannet', '--train-scenes', '2', '--val-scenes', '1',
+        '--frames-per-scene', '2', '--points-per-scene', '5000', '--seeds', '0', '--tasks', TASK,
+        '--label-task', TASK, '--label-fractions', '0.5', '--pretrain-epochs', '2', '--finetune-epochs', '1',
+        '--label-cfg-options', 'label_cfg.num_groups=4', '--in-process']
+
+
+def _in(folder, fn, *args):
+    """``fn(*args)`` with ``folder`` as working directory; restores torch's deterministic-algorithms switch,
+    which the seeded runs turn on for the whole process."""
+    import torch
+    cwd, deterministic = os.getcwd(), torch.are_deterministic_algorithms_enabled()
+    os.chdir(folder)
+    try:
+        return fn(*args)
+    finally:
+        os.chdir(cwd)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+@pytest.fixture(scope='module')
+def tiny_demo(tmp_path_factory):
+    """One tiny demo run in a temporary folder: (folder, report dict)."""
+    folder = tmp_path_factory.mktemp('demo')
+    return folder, _in(folder, demo.main, TINY)
+
+
+def test_report_json_has_the_comparison_probe_curve_environment_and_timings(tiny_demo):
+    folder, _ = tiny_demo
+    with open(folder / 'wd' / 'report.json') as f:
+        report = json.load(f)
+    assert report['schema'] == 2 and report['settings']['seeds'] == [0]
+    assert {(r['task'], r['fraction'], r['init']) for r in report['runs']} == {
+        (TASK, f, i) for f in (1.0, 0.5) for i in ('pretrained', 'scratch')}
+    assert all(set(r['metrics']) >= {'AP25', 'AP50'} for r in report['runs'])
+    keys = {(c['task'], c['fraction'], c['metric']) for c in report['comparisons']}
+    assert (TASK, 1.0, 'AP25') in keys and (TASK, 0.5, 'AP25') in keys
+    for c in report['comparisons']:
+        assert c['diff']['n'] == 1 and set(c['diff']) == {'mean', 'lo', 'hi', 'n', 'excludes_zero'}
+    probe = report['probe']
+    assert sorted(r['init'] for r in probe['runs']) == ['random-init', 'stage1', 'stage2']
+    assert all(0 <= r['metrics']['miou'] <= 1 and r['coverage'] > 0.5 for r in probe['runs'])
+    assert {c['a_name'] for c in probe['comparisons']} == {'stage1', 'stage2'}
+    env = report['environment']
+    assert env['date'] and env['machine']['cpu_count'] >= 1 and 'torch' in env['versions']
+    assert {'data', 'labels_train', 'labels_val', 'stage1_seed0', 'stage2_seed0', 'probe_seeds0',
+            'finetune_runs'} <= set(report['timings_s'])
+    for picture in ('loss_curves', 'tokens_and_features', 'label_efficiency'):
+        assert osp.isfile(folder / report['pictures'][picture]), picture
+    text = (folder / 'wd' / 'report.md').read_text()
+    assert '## Frozen-feature linear probe' in text and '## Label efficiency' in text and 't-interval' in text
+
+
+def test_rerun_resumes_every_step_and_gives_the_same_report(tiny_demo, capsys):
+    folder, first = tiny_demo
+    result = folder / 'wd' / 'finetune' / f'{TASK}_pretrained_seed0' / 'result.json'
+    stamp = result.stat().st_mtime_ns
+    capsys.readouterr()
+    second = _in(folder, demo.main, TINY)
+    out = capsys.readouterr().out
+    for step in ('1/6', '2/6 labels + scene segments, val', '3/6 seed 0 stage 1', '3/6 seed 0 stage 2', '4/6',
+                 '5/6'):
+        assert any(step in line and 'already done' in line for line in out.splitlines()), step
+    assert result.stat().st_mtime_ns == stamp
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731 (NaN-safe)
+    assert same(second['runs'], first['runs']) and same(second['probe'], first['probe'])
+    assert same(second['comparisons'], first['comparisons'])
+
+
+def test_settings_change_is_refused_without_fresh(tiny_demo):
+    folder, _ = tiny_demo
+    with pytest.raises(SystemExit, match='other settings.*finetune_epochs: 1 -> 3'):
+        _in(folder, demo.main, TINY + ['--finetune-epochs', '3'])
+
+
+def test_stage1_and_finetune_give_the_same_numbers_when_redone(tiny_demo):
+    """Determinism: redo seed 0's stage 1 and one fine-tuning run from scratch; losses and metrics must be equal
+    to the last bit (mmengine randomness seeded, deterministic kernels)."""
+    from projects.sam_mtp.engine.report import find_log, parse_train_losses
+    folder, first = tiny_demo
+    wd = folder / 'wd'
+    stage1 = wd / 'pretrain' / 'seed0' / 'stage1'
+    before = parse_train_losses(find_log(str(stage1)))
+    assert len(before['loss']) >= 2 and len(set(before['loss'])) > 1
+    shutil.move(str(stage1), str(wd / 'stage1_first'))
+    os.remove(wd / 'done' / 'stage1_seed0')
+    run = wd / 'finetune' / f'{TASK}_pretrained_seed0'
+    shutil.move(str(run), str(wd / 'finetune_first'))
+
+
+    def redo():  # the demo's pretraining and fine-tuning steps only (no probe, no report)
+        steps = demo.Demo(demo.parse_args(TINY))
+        steps.pretrain()
+        steps.finetune()
+
+    _in(folder, redo)
+    after = parse_train_losses(find_log(str(stage1)))
+    assert after == before
+    redone = json.loads((run / 'result.json').read_text())
+    (old, ) = [r for r in first['runs'] if r['name'] == f'{TASK}_pretrained_seed0']
+    assert redone['raw_metrics'] == old['raw_metrics'] and redone['metrics'] == old['metrics']
+    ft_before = parse_train_losses(find_log(str(wd / 'finetune_first')))
+    ft_after = parse_train_losses(find_log(str(run)))
+    assert ft_after == ft_before and len(ft_before['loss']) >= 1
+
+
+def test_pretrained_and_scratch_runs_of_a_pair_differ_only_in_the_encoder(tiny_demo):
+    """Same seed: the pretrained run loads the checkpoint after the same random initialisation, so every weight
+    outside the encoder (the head) starts identical, and the encoder differs."""
+    import torch
+    from mmengine.runner import set_random_seed
+
+    import projects.sam_mtp  # noqa: F401
+    from mmdet3d.registry import MODELS
+    folder, _ = tiny_demo
+    checkpoint = demo.Demo._last_checkpoint(str(folder / 'wd' / 'pretrain' / 'seed0' / 'stage2'))
+    models = {}
+    for init in ('pretrained', 'scratch'):
+        job = dict(name='x', task=TASK, fraction=1.0, init=init, seed=3, checkpoint=checkpoint)
+        cfg = _in(folder, demo.finetune_config, job, 'data/scannet', 1)
+        set_random_seed(3)
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        models[init] = dict(model.named_parameters())
+    pre, scratch = models['pretrained'], models['scratch']
+    assert pre.keys() == scratch.keys()
+    encoder = [k for k in pre if k.startswith('backbone.encoder.')]
+    assert encoder and all(not torch.equal(pre[k], scratch[k]) for k in encoder if pre[k].numel() > 1
+                           and 'norm' not in k and 'bias' not in k)
+    others = [k for k in pre if not k.startswith('backbone.encoder.')]
+    assert others and all(torch.equal(pre[k], scratch[k]) for k in others)
+
+
+def test_finetune_config_restricts_training_scenes_for_detection_and_segmentation(tiny_demo):
+    folder, _ = tiny_demo
+    cfg = _in(folder, demo.finetune_config, dict(name='x', task='3detr', fraction=0.5, init='scratch', seed=0,
+                                                 checkpoint=None), 'data/scannet', 1)
+    subset = demo.training_subset(2, 0.5, 0)
+    assert cfg.train_dataloader.dataset.times == 2 and cfg.train_dataloader.dataset.dataset.indices == subset
+    assert cfg.randomness == dict(seed=0, deterministic=True) and cfg.model.backbone.init_cfg is None
+    seg = _in(folder, demo.finetune_config, dict(name='x', task='seg', fraction=0.5, init='scratch', seed=0,
+                                                 checkpoint=None), 'data/scannet', 1)
+    import numpy as np
+    full = np.load(folder / 'data' / 'scannet' / 'seg_info' / 'train_resampled_scene_idxs.npy')
+    idxs = seg.train_dataloader.dataset.scene_idxs
+    assert set(idxs) == set(subset) and len(idxs) == 2 * int(np.isin(full, subset).sum())
+    assert seg.train_dataloader.dataset.data_root == 'data/scannet/'
+
+
+def test_training_subsets_are_seeded_nested_and_never_empty():
+    assert demo.training_subset(12, 0.25, 0) == demo.training_subset(12, 0.25, 0)
+    assert demo.training_subset(12, 0.25, 0) != demo.training_subset(12, 0.25, 1)
+    assert set(demo.training_subset(12, 0.25, 4)) <= set(demo.training_subset(12, 0.5, 4))
+    assert len(demo.training_subset(12, 0.25, 0)) == 3 and len(demo.training_subset(12, 0.01, 0)) == 1
+
+
+def test_docs_are_generated_from_reports_with_the_run_to_run_spread(tiny_demo, tmp_path):
+    folder, _ = tiny_demo
+    path = folder / 'wd' / 'report.json'
+    report = json.loads(path.read_text())
+    changed = json.loads(path.read_text())
+    changed['runs'][0]['metrics']['AP25'] += 0.25
+    changed['environment']['date'] = '2099-01-01 00:00 UTC'
+    other = tmp_path / 'rerun.json'
+    other.write_text(json.dumps(changed))
+    stand_in = json.loads(path.read_text())
+    stand_in['settings']['targets'] = 'random-vit'
+    stand_in_path = tmp_path / 'stand_in.json'
+    stand_in_path.write_text(json.dumps(stand_in))
+    out = tmp_path / 'docs' / 'demo_results.md'
+    args = [str(path), str(path), '--stand-in', str(stand_in_path), '--out', str(out), '--images-dir',
+            str(tmp_path / 'docs' / 'images'), '--make-time', 'real 1m0s']
+    assert _in(folder, demo_report_to_docs.main, args) == 0
+    text = out.read_text()
+    assert 'is **identical**' in text and report['environment']['date'] in text and 'real 1m0s' in text
+    assert (report['environment']['commit'] or 'unknown')[:10] in text
+    assert '## The same comparison with targets that carry no class' in text and 'random-vit targets' in text
+    assert '![label efficiency](images/demo_label_efficiency.png)' in text
+    assert (tmp_path / 'docs' / 'images' / 'demo_label_efficiency.png').is_file()
+    _in(folder, demo_report_to_docs.main, [str(path), str(other), '--out', str(out), '--images-dir',
+                                           str(tmp_path / 'docs' / 'images')])
+    assert 'differ, by at most 0.25' in out.read_text()
+    bad = dict(report, settings=dict(report['settings'], seeds=[0, 1]))
+    (tmp_path / 'bad.json').write_text(json.dumps(bad))
+    with pytest.raises(SystemExit, match='same settings.*seeds'):
+        demo_report_to_docs.main([str(path), str(tmp_path / 'bad.json'), '--out', str(out)])
