@@ -371,8 +371,8 @@ class Demo:
         self.labels()
 
     def labels(self):
-        """Offline labels of both splits and the val scene segments (the one place that names the label and
-        segment commands)."""
+        """Offline labels of both splits and the scene segments of both splits (the one place that names the
+        label and segment commands)."""
         root, labels = self.data_root, self.label_root
         config, what = TARGETS[self.args.targets]
         common = ['--frames-root', osp.join(root, 'posed_images'), '--out-dir', labels,
@@ -382,7 +382,7 @@ class Demo:
         self.run('labels_train', self.tool(
             'generate_sam_labels.py', config, '--split', 'train',
             '--split-file', osp.join(root, 'meta_data', 'scannetv2_train.txt'), *common),
-            f'2/6 labels + scene segments, train (STAND-IN masks: instance images; {what.split(" (")[0]})')
+            f'2/6 labels, train (STAND-IN masks: instance images; {what.split(" (")[0]})')
         # Val frames reuse train's K-means groups; their scene segments feed SAM-guided tokens at test time.
         self.run('labels_val', self.tool(
             'generate_sam_labels.py', config, '--split', 'val',
@@ -391,7 +391,7 @@ class Demo:
             '2/6 labels, val')
         # Scene segments of the train and val scenes from the labels' region maps: SAM-guided tokens in fine-tuning.
         self.run('segments', self.tool(
-            'make_scene_segments.py', 'configs/sam_mtp/segments/demo_scannet_stand_in.py', '--data-root', root,
+            'make_scene_segments.py', osp.join(CONFIGS, 'segments', 'demo_scannet_stand_in.py'), '--data-root', root,
             '--info', osp.join(root, 'scannet_infos_train.pkl'), osp.join(root, 'scannet_infos_val.pkl'),
             '--frames-root', osp.join(root, 'posed_images'), '--labels-dir', labels, '--no-progress'),
             '2/6 scene segments (multi-view merge of the labels\' region maps), train + val')

@@ -41,6 +41,8 @@ def _calls():
         boxes_iou3d=(boxes, boxes),
         nms3d=(boxes, scores, 0.3),
         nms3d_normal=(boxes, scores, 0.3),
+        sigmoid_focal_loss=(torch.randn(40, 18, generator=g) * 3, torch.randint(0, 19, (40, ), generator=g),
+                            2.0, 0.25, None, 'none'),
     )
 
 

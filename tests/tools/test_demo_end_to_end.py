@@ -75,7 +75,7 @@ def test_rerun_resumes_every_step_and_gives_the_same_report(tiny_demo, capsys):
     capsys.readouterr()
     second = _in(folder, demo.main, TINY)
     out = capsys.readouterr().out
-    for step in ('1/6', '2/6 labels + scene segments, val', '3/6 seed 0 stage 1', '3/6 seed 0 stage 2', '4/6',
+    for step in ('1/6', '2/6 labels, val', '2/6 scene segments', '3/6 seed 0 stage 1', '3/6 seed 0 stage 2', '4/6',
                  '5/6'):
         assert any(step in line and 'already done' in line for line in out.splitlines()), step
     assert result.stat().st_mtime_ns == stamp

@@ -502,8 +502,22 @@ def test_point_kernel_sources_serve_every_dispatched_op():
         'furthest_point_sample': 'furthest_point_sample_cuda', 'gather_points': 'gather_points_cuda',
         'grouping_operation': 'group_points_cuda', 'ball_query': 'ball_query_cuda', 'knn': 'knn_cuda',
         'three_nn': 'three_nn_cuda', 'three_interpolate': 'three_interpolate_cuda',
-        'points_in_boxes_all': 'points_in_boxes_cuda', 'nms3d': 'iou3d_cuda'}
+        'points_in_boxes_all': 'points_in_boxes_cuda', 'nms3d': 'iou3d_cuda',
+        'sigmoid_focal_loss': 'focal_loss_cuda'}
+    from projects.sam_mtp.ops import dispatch
+    assert set(sources) | {'furthest_point_sample_with_dist', 'points_in_boxes_part', 'boxes_overlap_bev',
+                           'boxes_iou3d', 'nms3d_normal'} == set(dispatch.DISPATCHERS)
     assert set(sources.values()) <= set(gpu_check.POINT_KERNEL_SOURCES)
+
+
+def test_a_probe_that_crashes_says_how_it_ended(tmp_path):
+    """The H200 run saw an import probe die with nothing on stderr (a crash inside a compiled extension): the
+    error names the signal and the modules instead of an empty message."""
+    assert gpu_check.describe_exit(1) == 'exit 1' and gpu_check.describe_exit(-11) == 'killed by SIGSEGV'
+    check = make_check(tmp_path)
+    crash = 'import os, signal, sys; os.kill(os.getpid(), signal.SIGSEGV)'
+    with pytest.raises(RuntimeError, match=r'killed by SIGSEGV; modules mmcv\.ops\): no output \(a crash inside'):
+        check.probe(crash, 'mmcv.ops', env=dict(os.environ))
 
 
 # -------------------------------------------------------------------------------- report and the docs

@@ -89,6 +89,8 @@ POINT_KERNEL_SOURCES = (
     'ball_query_cuda', 'furthest_point_sample_cuda', 'gather_points_cuda', 'group_points_cuda', 'iou3d_cuda',
     'knn_cuda', 'points_in_boxes_cuda', 'stack_ball_query_cuda', 'stack_group_points_cuda',
     'three_interpolate_cuda', 'three_nn_cuda',
+    # mmdet's FocalLoss (GroupFree3D) calls mmcv's sigmoid_focal_loss for CUDA tensors
+    'focal_loss_cuda',
     # referenced by nms_rotated.cpp, nms_quadri.cpp and spconv_ops.cpp under MMCV_WITH_CUDA
     'nms_rotated_cuda', 'nms_quadri_cuda', 'spconv_ops_cuda', 'sparse_indice',
     # defines the GPU SparseGather/ScatterAdd functors that spconv_ops_cuda.cu calls (an H200 run found the
@@ -394,6 +396,16 @@ print(json.dumps(out))
 '''
 
 
+def describe_exit(returncode: int) -> str:
+    """``exit 1``, or ``killed by SIGSEGV`` for a process ended by a signal (a negative return code)."""
+    if returncode < 0:
+        try:
+            return f'killed by {signal.Signals(-returncode).name}'
+        except ValueError:
+            return f'killed by signal {-returncode}'
+    return f'exit {returncode}'
+
+
 class GPUCheck:
     """One call of the check: the selected phases, their budgets, the accumulated report."""
 
@@ -445,7 +457,10 @@ class GPUCheck:
         out = subprocess.run([self.python, '-c', code, *argv], capture_output=True, text=True, cwd=str(ROOT),
                              env=env or self.env(), timeout=timeout)
         if out.returncode != 0:
-            raise RuntimeError(f'{self.python} could not run a probe: {(out.stderr or out.stdout).strip()[-800:]}')
+            raise RuntimeError(f'{self.python} could not run a probe ({describe_exit(out.returncode)}; modules '
+                               f'{" ".join(argv) or "-"}): '
+                               + ((out.stderr or out.stdout).strip()[-800:] or 'no output (a crash inside a '
+                                  'compiled extension prints nothing: run the import by hand to see it)'))
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     def torch_info(self) -> dict:

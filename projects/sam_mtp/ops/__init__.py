@@ -18,11 +18,12 @@ from .dispatch import (DISPATCHERS, MMCV_KERNEL_DEVICES, ball_query,
                        gather_points, grouping_operation,
                        install_cpu_fallbacks, is_dispatcher, knn, nms3d,
                        nms3d_normal, original_op, points_in_boxes_all,
-                       points_in_boxes_part, three_interpolate, three_nn,
-                       uninstall_cpu_fallbacks)
+                       points_in_boxes_part, sigmoid_focal_loss,
+                       three_interpolate, three_nn, uninstall_cpu_fallbacks)
 from .cpu_kernels import pure_torch_point_ops
 from .grouping import (gather_points_torch, grouping_operation_torch,
                        three_interpolate_torch)
+from .losses import sigmoid_focal_loss_torch
 from .neighbors import (ball_query_fallback, ball_query_torch, knn_fallback,
                         knn_torch, three_nn_fallback, three_nn_torch)
 from .sampling import (furthest_point_sample_fallback,
@@ -47,6 +48,7 @@ __all__ = [
     'boxes_iou3d',
     'nms3d',
     'nms3d_normal',
+    'sigmoid_focal_loss',
     # pure-PyTorch implementations (any device)
     'furthest_point_sample_torch',
     'furthest_point_sample_with_dist_torch',
@@ -62,6 +64,7 @@ __all__ = [
     'boxes_iou3d_torch',
     'nms3d_torch',
     'nms3d_normal_torch',
+    'sigmoid_focal_loss_torch',
     # CPU tensors -> numba kd-tree kernels, others -> *_torch
     'furthest_point_sample_fallback',
     'ball_query_fallback',

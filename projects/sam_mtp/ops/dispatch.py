@@ -43,6 +43,7 @@ from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,  # noqa: F401
                     points_in_boxes_part_torch)
 from .grouping import (gather_points_torch,  # noqa: F401
                        grouping_operation_torch, three_interpolate_torch)
+from .losses import sigmoid_focal_loss_torch  # noqa: F401
 # CPU tensors of these four ops run the numba kd-tree kernels (PyTorch
 # elsewhere, or without numba): the ``*_fallback`` routers, bound here under
 # the names that _run looks up.
@@ -77,6 +78,9 @@ _DEFINING_MODULES = {
     'boxes_iou3d': 'mmcv.ops.iou3d',
     'nms3d': 'mmcv.ops.iou3d',
     'nms3d_normal': 'mmcv.ops.iou3d',
+    # Not a point op: mmdet's FocalLoss (GroupFree3D) calls it for CUDA
+    # tensors, so an mmcv built without CUDA needs it routed too.
+    'sigmoid_focal_loss': 'mmcv.ops.focal_loss',
 }
 
 # Module name prefixes scanned by install / uninstall.
@@ -337,12 +341,26 @@ def nms3d_normal(boxes: Tensor, scores: Tensor,
     return _run('nms3d_normal', boxes, (boxes, scores, iou_threshold))
 
 
+@_dispatcher('sigmoid_focal_loss')
+def sigmoid_focal_loss(input: Tensor,
+                       target: Tensor,
+                       gamma: float = 2.0,
+                       alpha: float = 0.25,
+                       weight: Optional[Tensor] = None,
+                       reduction: str = 'mean') -> Tensor:
+    """Sigmoid focal loss of (N, C) logits and (N,) int64 classes (see
+    :mod:`.losses`)."""
+    return _run('sigmoid_focal_loss', input,
+                (input, target, gamma, alpha, weight, reduction))
+
+
 DISPATCHERS: Dict[str, Callable] = {
     fn.__name__: fn
     for fn in (furthest_point_sample, furthest_point_sample_with_dist,
                gather_points, grouping_operation, ball_query, knn, three_nn,
                three_interpolate, points_in_boxes_part, points_in_boxes_all,
-               boxes_overlap_bev, boxes_iou3d, nms3d, nms3d_normal)
+               boxes_overlap_bev, boxes_iou3d, nms3d, nms3d_normal,
+               sigmoid_focal_loss)
 }
 
 

@@ -118,12 +118,15 @@ class PointwiseMLP(nn.Module):
         if valid.shape != x.shape[:-1]:
             raise ValueError(f'PointwiseMLP: valid mask {tuple(valid.shape)} does not match the rows '
                              f'{tuple(x.shape[:-1])}')
-        out = x.new_zeros(*x.shape[:-1], self.out_channels)
         rows = x[valid]
         if self.training and rows.shape[0] < 2:
-            out[valid] = self._forward_with_running_stats(rows)
+            rows = self._forward_with_running_stats(rows)
         else:
-            out[valid] = self.layers(rows)
+            rows = self.layers(rows)
+        # The output takes the MLP's dtype, not the input's: under autocast the Linear layers return half
+        # precision from float32 input, and index_put refuses a source of another dtype.
+        out = rows.new_zeros(*x.shape[:-1], self.out_channels)
+        out[valid] = rows
         return out
 
     def _forward_with_running_stats(self, rows: Tensor) -> Tensor:
