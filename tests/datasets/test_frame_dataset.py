@@ -59,6 +59,34 @@ def test_dataset_items_and_metainfo(tmp_path):
         assert samples['metainfo']['label_path'] == osp.join(str(tmp_path), f'scene{i:04d}_00', '000000.npz')
 
 
+def test_cached_frames_are_read_once_and_give_the_same_items(tmp_path, monkeypatch):
+    """cache_frames: each label file is read once; items equal the uncached ones under the same random state, and
+    changing an item's arrays in place leaves the next item of that frame untouched."""
+    from projects.sam_mtp.datasets import frame_dataset
+    write_label_split(str(tmp_path), _frames())
+    reads = []
+    real = frame_dataset.load_frame_labels
+    monkeypatch.setattr(frame_dataset, 'load_frame_labels', lambda path: reads.append(path) or real(path))
+    plain = _dataset(tmp_path, 'train_labels.pkl', pipeline=PIPELINE, load_colors=True)
+    cached = _dataset(tmp_path, 'train_labels.pkl', pipeline=PIPELINE, load_colors=True, cache_frames=True)
+    for epoch in range(3):
+        for i in range(3):
+            np.random.seed(10 * epoch + i)
+            a = plain[i]
+            np.random.seed(10 * epoch + i)
+            b = cached[i]
+            for key in ('points', 'point_region'):
+                assert torch.equal(a['inputs'][key], b['inputs'][key])
+            assert torch.equal(a['data_samples']['region_feat'], b['data_samples']['region_feat'])
+            raw = cached.load_frame(cached.get_data_info(i))
+            for key in ('points', 'colors', 'region_feat'):
+                raw[key] += 1  # an in-place change of an item's array ...
+            again = cached.load_frame(cached.get_data_info(i))
+            assert not np.array_equal(again['points'], raw['points'])  # ... never reaches the cache
+            assert not np.array_equal(again['colors'], raw['colors'])
+    assert len(reads) == 3 * 3 + 3  # the plain dataset reads every time, the cached one once per frame
+
+
 def test_runner_dataloader_resolves_collate(tmp_path):
     write_label_split(str(tmp_path), _frames())
     cfg = dict(batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
