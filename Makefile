@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: env demo test bench clean-demo
+.PHONY: env demo test test-slow bench clean-demo
 
 env:
 	bash tools/setup_env.sh
@@ -13,8 +13,12 @@ DEMO_ARGS ?=
 demo: env
 	$(PY) tools/demo.py $(DEMO_ARGS)
 
+# The suite without the tests marked slow (under 8 minutes on 2 cores); test-slow runs those (CI runs both).
 test: env
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+test-slow: env
+	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
 
 bench: env
 	$(PY) benchmarks/run_all.py

@@ -83,7 +83,7 @@ def test_paired_comparisons_pair_by_seed_and_fraction_and_skip_unpaired_or_nan()
     table = report.comparison_table(out, 1.0)
     assert '| seg | 100% | miou | 0.275 | 0.200 | +0.075 [' in table and '25%' not in table
     text = report.reading(out)
-    assert any(t.startswith('seg miou: no difference resolved (+0.075') for t in text)
+    assert any(t.startswith('seg miou: no difference between pretrained and scratch resolved (+0.075') for t in text)
 
 
 def test_reading_calls_a_difference_only_when_the_interval_excludes_zero():

@@ -126,6 +126,7 @@ def _evaluate_before_finetuning(ws, config, metric, monkeypatch):
     return _score({k.split('/')[-1]: v for k, v in metrics.items()}, metric)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(CASES))
 def test_finetune_then_test_scores_real_predictions(workspace, name, monkeypatch):
     config, train_opts, metric = CASES[name]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from helpers.cpu import CPU_ENV
@@ -34,6 +35,7 @@ def _ckpt(path):
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
+@pytest.mark.slow
 def test_dist_train_sync_resume_and_stage2_teacher(tmp_path):
     rng = np.random.default_rng(0)
     # 64-d targets: the demo configs' stand-in feature width.

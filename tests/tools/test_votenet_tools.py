@@ -41,6 +41,7 @@ def _cfg_opts(max_epochs):
     return ['--cfg-options', f'train_cfg.max_epochs={max_epochs}', f'train_cfg.val_interval={max_epochs}']
 
 
+@pytest.mark.slow
 def test_train_resume_test_votenet_on_cpu(workspace):
     train = [sys.executable, osp.join(ROOT, 'tools/train.py'), CONFIG, '--work-dir', 'work_dirs/votenet']
     _run(train + _cfg_opts(1), cwd=workspace)
@@ -72,6 +73,7 @@ def test_train_resume_test_votenet_on_cpu(workspace):
     assert per_class and all(0.0 <= v <= 1.0 for v in per_class), values
 
 
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(workspace):
     proc = _run(['bash', osp.join(ROOT, 'tools/dist_train.sh'), CONFIG, '2', '--work-dir', 'work_dirs/dist']
                 + _cfg_opts(1), cwd=workspace, env={'PYTHON': sys.executable, 'PORT': '29531'})

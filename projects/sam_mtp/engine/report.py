@@ -199,7 +199,8 @@ def reading(comparisons: Sequence[dict]) -> List[str]:
             side = 'higher' if d['mean'] > 0 else 'lower'
             out.append(f'{where}: {c["a_name"]} is {side} than {c["b_name"]} ({interval}).')
         else:
-            out.append(f'{where}: no difference resolved ({interval}; the interval includes 0).')
+            out.append(f'{where}: no difference between {c["a_name"]} and {c["b_name"]} resolved ({interval}; the '
+                       'interval includes 0).')
     return out
 
 
