@@ -237,6 +237,7 @@ def plot_label_efficiency(comparisons: Sequence[dict], task: str, metric: str, o
     bottom.set_xlabel('labelled training scenes (%)')
     bottom.set_xscale('log')
     bottom.set_xticks(x)
+    bottom.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # only the measured fractions are labelled
     bottom.set_xticklabels([f'{v:g}' for v in x])
     bottom.grid(alpha=0.3)
     fig.tight_layout()
