@@ -23,6 +23,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # docs_tables
+
+from docs_tables import atomic_write_text, finish_stamp, run_stamp  # noqa: E402
 
 
 class VoronoiMaskSource:
@@ -58,6 +61,7 @@ def main(argv=None):
     parser.add_argument('--tiny-sam', action='store_true', help='time a tiny random SAM through SAM-AMG')
     parser.add_argument('--json', help='write the results here')
     args = parser.parse_args(argv)
+    stamp = run_stamp('bench_label_generation.py', argv)
     torch.set_num_threads(args.threads)
 
     from projects.sam_mtp.datasets.synthetic import write_synthetic_scannet
@@ -94,8 +98,8 @@ def main(argv=None):
         for k, v in timings.items():
             stages[k].append(v)
         regions.append(len(output.arrays['region_feat']))
-    results = dict(threads=args.threads, frames=len(records) - 1, regions_per_frame=float(np.mean(regions)),
-                   num_points=args.num_points, feature_dim=dim,
+    results = dict(stamp=stamp, threads=args.threads, frames=len(records) - 1, regions=args.regions,
+                   regions_per_frame=float(np.mean(regions)), num_points=args.num_points, feature_dim=dim,
                    stages={k: _stats(v) for k, v in stages.items()})
     non_model = np.asarray(stages['geometry']) + np.asarray(stages['pooling'])
     results['geometry_plus_pooling'] = _stats(non_model)
@@ -150,8 +154,8 @@ def main(argv=None):
         lines.append(f'  tiny SAM AMG (64 points): {results["tiny_sam_amg_8x8_points"]["mean_ms"]:.1f} ms')
     print('\n'.join(lines))
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(results, f, indent=1)
+        finish_stamp(stamp)
+        atomic_write_text(args.json, json.dumps(results, indent=1))
     import shutil
     shutil.rmtree(work, ignore_errors=True)
     return results

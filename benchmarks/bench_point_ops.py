@@ -16,7 +16,7 @@ checked to return exactly the previous version's result. Then a batch spread ove
 fresh checkout), its cache load otherwise.
 
     python benchmarks/bench_point_ops.py --threads 1 --out work_dirs/benchmarks/point_ops.json
-    python benchmarks/point_ops_table.py work_dirs/benchmarks/point_ops.json --docs docs/benchmarks.md
+    python benchmarks/docs_tables.py work_dirs/benchmarks --only point_ops --docs docs/benchmarks.md
 
 With CUDA present, mmcv's CUDA kernels and our PyTorch ops on CUDA are timed as well (``cuda`` rows).
 """
@@ -38,12 +38,13 @@ import torch
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
 sys.path.insert(0, ROOT)  # runnable from a checkout without installing the package
-sys.path.insert(0, HERE)  # point_ops_table
+sys.path.insert(0, HERE)  # point_ops_table, docs_tables
 
 import projects.sam_mtp.ops as ops  # noqa: E402
 from projects.sam_mtp.labels.fileio import atomic_write_bytes  # noqa: E402
 from projects.sam_mtp.ops import cpu_kernels  # noqa: E402
 from point_ops_table import render  # noqa: E402
+from docs_tables import commit, machine  # noqa: E402
 
 FPS_HEIGHTS = (5, 7, 9)
 # The issue's acceptance: ours / fastest peer, single thread.
@@ -407,33 +408,6 @@ def compare_train_steps(args) -> List[dict]:
 
 
 # ----------------------------------------------------------------- output
-def _machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    memory_gib = None
-    try:
-        memory_gib = round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
-    return dict(cpu=cpu, cores=os.cpu_count(), memory_gib=memory_gib, system=platform.platform(),
-                gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
-
-
-def _commit() -> Optional[str]:
-    try:
-        sha = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return sha + ('-dirty' if dirty else '')
-
-
 def _versions() -> dict:
     versions = dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__)
     for name in ('numba', 'scipy', 'fpsample'):
@@ -455,7 +429,7 @@ def main(argv=None):
         sys.exit(f'our CPU kernels are not active (backend {cpu_kernels.backend()!r}): install numba and unset '
                  f'{cpu_kernels.ENV_VAR}')
     meta = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                machine=_machine(), commit=_commit(), versions=_versions(), threads=args.threads,
+                machine=machine(), commit=commit(), versions=_versions(), threads=args.threads,
                 command='python benchmarks/bench_point_ops.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                 load_average_start=os.getloadavg(), args=vars(args))
     results = dict(meta=meta, ops=[], cuda=[], threads=None, train_steps=[], compile=None)

@@ -16,14 +16,10 @@ sample (tests/data/mmdet3d/sunrgbd_demo): distance of each projection to the nea
     python benchmarks/bench_scene_segments.py [--repeats 3] [--out work_dirs/benchmarks/scene_segments.json]
 """
 import argparse
-import datetime
 import json
-import os
 import os.path as osp
 import pickle
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -31,6 +27,9 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # docs_tables
+
+from docs_tables import atomic_write_text, finish_stamp, run_stamp, stamp_line  # noqa: E402
 
 STAND_IN = dict(type='InstanceImageMaskSource', folder='instance')
 
@@ -120,22 +119,8 @@ def projection_errors():
     return out
 
 
-def _stamp():
-    try:
-        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
-    return dict(date=datetime.datetime.now().isoformat(timespec='seconds'), machine=platform.platform(),
-                cpus=os.cpu_count(), load_average=load, commit=commit)
-
-
 def format_table(result: dict) -> str:
-    s = result['stamp']
-    lines = [f'Measured {s["date"]} on {s["machine"]} ({s["cpus"]} CPUs, load {s["load_average"]:.1f}), commit '
-             f'{s["commit"]}, `python benchmarks/bench_scene_segments.py --repeats {result["repeats"]}`; medians '
-             'over repeats of the mean per sample.', '',
+    lines = [stamp_line(result['stamp'], f'; medians over {result["repeats"]} repeats of the mean per sample'), '',
              '| source | sample | non-model s / sample | stand-in mask s | total s |', '|---|---|---:|---:|---:|']
     names = dict(scannet='ScanNet multi-view merge', sunrgbd='SUN RGB-D single image',
                  s3dis_2d3ds='S3DIS + 2D-3D-S (registration + merge)', geometric='geometric (NOT SAM)')
@@ -170,17 +155,16 @@ def main(argv=None):
         return 0
     from mmengine.logging import MMLogger
     MMLogger.get_instance('bench_scene_segments', log_level='WARNING')
-    result = dict(stamp=_stamp(), repeats=args.repeats, sources={})
+    result = dict(stamp=run_stamp('bench_scene_segments.py', argv), repeats=args.repeats, sources={})
     with tempfile.TemporaryDirectory() as tmp:
         for name, fn in (('scannet', bench_scannet), ('sunrgbd', bench_sunrgbd), ('s3dis_2d3ds', bench_s3dis_2d3ds),
                          ('geometric', bench_geometric)):
             result['sources'][name] = fn(tmp, args)
     result['projection'] = projection_errors()
+    finish_stamp(result['stamp'])
     sys.stdout.write(format_table(result))
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=1)
+        atomic_write_text(args.out, json.dumps(result, indent=1))
     return 0
 
 

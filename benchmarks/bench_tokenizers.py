@@ -9,17 +9,17 @@ masks back-projected from one view) with ``--unassigned`` of the points in no re
 """
 import argparse
 import json
-import os
 import os.path as osp
-import platform
 import statistics
 import sys
-import tempfile
 import time
 
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # docs_tables
+
+from docs_tables import atomic_write_text, finish_stamp, run_stamp  # noqa: E402
 
 from projects.sam_mtp.models.tokenizers import FPSKNNTokenizer, SAMGuidedTokenizer  # noqa: E402
 from projects.sam_mtp.models.tokenizers.fps_knn_tokenizer import knn_indices  # noqa: E402
@@ -62,6 +62,7 @@ def main(argv=None):
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out', help='write the results as JSON here')
     args = parser.parse_args(argv)
+    stamp = run_stamp('bench_tokenizers.py', argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
@@ -105,15 +106,9 @@ def main(argv=None):
                      f'{"PASS" if acceptance else "FAIL"}')
     sys.stdout.write('\n'.join(lines) + '\n')
     if args.out:
-        result = dict(device=str(device), threads=args.threads, torch=torch.__version__,
-                      machine=platform.machine(), regions=args.regions, unassigned=args.unassigned,
-                      repeats=args.repeats, rows=rows, acceptance_10x_at_20k=acceptance)
-        folder = osp.dirname(osp.abspath(args.out))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix='.json')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, args.out)
+        result = dict(stamp=finish_stamp(stamp), device=str(device), threads=args.threads, regions=args.regions,
+                      unassigned=args.unassigned, repeats=args.repeats, rows=rows, acceptance_10x_at_20k=acceptance)
+        atomic_write_text(args.out, json.dumps(result, indent=2))
     return 0 if acceptance in (None, True) else 1
 
 

@@ -16,6 +16,9 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # docs_tables
+
+from docs_tables import atomic_write_text, finish_stamp, run_stamp  # noqa: E402
 
 
 def make_batch(batch, num_points, num_regions, feature_dim, num_groups, generator):
@@ -82,7 +85,7 @@ def measure_stage(stage, args):
                 peak_memory_mb=round(peak_mb, 1))
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--points', type=int, default=20000)
     parser.add_argument('--batch', type=int, default=4)
@@ -93,11 +96,12 @@ def main():
     parser.add_argument('--out', help='write the results as JSON here')
     parser.add_argument('--stage', type=int, choices=[1, 2], help=argparse.SUPPRESS)
     parser.add_argument('--tmp-dir', default=osp.join('work_dirs', 'benchmarks'), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.makedirs(args.tmp_dir, exist_ok=True)
     if args.stage:  # worker
         print(json.dumps(measure_stage(args.stage, args)))
         return
+    stamp = run_stamp('bench_train_step.py', argv)
     results = []
     for stage in (1, 2):
         cmd = [sys.executable, __file__, '--stage', str(stage)] + [
@@ -113,8 +117,8 @@ def main():
         print(f'| {r["stage"]} | {r["device"]} ({r["threads"]} threads) | {r["batch"]} x {r["points"]} | '
               f'{r["step_s_median"]:.3f} s | {r["peak_memory_mb"]:.0f} MB |')
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(results, f, indent=1)
+        run = dict(stamp=finish_stamp(stamp), steps=args.steps, stages=results)
+        atomic_write_text(args.out, json.dumps(run, indent=1))
 
 
 if __name__ == '__main__':

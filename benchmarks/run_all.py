@@ -2,8 +2,9 @@
 
     python benchmarks/run_all.py [--out-dir work_dirs/benchmarks] [--threads 1]
 
-Results are machine-dependent; docs/benchmarks.md records the numbers measured for the docs, with the machine
-and the command. Ratios (e.g. SAM-guided vs FPS+kNN tokenization) are measured within one run.
+Results are machine-dependent; each JSON carries its stamp (date, machine, commit, command, load average).
+``python benchmarks/docs_tables.py work_dirs/benchmarks --docs docs/benchmarks.md`` turns them into the tables of
+docs/benchmarks.md. Ratios (e.g. SAM-guided vs FPS+kNN tokenization) are measured within one run.
 """
 import argparse
 import os

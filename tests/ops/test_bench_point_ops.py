@@ -1,5 +1,5 @@
 """benchmarks/bench_point_ops.py and point_ops_table.py at a tiny size: the JSON it writes, the exactness check
-against the previous version, and the docs section regenerated from that JSON."""
+against the previous version, and the docs section regenerated from that JSON (by docs_tables.py)."""
 import json
 import os.path as osp
 import sys
@@ -12,6 +12,7 @@ sys.path.insert(0, BENCH_DIR)
 
 pytest.importorskip('numba', reason='numba is not installed: no CPU kernels to benchmark')
 import bench_point_ops  # noqa: E402
+import docs_tables  # noqa: E402
 import point_ops_table  # noqa: E402
 
 
@@ -56,21 +57,21 @@ def test_benchmark_json_has_every_op_with_ratios_and_exactness(run):
 
 
 def test_docs_section_is_regenerated_from_the_json(run, tmp_path):
-    docs = tmp_path / 'benchmarks.md'
-    docs.write_text(f'# Benchmarks\n\nintro\n\n{point_ops_table.BEGIN}\nold numbers\n{point_ops_table.END}\n\n'
-                    '## Next section\n')
-    path = tmp_path / 'run.json'
-    path.write_text(json.dumps(run))
-    point_ops_table.main([str(path), '--docs', str(docs)])
+    begin, end = docs_tables.markers('point_ops')
+    docs = tmp_path / 'docs' / 'benchmarks.md'
+    docs.parent.mkdir()
+    docs.write_text(f'# Benchmarks\n\nintro\n\n{begin}\nold numbers\n{end}\n\n## Next section\n')
+    runs = tmp_path / 'runs'
+    runs.mkdir()
+    (runs / 'point_ops.json').write_text(json.dumps(run))
+    assert docs_tables.main([str(runs), '--docs', str(docs)]) == 0
     text = docs.read_text()
     assert 'old numbers' not in text and text.startswith('# Benchmarks\n\nintro') and '## Next section' in text
     assert run['meta']['date'] in text and run['meta']['commit'] in text
     assert run['meta']['machine']['cpu'] in text
     ours = {row['op']: row['median_ms']['ours'] for row in run['ops']}
     assert point_ops_table._ms(ours['knn']) in text
-    # once more: idempotent; no markers: a clear error
-    point_ops_table.main([str(path), '--docs', str(docs)])
+    assert json.loads((tmp_path / 'docs' / 'bench_runs' / 'point_ops.json').read_text()) == run
+    # once more: idempotent
+    docs_tables.main([str(runs), '--docs', str(docs)])
     assert docs.read_text() == text
-    docs.write_text('# no markers\n')
-    with pytest.raises(ValueError, match='needs exactly one'):
-        point_ops_table.main([str(path), '--docs', str(docs)])
