@@ -79,6 +79,43 @@ def test_sunrgbd_segments_are_the_instances_under_the_points(sun_root, tmp_path)
     assert report['written'] == 0 and report['already_finished'] == 3
 
 
+def test_shards_split_the_samples_by_name_and_together_give_the_single_run(sun_root, tmp_path, monkeypatch):
+    import json
+    import zlib
+    tool = _tool()
+    cfg = _stand_in_config(tmp_path, 'sunrgbd_sam.py')
+    infos = [os.path.join(sun_root, f'sunrgbd_infos_{s}.pkl') for s in ('train', 'val')]
+    names = ['000001', '000002', '000003']
+
+    def run(out, *extra):
+        return tool.main([cfg, '--data-root', sun_root, '--info', *infos, '--no-progress',
+                          '--segments-dir', str(out), *extra])
+
+    assert run(tmp_path / 'single') == 0
+    sharded = tmp_path / 'sharded'
+    owners = {n: zlib.crc32(n.encode()) % 3 for n in names}  # the owner follows the name, not the listing order
+    assert len(set(owners.values())) >= 2  # these names do split (shards 1 and 2; shard 0 gets none)
+    # three shards: two by --shard, the last as torchrun's rank 2 of 3
+    for index in (0, 1):
+        assert run(sharded, '--shard', f'{index}/3') == 0
+        mine = {n for n, o in owners.items() if o <= index}
+        assert {n for n in names if (sharded / f'{n}.bin').exists()} == mine  # nothing of a later shard
+    monkeypatch.setenv('RANK', '2')
+    monkeypatch.setenv('WORLD_SIZE', '3')
+    assert run(sharded, '--launcher', 'pytorch') == 0
+    for index in range(3):
+        with open(sharded / '_work' / f'shard-{index}-of-3.json') as f:
+            report = json.load(f)
+        assert report['num_samples'] == report['written'] == sum(o == index for o in owners.values())
+    for name in names:
+        single = (tmp_path / 'single' / f'{name}.bin').read_bytes()
+        assert (sharded / f'{name}.bin').read_bytes() == single
+    # --shard and a launcher together, or a shard out of range: refused before any sample
+    assert run(tmp_path / 'refused', '--shard', '0/3', '--launcher', 'pytorch') == 1
+    assert run(tmp_path / 'refused', '--shard', '3/3') == 1
+    assert not (tmp_path / 'refused').exists()
+
+
 def test_sunrgbd_bad_input_is_counted_with_the_sample_named(sun_root, tmp_path):
     root = str(tmp_path / 'sun')
     shutil.copytree(sun_root, root, ignore=shutil.ignore_patterns('scene_segments'))

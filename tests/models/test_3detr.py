@@ -152,6 +152,26 @@ def test_padded_tokens_never_change_real_outputs(query_source):
         torch.testing.assert_close(a[key][:, valid], b[key][:, valid])
 
 
+def test_too_few_tokens_for_the_queries_is_logged_once_with_the_count(monkeypatch):
+    import logging
+
+    from projects.sam_mtp.models.heads import threedetr_head
+    logged = []
+    monkeypatch.setattr(threedetr_head, 'print_log', lambda msg, **kw: logged.append((msg, kw.get('level'))))
+    gen = torch.Generator().manual_seed(6)
+    points = [torch.rand(100, 3, generator=gen) * 4 for _ in range(2)]
+    enough = MODELS.build(head_cfg(query_source='tokens', num_queries=8)).eval()
+    with torch.no_grad():
+        enough(points, token_feat_dict(gen, num_tokens=12, num_padded=(4, 0)))  # 8 and 12 real tokens
+    assert logged == []
+    few = MODELS.build(head_cfg(query_source='tokens', num_queries=8)).eval()
+    with torch.no_grad():
+        for _ in range(2):
+            few(points, token_feat_dict(gen, num_tokens=12, num_padded=(0, 7)))  # 12 and 5 real tokens
+    assert len(logged) == 1 and logged[0][1] == logging.WARNING
+    assert 'a scene has 5 tokens for num_queries=8' in logged[0][0]
+
+
 def test_token_queries_are_the_real_tokens_and_fps_is_greedy():
     torch.manual_seed(0)
     head = MODELS.build(head_cfg(query_source='tokens', num_queries=16)).eval()
