@@ -116,6 +116,56 @@ def test_shards_split_the_samples_by_name_and_together_give_the_single_run(sun_r
     assert not (tmp_path / 'refused').exists()
 
 
+def test_custom_dataset_with_cam2img_lidar2cam_or_lidar2img_runs_end_to_end(sun_root, tmp_path):
+    """docs/finetune.md "Custom data": an mmdet3d-format dataset whose info gives a 0-based cam2img with lidar2cam
+    (train) or one lidar2img (val) under its own camera name, run with a copy of sunrgbd_sam.py."""
+    root = tmp_path / 'custom'
+    shutil.copytree(sun_root, root, ignore=shutil.ignore_patterns('scene_segments'))
+    # depth frame (x right, y forward, z up) -> OpenCV camera (x right, y down, z forward), written out here
+    depth_to_opencv = np.array([[1., 0., 0.], [0., 0., -1.], [0., 1., 0.]])
+    forms = dict(train='cam2img + lidar2cam', val='lidar2img')
+    for split, form in forms.items():
+        path = root / f'sunrgbd_infos_{split}.pkl'
+        with open(path, 'rb') as f:
+            info = pickle.load(f)
+        for entry in info['data_list']:
+            index = int(os.path.splitext(os.path.basename(entry['lidar_points']['lidar_path']))[0])
+            sample = render_sunrgbd_sample(0, index, 1500, (96, 72))
+            cam2img = np.eye(4)
+            cam2img[:3, :3] = sample['K']
+            cam2img[:2, 2] -= 1.0  # SUN RGB-D's 1-based principal point -> 0-based
+            lidar2cam = np.eye(4)
+            lidar2cam[:3, :3] = depth_to_opencv @ sample['Rtilt'].T
+            old = entry['images'].pop('CAM0')
+            new = dict(img_path=old['img_path'], height=old['height'], width=old['width'])
+            if split == 'train':
+                new.update(cam2img=cam2img.tolist(), lidar2cam=lidar2cam.tolist())
+            else:
+                new['lidar2img'] = (cam2img @ lidar2cam).tolist()
+            entry['images'] = dict(CAM_FRONT=new)
+        with open(path, 'wb') as f:
+            pickle.dump(info, f)
+    cfg = _stand_in_config(tmp_path, 'sunrgbd_sam.py', "segment_cfg = dict(camera='CAM_FRONT', pixel_origin=0)\n")
+    infos = [str(root / f'sunrgbd_infos_{s}.pkl') for s in ('train', 'val')]
+    assert _tool().main([cfg, '--data-root', str(root), '--info', *infos, '--no-progress']) == 0
+    for index, split in ((1, 'train'), (2, 'train'), (3, 'val')):
+        name = f'{index:06d}'
+        labels = np.fromfile(root / 'scene_segments' / f'{name}.bin', np.int64)
+        sample = render_sunrgbd_sample(0, index, 1500, (96, 72))
+        truth = sample['instance'][sample['pixel'][:, 0], sample['pixel'][:, 1]].astype(np.int64)
+        assert (labels >= 0).all() and _same_partition(labels, truth), name
+        meta = read_segment_meta(str(root / 'scene_segments' / f'{name}.bin'))
+        assert meta['calibration_form'] == {'train': 'cam2img@lidar2cam', 'val': 'lidar2img'}[split]
+        assert meta['in_image_fraction'] == 1.0
+    # With SUN RGB-D's 1-based origin on these 0-based calibrations every point is read one pixel off.
+    off = _stand_in_config(tmp_path, 'sunrgbd_sam.py', "segment_cfg = dict(camera='CAM_FRONT', pixel_origin=1)\n")
+    assert _tool().main([off, '--data-root', str(root), '--info', *infos, '--no-progress',
+                         '--segments-dir', str(tmp_path / 'off')]) == 0
+    sample = render_sunrgbd_sample(0, 1, 1500, (96, 72))
+    truth = sample['instance'][sample['pixel'][:, 0], sample['pixel'][:, 1]].astype(np.int64)
+    assert not _same_partition(np.fromfile(tmp_path / 'off' / '000001.bin', np.int64), truth)
+
+
 def test_sunrgbd_bad_input_is_counted_with_the_sample_named(sun_root, tmp_path):
     root = str(tmp_path / 'sun')
     shutil.copytree(sun_root, root, ignore=shutil.ignore_patterns('scene_segments'))
