@@ -25,7 +25,6 @@ import datetime
 import json
 import os
 import os.path as osp
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,7 +43,7 @@ import projects.sam_mtp.ops as ops  # noqa: E402
 from projects.sam_mtp.labels.fileio import atomic_write_bytes  # noqa: E402
 from projects.sam_mtp.ops import cpu_kernels  # noqa: E402
 from point_ops_table import render  # noqa: E402
-from docs_tables import commit, machine  # noqa: E402
+from docs_tables import commit, machine, versions  # noqa: E402
 
 FPS_HEIGHTS = (5, 7, 9)
 # The issue's acceptance: ours / fastest peer, single thread.
@@ -408,20 +407,6 @@ def compare_train_steps(args) -> List[dict]:
 
 
 # ----------------------------------------------------------------- output
-def _versions() -> dict:
-    versions = dict(python=platform.python_version(), torch=torch.__version__, numpy=np.__version__)
-    for name in ('numba', 'scipy', 'fpsample'):
-        try:
-            module = __import__(name)
-            versions[name] = getattr(module, '__version__', None)
-            if versions[name] is None:
-                from importlib.metadata import version
-                versions[name] = version(name)
-        except ImportError:
-            versions[name] = None
-    return versions
-
-
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -429,7 +414,7 @@ def main(argv=None):
         sys.exit(f'our CPU kernels are not active (backend {cpu_kernels.backend()!r}): install numba and unset '
                  f'{cpu_kernels.ENV_VAR}')
     meta = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                machine=machine(), commit=commit(), versions=_versions(), threads=args.threads,
+                machine=machine(), commit=commit(), versions=versions('torch', 'numpy', 'numba', 'scipy', 'fpsample'), threads=args.threads,
                 command='python benchmarks/bench_point_ops.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                 load_average_start=os.getloadavg(), args=vars(args))
     results = dict(meta=meta, ops=[], cuda=[], threads=None, train_steps=[], compile=None)

@@ -61,17 +61,25 @@ def commit() -> Optional[str]:
     return sha + ('-dirty' if dirty else '')
 
 
+def versions(*packages: str) -> dict:
+    """Python's version and each package's: the module's ``__version__`` (torch's names its CUDA build), else the
+    installed distribution's; None when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+    found = dict(python=platform.python_version())
+    for name in packages:
+        try:
+            found[name] = getattr(__import__(name), '__version__', None) or version(name)
+        except (ImportError, PackageNotFoundError):
+            found[name] = None
+    return found
+
+
 def run_stamp(script: str, argv: Optional[List[str]]) -> dict:
     """Date, machine, commit, versions, command and load average at the start of a benchmark run."""
-    versions = dict(python=platform.python_version())
-    for name in ('torch', 'numpy'):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            versions[name] = None
     args = list(sys.argv[1:] if argv is None else argv)
     return dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), machine=machine(),
-                commit=commit(), versions=versions, command=' '.join(['python', f'benchmarks/{script}', *args]),
+                commit=commit(), versions=versions('torch', 'numpy'),
+                command=' '.join(['python', f'benchmarks/{script}', *args]),
                 load_average_start=list(os.getloadavg()))
 
 
