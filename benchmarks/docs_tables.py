@@ -17,48 +17,33 @@ import json
 import os
 import os.path as osp
 import platform
-import subprocess
 import sys
 from typing import Callable, Dict, List, Optional
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
+sys.path.insert(0, ROOT)  # runnable from a checkout without installing the package
 RUNS_FOLDER = 'bench_runs'  # beside the docs file
 
 
 # ----------------------------------------------------------------- the stamp every benchmark's JSON carries
 def machine() -> dict:
     """CPU model, cores, memory and GPU of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    memory_gib = None
-    try:
-        memory_gib = round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
+    from projects.sam_mtp.engine.provenance import cpu_model, memory_gib
     gpu = None
     try:
         import torch
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except ImportError:
         pass
-    return dict(cpu=cpu, cores=os.cpu_count(), memory_gib=memory_gib, system=platform.platform(), gpu=gpu)
+    return dict(cpu=cpu_model(), cores=os.cpu_count(), memory_gib=memory_gib(), system=platform.platform(), gpu=gpu)
 
 
 def commit() -> Optional[str]:
     """Short hash of HEAD, with ``-dirty`` when tracked files differ from it (the numbers are then not HEAD's)."""
-    try:
-        sha = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return sha + ('-dirty' if dirty else '')
+    from projects.sam_mtp.engine.provenance import git_commit
+    sha, dirty = git_commit(short=True, where=ROOT)
+    return sha and sha + ('-dirty' if dirty else '')
 
 
 def versions(*packages: str) -> dict:
@@ -102,7 +87,6 @@ def stamp_line(stamp: dict, what: str = '') -> str:
 
 
 def atomic_write_text(path: str, text: str) -> None:
-    sys.path.insert(0, ROOT)
     from projects.sam_mtp.labels.fileio import atomic_write_bytes
     atomic_write_bytes(path, text.encode())
 

@@ -608,32 +608,16 @@ def _config_value(name):
 
 def environment():
     """Where and with what the report was made: date, machine, commit, library versions."""
-    import torch
-
-    def git(*cmd):
-        try:
-            return subprocess.run(['git', '-C', ROOT, *cmd], capture_output=True, text=True, timeout=10,
-                                  check=True).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), cpu)
-    except OSError:
-        pass
-    try:
-        memory_gib = round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        memory_gib = None
     import mmdet3d
     import mmengine
-    status = git('status', '--porcelain', '--untracked-files=no')
+    import torch
+
+    from projects.sam_mtp.engine.provenance import cpu_model, git_commit, memory_gib
+    commit, dirty = git_commit(where=ROOT)
     return dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-                machine=dict(cpu=cpu, cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
-                             memory_gib=memory_gib, platform=platform.platform(), python=platform.python_version()),
-                commit=git('rev-parse', 'HEAD'), dirty=bool(status) if status is not None else None,
+                machine=dict(cpu=cpu_model(), cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                             memory_gib=memory_gib(), platform=platform.platform(), python=platform.python_version()),
+                commit=commit, dirty=dirty,
                 versions=dict(torch=torch.__version__, mmengine=mmengine.__version__, mmdet3d=mmdet3d.__version__))
 
 

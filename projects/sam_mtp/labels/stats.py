@@ -7,7 +7,6 @@ region to keep its own token. ``tools/label_stats.py`` prints the table, writes 
 import datetime
 import os
 import platform
-import subprocess
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -36,11 +35,8 @@ def _summary(values) -> dict:
 
 def _stamp(root: str) -> dict:
     """Date, machine and commit of a measurement."""
-    try:
-        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, timeout=10,
-                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    from ..engine.provenance import git_commit
+    commit = git_commit(short=True)[0]
     return dict(date=datetime.datetime.now().isoformat(timespec='seconds'), machine=platform.platform(),
                 cpus=os.cpu_count(), commit=commit, label_root=root)
 
