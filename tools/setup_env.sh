@@ -7,7 +7,12 @@
 #   SAM_MTP_VENV   where the venv lives            (default: <repo>/.venv)
 #   SAM_MTP_CACHE  cache for the built mmcv wheel  (default: ${XDG_CACHE_HOME:-~/.cache}/sam_mtp)
 #   PYTHON         interpreter that creates the venv (default: python3)
+#   SAM_MTP_NO_LOCK=1  resolve afresh instead of installing requirements/lock.txt's versions (to refresh the lock:
+#                  see dev/update_lock.py)
 #
+# Every pip install runs with requirements/lock.txt as its constraints file: every package, transitive
+# dependencies and build tools included, gets the version recorded there, so a fresh install next month equals
+# today's.
 # The mmcv 2.1.0 wheel is built from its sdist once (about 7 minutes on 2 cores, CPU ops only) and kept in
 # the cache outside the repository, keyed by the torch and Python versions, so that fresh clones and CI
 # reruns reinstall it in seconds. GPU clusters: see README "Install on a GPU cluster".
@@ -33,7 +38,7 @@ fail() {
 }
 
 fingerprint() {
-    cat "$REQ"/*.txt "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1
+    { cat "$REQ"/*.txt "$ROOT/tools/setup_env.sh"; echo "no-lock=${SAM_MTP_NO_LOCK:-0}"; } | sha256sum | cut -d' ' -f1
 }
 
 IMPORT_CHECK='import torch, torchvision, torchvision.ops, mmengine, mmcv.ops, mmdet, mmdet3d.models, mmdet3d.evaluation, mmpretrain.models, segment_anything, numpy'
@@ -48,7 +53,9 @@ fi
 mkdir -p "$CACHE"
 LOG="$CACHE/setup.log"
 : > "$LOG"
-pip_q() { "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" >>"$LOG" 2>&1; }
+LOCK_ARGS=(-c "$REQ/lock.txt")
+[ "${SAM_MTP_NO_LOCK:-0}" = 1 ] && LOCK_ARGS=()
+pip_q() { "$VENV/bin/python" -m pip install --disable-pip-version-check "${LOCK_ARGS[@]}" "$@" >>"$LOG" 2>&1; }
 t0=$(date +%s)
 
 say "[1/$N_STEPS] virtual environment at $VENV"

@@ -385,44 +385,28 @@ def test_pytest_plugin_records_each_outcome_and_skips_stand_in_failures(tmp_path
 
 
 # ---------------------------------------------------------------------------------- wheels, test set
-def _requirement_pins():
-    pins, unpinned = {}, set()
-    for path in (ROOT / 'requirements').glob('*.txt'):
-        for line in path.read_text().splitlines():
-            line = line.split('#')[0].strip()
-            match = re.fullmatch(r'([A-Za-z0-9_.\-]+)\s*(==\s*([^\s;]+))?.*', line) if line else None
-            if match:
-                name = gpu_check.normalise_name(match.group(1))
-                if match.group(3):
-                    pins[name] = match.group(3)
-                else:
-                    unpinned.add(name)
-    return pins, unpinned
-
-
-def test_wheel_list_agrees_with_requirements():
+def test_wheel_list_agrees_with_the_lock():
+    """Versions come from requirements/lock.txt (dev/update_lock.py derives them; tests/tools/test_lock.py checks the
+    derivation); here: the OpenMMLab stack, the stand-in policy and mmcv's version agree across the check's files."""
+    lock = {}
+    for line in (ROOT / 'requirements' / 'lock.txt').read_text().splitlines():
+        line = line.split('#')[0].strip()
+        if line:
+            name, version = line.split('==')
+            lock[gpu_check.normalise_name(name)] = version
     wheels = gpu_check.read_wheel_list()
-    pins, unpinned = _requirement_pins()
     for name, pin in wheels.items():
-        if name in pins and pin.version != pins[name]:
-            assert '!= requirements' in pin.comment, f'{name}=={pin.version} differs from requirements/ ' \
-                                                     f'({pins[name]}) without saying why'
-        elif name not in pins:  # unpinned or a dependency: the version this project's environment tests with
-            try:
-                tested = importlib.metadata.version(name)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-            assert pin.version == tested, f'{name}=={pin.version} but this environment tests {tested}'
-    assert wheels['numpy'].version == pins['numpy']
-    for name in ('mmengine', 'mmdet', 'mmdet3d', 'mmpretrain', 'segment-anything'):
-        assert wheels[name].version == pins[name], name
+        if '!= lock' not in pin.comment:
+            assert pin.version == lock[name], f'{name}=={pin.version} but requirements/lock.txt has {lock[name]}'
+    for name in ('numpy', 'mmengine', 'mmdet', 'mmdet3d', 'mmpretrain', 'segment-anything'):
+        assert wheels[name].version == lock[name] and '!= lock' not in wheels[name].comment, name
     assert {p.if_absent for p in wheels.values() if p.if_absent} == {'torchvision', 'PIL'}
     prepare = (HERE / 'prepare.sh').read_text()
     setup_env = (ROOT / 'tools' / 'setup_env.sh').read_text()
     mmcv = re.search(r'MMCV_SDIST="mmcv==([\d.]+)"', prepare).group(1)
-    assert mmcv == gpu_check.MMCV_VERSION == re.search(r'MMCV_VERSION=([\d.]+)', setup_env).group(1)
+    assert mmcv == gpu_check.MMCV_VERSION == re.search(r'MMCV_VERSION=([\d.]+)', setup_env).group(1) == lock['mmcv']
     scipy = re.search(r'SCIPY_FOR_LSAP="scipy==([\d.]+)"', prepare).group(1)
-    assert scipy == importlib.metadata.version('scipy')
+    assert scipy == lock['scipy']
 
 
 def _cuda_gated_tests():
