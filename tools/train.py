@@ -83,11 +83,13 @@ def main(argv=None):
     # Importing the package registers our modules, installs the CPU point-op fallbacks and the safe
     # checkpoint types, whether or not the config lists it in custom_imports.
     import projects.sam_mtp  # noqa: F401
-    from projects.sam_mtp.engine.launch import check_dataset_files, run_tool, setup_cpu_distributed
+    from projects.sam_mtp.engine.launch import (check_dataset_files, check_model_config, run_tool,
+                                                setup_cpu_distributed)
 
     def train():
         cfg = build_cfg(args)
         check_dataset_files(cfg, args.config, phases=('train', 'val'))
+        check_model_config(cfg, args.config)
         setup_cpu_distributed(args.launcher, cfg)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.train()

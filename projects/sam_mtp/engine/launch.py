@@ -69,6 +69,20 @@ def check_dataset_files(cfg: Config, config_path: str, phases=('train', 'val', '
                 _check_info_pickle(ann_path, config_path, phase)
 
 
+def check_model_config(cfg: Config, config_path: str) -> None:
+    """Let the model's class refuse, naming the config, a config it cannot train: a class that defines
+    ``check_train_config(cfg)`` returns the problem as text, or None (e.g. ``PointMAE``: a group size larger
+    than the points per scene). Runs before the Runner is built, so before the first step."""
+    model = cfg.get('model', None)
+    if not isinstance(model, dict) or not isinstance(model.get('type', None), str):
+        return
+    from mmdet3d.registry import MODELS
+    check = getattr(MODELS.get(model['type']), 'check_train_config', None)
+    problem = check(cfg) if callable(check) else None
+    if problem:
+        raise ConfigCheckError(f'{config_path}: {problem}')
+
+
 def _check_info_pickle(path, config_path, phase):
     try:
         with open(path, 'rb') as f:
