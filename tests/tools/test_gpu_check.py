@@ -38,10 +38,15 @@ class FakeClock(gpu_check.Clock):
 
 # ----------------------------------------------------------------------------------------- arguments
 def test_phase_selection_and_arguments(monkeypatch):
-    assert gpu_check.select_phases('all') == ['build', 'test', 'bench']
-    assert gpu_check.select_phases('bench, test') == ['test', 'bench']  # fixed order
+    assert gpu_check.select_phases('all') == ['build', 'bench', 'test']  # timings before the tests
+    assert gpu_check.select_phases('test, bench') == ['test', 'bench']  # the order given
+    assert gpu_check.select_phases('build,test') == ['build', 'test']
     with pytest.raises(ValueError, match=r"unknown phase\(s\) \['tests'\]"):
         gpu_check.select_phases('build,tests')
+    with pytest.raises(ValueError, match='build must come first'):
+        gpu_check.select_phases('bench,build')
+    with pytest.raises(ValueError, match='bench given twice'):
+        gpu_check.select_phases('bench,test,bench')
     monkeypatch.setenv('OUT', '/results')
     args = gpu_check.parse_args(['--phase', 'test', '--budget-test', '90', '--bench-items', 'point_ops'])
     assert args.phases == ['test'] and args.budget_test == 90 and args.out == '/results'
@@ -99,11 +104,14 @@ def test_bench_phase_keeps_finished_items_survives_a_crash_and_stops_at_its_budg
         out = Path(cmd[cmd.index('--out-dir') + 1])
         calls.append(names)
         start = clock.t
+        assert start + timeout + gpu_check.KILL_GRACE_S <= 100  # killed, at worst, by the phase's end
         for name in names:
             if name == 'stage2_step':
                 clock.t += 5
                 return 1, False
-            if clock.t + durations.get(name, 30) > start + timeout:
+            if clock.t + durations.get(name, 30) > start + timeout:  # stopped after its first part
+                (out / f'{name}.partial.json').write_text(json.dumps(dict(item=name, parts=dict(
+                    network=dict(what='the network alone', median_s=0.03)))))
                 clock.t = start + timeout
                 return None, True
             clock.t += durations.get(name, 30)
@@ -118,12 +126,82 @@ def test_bench_phase_keeps_finished_items_survives_a_crash_and_stops_at_its_budg
     assert [phase['items'][n]['status'] for n in bench.ITEMS] == [
         'done', 'failed', 'done', 'stopped', 'not run', 'not run', 'not run']
     assert phase['items']['stage2_step']['reason'].startswith('bench.py exited 1')
+    stopped = phase['items']['dinov2_vit_b']
+    assert stopped['reason'] == 'the phase budget ran out during this item'
+    assert stopped['parts'] == dict(network=dict(what='the network alone', median_s=0.03))  # its finished part
     assert phase['status'] == 'failed' and 'stage2_step' in phase['note']
     steps = 120 * math.ceil(78_000 / (16 * 4))  # the projection, computed here from its definition
     assert phase['projections']['stage1_wall_hours']['value'] == pytest.approx(steps * 0.5 / 3600)
     assert 'label_gpu_hours' not in phase['projections']  # DINOv2 did not finish
     md = (tmp_path / 'out' / 'gpu_report.md').read_text()
     assert '## bench: failed' in md and '| point_ops |' in md and 'not run' in md
+
+
+def test_test_outcomes_reach_out_as_each_test_finishes(tmp_path, monkeypatch):
+    """The pytest plugin appends to --out ($OUT) itself, and the report there follows each outcome: a call stopped
+    from outside still returns every test that finished."""
+    clock = FakeClock(1000)
+    check = make_check(tmp_path, '--phase', 'test', clock=clock)
+    check.stack_ready = True
+    out = tmp_path / 'out'
+    finished = ['tests/cuda/test_a.py::test_cuda_one', 'tests/cuda/test_a.py::test_cuda_two']
+    seen_in_report = []
+
+    def fake_pytest(cmd, log, timeout, env=None, on_tick=None, **kwargs):
+        outcomes = Path(env['SAM_MTP_TEST_LOG'])
+        assert outcomes.parent == out  # written where the device tool collects it
+        with open(outcomes, 'a') as f:
+            f.write(json.dumps(dict(collected=finished + ['tests/cuda/test_b.py::test_cuda_three'])) + '\n')
+        for nodeid in finished:
+            with open(outcomes, 'a') as f:
+                f.write(json.dumps(dict(nodeid=nodeid, outcome='passed', duration_s=2.0, reason='')) + '\n')
+            clock.t += 2
+            on_tick()
+            report = json.loads((out / 'gpu_report.json').read_text())
+            seen_in_report.append([t['nodeid'] for t in report['phases']['test']['tests']])
+        clock.t += timeout
+        return None, True  # stopped at the budget in the third test
+
+    monkeypatch.setattr(gpu_check, 'run_logged', fake_pytest)
+    assert check.run() == 1
+    assert seen_in_report == [finished[:1], finished]
+    rows = gpu_check.read_jsonl(out / gpu_check.TEST_OUTCOMES)
+    assert [r['nodeid'] for r in rows if 'outcome' in r] == finished
+    phase = json.loads((out / 'gpu_report.json').read_text())['phases']['test']
+    assert phase['status'] == 'stopped' and phase['not_run'] == ['tests/cuda/test_b.py::test_cuda_three']
+
+
+def test_out_holds_the_report_outcomes_and_logs_within_the_device_tools_limits(tmp_path, monkeypatch):
+    """What the device tool returns from $OUT: at most 8 files, 16 MiB each, at most 2 folders down, names of
+    letters, digits, '.', '_', '-'. The logs travel in one archive, each cut to its end."""
+    check = make_check(tmp_path, '--phase', 'bench,test', clock=FakeClock(100))
+    logs = tmp_path / 'work' / 'logs'
+    big = os.urandom(20 * 2**20)  # incompressible: the archive's size comes from the cut, not from gzip
+    monkeypatch.setattr(gpu_check.GPUCheck, 'phase_bench', lambda self, record: (
+        (logs / 'bench.log').write_bytes(big), 'done')[1])
+    monkeypatch.setattr(gpu_check.GPUCheck, 'phase_test', lambda self, record: (
+        (logs / 'test.log').write_text('PASSED tests/cuda/test_a.py::test_cuda_one\n'),
+        (tmp_path / 'out' / gpu_check.TEST_OUTCOMES).write_text('{}\n'), 'done')[2])
+    for name in ('install.log', 'mmcv-cuda-torch2.11.0-cp312-sm90-point.log', 'mmcv-cpu-torch2.11.0-cp312.log'):
+        (logs / name).write_text(f'{name} compiled\n' * 1000)
+    assert check.run() == 0
+    files = [p for p in (tmp_path / 'out').rglob('*') if p.is_file()]
+    assert len(files) <= 8
+    for path in files:
+        rel = path.relative_to(tmp_path / 'out')
+        assert len(rel.parts) <= 3 and all(re.fullmatch(r'[A-Za-z0-9._-]+', part) for part in rel.parts), rel
+        assert path.stat().st_size <= 16 * 2**20, rel
+    assert {p.name for p in files} == {'gpu_report.json', 'gpu_report.md', gpu_check.TEST_OUTCOMES,
+                                       gpu_check.LOG_ARCHIVE}
+    import tarfile
+    with tarfile.open(tmp_path / 'out' / gpu_check.LOG_ARCHIVE) as tar:
+        logs_back = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+    assert set(logs_back) == {f'logs/{p.name}' for p in logs.iterdir()}
+    assert logs_back['logs/test.log'] == b'PASSED tests/cuda/test_a.py::test_cuda_one\n'
+    cut = logs_back['logs/bench.log']
+    header, kept = cut.split(b'\n', 1)
+    assert big.endswith(kept) and len(kept) >= 2 * 2**20  # the end of the log, a fair share of it
+    assert header == f'[the first {len(big) - len(kept):,} of {len(big):,} bytes of this log were cut]'.encode()
 
 
 def test_test_outcomes_are_summarised_with_tests_that_never_ran():
@@ -172,7 +250,9 @@ def test_mmcv_build_policy(tmp_path, monkeypatch):
 
     monkeypatch.setattr(check, 'build_mmcv', build)
     check.ensure_mmcv({})
-    assert calls == [('cuda', 400 - gpu_check.CPU_BUILD_RESERVE), ('cpu', 400)]
+    # each build ends, its kill included, by the phase's deadline
+    grace = gpu_check.KILL_GRACE_S
+    assert calls == [('cuda', 400 - grace - gpu_check.CPU_BUILD_RESERVE), ('cpu', 400 - grace)]
     assert check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
     # A later call: the CPU build is cached, so the CUDA build may use the whole budget (ninja resumes it) ...
     (check.mmcv_build_dir('cpu') / '.complete').parent.mkdir(parents=True, exist_ok=True)
@@ -180,7 +260,7 @@ def test_mmcv_build_policy(tmp_path, monkeypatch):
     calls.clear()
     check.extra_paths = []
     check.ensure_mmcv({})
-    assert calls == [('cuda', 400)] and check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
+    assert calls == [('cuda', 400 - grace)] and check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
     # A CUDA build that failed in an earlier call is not retried in auto mode (the cached CPU build serves).
     (check.mmcv_build_dir('cuda') / '.failed').parent.mkdir(parents=True, exist_ok=True)
     (check.mmcv_build_dir('cuda') / '.failed').write_text('exit 1: nvcc error')
@@ -198,6 +278,140 @@ def test_mmcv_build_policy(tmp_path, monkeypatch):
     assert not calls and check.extra_paths == [check.mmcv_build_dir('cuda') / 'src']
     assert check.mmcv_build_dir('cuda').name == 'cuda-torch2.11.0-cp312-sm90-point'
     assert check.finished_builds() == [check.mmcv_build_dir('cuda'), check.mmcv_build_dir('cpu')]
+
+
+def _fake_stack(env_path: str, work: Path, cuda=None):
+    """What PROBE_MODULES prints for the stack: it imports once an mmcv build of ``work`` is on ``env_path``
+    (its CUDA ``cuda``, None: CPU-only); before, mmcv.ops does not."""
+    stack = {m: dict(ok=True, version='1.0', file='', shim=False) for m in gpu_check.STACK_MODULES}
+    stack['mmcv.ops']['cuda'] = cuda
+    stack['projects.sam_mtp.ops'] = dict(ok=True, version='', file='', shim=False,
+                                         routing=dict(knn='mmcv' if cuda else 'pytorch'))
+    if str(work / 'mmcv') not in env_path:
+        stack['mmcv.ops'] = dict(ok=False, error='ModuleNotFoundError: No module named mmcv._ext')
+    return stack
+
+
+def _fake_build_machine(check, tmp_path, monkeypatch):
+    """A machine where the install is done and mmcv's build is a fake: setup.py 'compiles' _ext*.so."""
+    check._torch_info = dict(torch='2.11.0+cu130', python_tag='cp312', capability='9.0', cuda_available=True,
+                             torch_cuda='13.0', python='3.12.3', torch_dir='/torch')
+    monkeypatch.setattr(check, 'install_wheels', lambda record: None)
+    monkeypatch.setattr(check, 'add_shims', lambda record: None)
+    monkeypatch.setattr(gpu_check, 'find_cuda_home', lambda: tmp_path / 'cuda')
+    monkeypatch.setattr(gpu_check, 'cuda_include_dirs', lambda cuda_home, torch_dir: [])
+    (tmp_path / 'whl').mkdir(exist_ok=True)
+    (tmp_path / 'whl' / f'mmcv-{gpu_check.MMCV_VERSION}.tar.gz').write_bytes(b'sdist')
+    for kind in ('cuda', 'cpu'):  # sources already unpacked (an earlier, interrupted call)
+        (check.mmcv_build_dir(kind) / 'src' / 'mmcv').mkdir(parents=True)
+
+
+def test_a_cuda_build_whose_import_crashes_falls_back_to_the_cpu_build(tmp_path, monkeypatch):
+    """The H200 run: the CUDA build finished, then the import probe of its mmcv.ops died (SIGSEGV). --mmcv auto
+    marks that build failed with the reason, builds the CPU-only ops, records why the mode is fallback, and the
+    bench and test phases still run."""
+    clock = FakeClock(gpu_check.DEFAULT_TOTAL_BUDGET)
+    check = make_check(tmp_path, '--phase', 'build,bench,test', '--wheels', str(tmp_path / 'whl'), clock=clock)
+    _fake_build_machine(check, tmp_path, monkeypatch)
+    builds = []
+
+    def fake_setup_py(cmd, log, timeout, env=None, cwd=None, **kwargs):
+        builds.append((Path(cwd).parent.name.split('-')[0], timeout))
+        clock.t += 60
+        (Path(cwd) / 'mmcv' / '_ext.cpython-312-x86_64-linux-gnu.so').write_bytes(b'elf')
+        return 0, False
+
+    crash = ('/usr/bin/python3 could not run a probe (killed by SIGSEGV; modules mmcv.ops): Fatal Python error: '
+             'Segmentation fault')
+
+    def fake_probe(code, *modules, env=None, **kwargs):
+        path = (env or check.env())['PYTHONPATH']
+        if str(check.mmcv_build_dir('cuda')) in path:
+            assert modules == ('mmcv.ops', )  # only build_mmcv's check of the build it just made sees it
+            raise RuntimeError(crash)
+        return _fake_stack(path, check.work)
+
+    ran = []
+
+    def fake_phase(self, record):
+        ran.append(self.phase)
+        return 'done' if self.ensure_stack_for(record) else 'failed'
+
+    monkeypatch.setattr(gpu_check, 'run_logged', fake_setup_py)
+    monkeypatch.setattr(check, 'probe', fake_probe)
+    monkeypatch.setattr(gpu_check.GPUCheck, 'phase_bench', fake_phase)
+    monkeypatch.setattr(gpu_check.GPUCheck, 'phase_test', fake_phase)
+    assert check.run() == 0
+    deadline = 400 - gpu_check.KILL_GRACE_S  # the build phase's, less the kill
+    assert builds == [('cuda', deadline - gpu_check.CPU_BUILD_RESERVE), ('cpu', deadline - 60)]
+    failed = check.mmcv_build_dir('cuda') / '.failed'
+    assert 'killed by SIGSEGV' in failed.read_text()  # a later auto call does not build it again
+    assert (check.mmcv_build_dir('cpu') / '.complete').exists()
+    assert not (check.mmcv_build_dir('cuda') / '.complete').exists()
+    report = json.loads((tmp_path / 'out' / 'gpu_report.json').read_text())
+    steps = {s['name']: s for s in report['phases']['build']['steps']}
+    assert steps['mmcv cuda']['status'] == 'failed' and 'killed by SIGSEGV' in steps['mmcv cuda']['detail']
+    assert steps['mmcv cpu']['status'] == 'done'
+    assert report['mode'] == 'fallback' and 'killed by SIGSEGV' in report['mode_reason']
+    assert ran == ['bench', 'test'] and report['phases']['bench']['status'] == 'done'
+    assert report['phases']['test']['status'] == 'done'
+    assert 'killed by SIGSEGV' in (tmp_path / 'out' / 'gpu_report.md').read_text()
+
+
+def test_the_bench_runs_before_the_tests_which_get_the_time_left(tmp_path, monkeypatch):
+    clock = FakeClock(gpu_check.DEFAULT_TOTAL_BUDGET)
+    check = make_check(tmp_path, clock=clock)  # --phase all
+    spent = dict(build=142, bench=180, test=0)
+    order = []
+
+    def fake_phase(self, record):
+        order.append((self.phase, record['budget_s']))
+        clock.t += spent[self.phase]
+        return 'done'
+
+    for name in gpu_check.PHASES:
+        monkeypatch.setattr(gpu_check.GPUCheck, f'phase_{name}', fake_phase)
+    assert check.run() == 0
+    total = gpu_check.DEFAULT_TOTAL_BUDGET
+    assert order == [('build', 400), ('bench', 210), ('test', total - 142 - 180)]
+    # a budget given for the last phase is kept
+    clock = FakeClock(total)
+    order.clear()
+    check = make_check(tmp_path, '--phase', 'bench,test', '--budget-test', '100', '--budget-bench', '50',
+                       clock=clock)
+    assert check.run() == 0 and order == [('bench', 50), ('test', 100)]
+
+
+def test_a_call_ends_30_s_under_the_command_limit_kills_included(tmp_path, monkeypatch):
+    """Every subprocess runs to its timeout and then takes the longest kill (SIGTERM ignored, SIGKILL after the
+    waits): the call still ends 30 s or more under the device tool's 600-s command limit."""
+    assert gpu_check.KILL_GRACE_S >= 15 + 5  # _kill_group's waits
+    clock = FakeClock(gpu_check.parse_args([]).budget_total)
+    check = make_check(tmp_path, '--wheels', str(tmp_path / 'whl'), '--budget-build', '300', clock=clock)
+    _fake_build_machine(check, tmp_path, monkeypatch)
+    ran = []
+
+    def slowest(cmd, log, timeout, env=None, cwd=None, **kwargs):
+        ran.append((check.phase, cmd[1] if check.phase == 'bench' else None))
+        if check.phase == 'build' and Path(cwd).parent.name.startswith('cpu'):  # finishes (94 s on the H200)
+            clock.t += 94
+            (Path(cwd) / 'mmcv' / '_ext.so').write_bytes(b'elf')
+            return 0, False
+        clock.t += max(0, timeout) + 15 + 5
+        return None, True
+
+    def probe(code, *modules, env=None, **kwargs):
+        clock.t += 10
+        return _fake_stack((env or check.env())['PYTHONPATH'], check.work)
+
+    monkeypatch.setattr(gpu_check, 'run_logged', slowest)
+    monkeypatch.setattr(check, 'probe', probe)
+    check.run()
+    # the CUDA build stopped, the CPU build, bench.py stopped, pytest stopped
+    assert ran == [('build', None), ('build', None), ('bench', str(HERE / 'bench.py')), ('test', None)]
+    assert clock.t <= 600 - 30
+    report = json.loads((tmp_path / 'out' / 'gpu_report.json').read_text())
+    assert [report['phases'][p]['status'] for p in ('build', 'bench', 'test')] == ['done', 'stopped', 'stopped']
 
 
 def test_install_keeps_the_machines_own_build_of_if_absent_wheels(tmp_path, monkeypatch):
@@ -499,21 +713,26 @@ def test_a_probe_that_crashes_says_how_it_ended(tmp_path):
     error names the signal and the modules instead of an empty message."""
     assert gpu_check.describe_exit(1) == 'exit 1' and gpu_check.describe_exit(-11) == 'killed by SIGSEGV'
     check = make_check(tmp_path)
-    crash = 'import os, signal, sys; os.kill(os.getpid(), signal.SIGSEGV)'
-    with pytest.raises(RuntimeError, match=r'killed by SIGSEGV; modules mmcv\.ops\): no output \(a crash inside'):
+    crash = 'import os, signal, sys\ndef load_ext():\n    os.kill(os.getpid(), signal.SIGSEGV)\nload_ext()'
+    with pytest.raises(RuntimeError, match=r'killed by SIGSEGV; modules mmcv\.ops\): ') as error:
         check.probe(crash, 'mmcv.ops', env=dict(os.environ))
+    # faulthandler's Python stack says where it died
+    assert 'Fatal Python error: Segmentation fault' in str(error.value) and 'in load_ext' in str(error.value)
 
 
 # -------------------------------------------------------------------------------- report and the docs
 def _sample_report():
-    items = {n: dict(status='done', what=f'{n} at size', median_s=0.25, min_s=0.2, peak_memory_mib=2048.0)
+    items = {n: dict(status='done', what=f'{n} at size', median_s=0.25, min_s=0.2, peak_memory_mib=2048.0,
+                     mmcv=dict(mode='fallback', cuda=None, routing=dict(knn='pytorch')))
              for n in bench.ITEMS}
+    items['threedetr_step'].update(tokens_per_scene=[455, 470, 461])
     items['stage1_step'].update(batch_per_gpu=16, epochs=120)
     items['stage2_step'].update(batch_per_gpu=16, epochs=120, median_s=0.5)
     items['dinov2_vit_b'].update(median_s=0.05, pooling_s=0.01)
     items['sam_vit_h_amg'].update(median_s=2.0, masks_kept=150)
     report = gpu_check.empty_report()
-    report.update(updated='2027-01-02T03:04:05+00:00', mode='kernels',
+    report.update(updated='2027-01-02T03:04:05+00:00', mode='fallback',
+                  mode_reason='the CUDA build is not used: built, but mmcv.ops does not import: killed by SIGSEGV',
                   commit=dict(commit='0123abc', dirty=False),
                   machine=dict(gpu='NVIDIA H200', gpu_memory_gib=139.8, capability='9.0', cpu_count=16,
                                hostname='gpu-1'),
@@ -548,7 +767,10 @@ def test_docs_section_is_generated_from_the_recorded_report(tmp_path):
     section = gpu_report.docs_section(new)
     assert new.replace(section, '') == docs_text.replace(gpu_report.docs_section(docs_text), '')  # rest intact
     assert '2027-01-02T03:04:05+00:00' in section and '`0123abc`' in section and 'NVIDIA H200' in section
-    assert '| stage1_step | stage1_step at size | done | 250.0 ms | 200.0 ms | 2,048 MiB |' in section
+    assert '| stage1_step | stage1_step at size | done | fallback | 250.0 ms | 200.0 ms | 2,048 MiB |' in section
+    assert '- mode: fallback mode: the PyTorch point ops on CUDA tensors (the CUDA build is not used: built, but ' \
+        'mmcv.ops does not import: killed by SIGSEGV)' in section
+    assert '- threedetr_step: SAM tokens per scene 455-470 (mean 462)' in section
     assert 'this GPU has no bfloat16' in section and json.loads(kept.read_text())['commit']['commit'] == '0123abc'
     assert 'Not measured yet' in gpu_report.render_docs_section(None)
 
@@ -564,3 +786,93 @@ def test_benchmark_items_at_toy_size_on_cpu(tmp_path):
         'furthest_point_sample', 'ball_query', 'knn', 'three_nn')}
     stage1 = results['stage1_step']
     assert stage1['epochs'] > 0 and all(math.isfinite(v) for v in stage1['losses'].values())
+    from projects.sam_mtp.ops import dispatch
+    for name in ('point_ops', 'stage1_step'):  # which implementation timed the point ops
+        assert results[name]['mmcv']['routing'] == dispatch.kernel_routing('cpu')
+
+
+def test_mmcv_stamp_names_the_mode_from_the_routing(monkeypatch):
+    from projects.sam_mtp.ops import dispatch
+    for routing, mode in (({'knn': 'mmcv', 'ball_query': 'mmcv'}, 'kernels'),
+                          ({'knn': 'pytorch', 'ball_query': 'pytorch'}, 'fallback'),
+                          ({'knn': 'mmcv', 'ball_query': 'pytorch'}, 'mixed')):
+        monkeypatch.setattr(dispatch, 'kernel_routing', lambda device_type, r=routing: dict(r))
+        monkeypatch.setattr(dispatch, 'mmcv_cuda_build', lambda: '13.0')
+        assert bench.mmcv_stamp('cuda') == dict(mode=mode, cuda='13.0', routing=routing)
+
+
+def _tiny_sam_run(tmp_path, monkeypatch, device, steps=2):
+    """bench.py's SAM item at toy size (a SAM of the real segment_anything classes, 32-d, one block) on
+    ``device``, watching the model it builds and what its image encoder is fed."""
+    from projects.sam_mtp.labels import mask_sources
+    built, encoder_inputs = [], []
+    real_build_sam = mask_sources.build_sam
+
+    def build_and_watch(*args, **kwargs):
+        model = real_build_sam(*args, **kwargs)
+        model.image_encoder.register_forward_pre_hook(lambda module, inputs: encoder_inputs.append(inputs[0].device))
+        built.append(model)
+        return model
+
+    monkeypatch.setattr(mask_sources, 'build_sam', build_and_watch)
+    results = bench.main(['sam_vit_h_amg', '--tiny', '--device', device, '--steps', str(steps), '--warmup', '0',
+                          '--out-dir', str(tmp_path)])
+    (model, ) = built
+    return results['sam_vit_h_amg'], model, encoder_inputs
+
+
+def test_sam_item_runs_on_the_timers_device_and_keeps_the_encoder_before_the_mask_loop(tmp_path, monkeypatch):
+    """segment-anything makes pixel_mean / pixel_std with torch.Tensor(list), which ignores `with torch.device`,
+    and SamPredictor puts the image on pixel_mean's device: on a GPU the item fed CPU images to GPU weights. On the
+    meta device (not the default one) every parameter and buffer of the built SAM, and every image its encoder
+    gets, must be there. The encoder's time is kept as soon as it is measured, before the mask loop, which cannot
+    finish on meta (its masks go to numpy) and so fails the item."""
+    result, model, encoder_inputs = _tiny_sam_run(tmp_path, monkeypatch, 'meta')
+    assert {t.device.type for t in [*model.parameters(), *model.buffers()]} == {'meta'}
+    assert len(list(model.buffers())) >= 2  # pixel_mean and pixel_std among them
+    assert encoder_inputs and {d.type for d in encoder_inputs} == {'meta'}
+    assert result['status'] == 'failed'
+    failed = json.loads((tmp_path / 'sam_vit_h_amg.error.json').read_text())
+    encoder = failed['parts']['image_encoder']
+    assert encoder['steps'] == 2 and encoder['what'].startswith('image encoder on the whole frame (1 of the 5 crops')
+    assert len(encoder_inputs) > 2  # the two timed runs came first, then the mask loop began (and failed)
+    assert json.loads((tmp_path / 'sam_vit_h_amg.partial.json').read_text())['parts'] == failed['parts']
+
+
+def test_sam_item_at_toy_size_on_cpu(tmp_path, monkeypatch):
+    result, model, encoder_inputs = _tiny_sam_run(tmp_path, monkeypatch, 'cpu', steps=1)
+    assert result['median_s'] > 0 and result['masks_kept'] > 0
+    assert result['parts']['image_encoder']['median_s'] > 0 and result['mmcv']['mode'] in ('kernels', 'fallback',
+                                                                                              'mixed')
+    # one timed encoder run, then the 5 crops of each of the frame loop's frames (1 crop layer: 1 + 4)
+    assert len(encoder_inputs) == 1 + 5 * result['steps']
+
+
+def _config_tokens(segment, cfg) -> int:
+    """Tokens the SAM tokenizer makes of a scene, from its rules: one per segment of >= min_points points, one
+    fallback token per fallback_size points outside those (at most max_fallback_tokens), max_tokens in all."""
+    import torch
+    sizes = torch.bincount(segment[segment >= 0])
+    regions = int((sizes >= cfg.min_points).sum())
+    unassigned = int((segment < 0).sum()) + int(sizes[sizes < cfg.min_points].sum())
+    fallback = min(math.ceil(unassigned / cfg.fallback_size), cfg.max_fallback_tokens)
+    return min(regions + fallback, cfg.max_tokens)
+
+
+def test_detection_bench_scenes_have_hundreds_of_sam_tokens():
+    """3DETR's (40k points) and GroupFree3D's (50k) bench scenes give the configs' SAM tokenizer hundreds of
+    tokens each, as real ScanNet rooms do, not the ~140 of one segment per box and floor cell."""
+    import torch
+    from mmengine.config import Config
+
+    from projects.sam_mtp.models.tokenizers import SAMGuidedTokenizer
+    cfg = Config.fromfile(str(ROOT / 'configs/sam_mtp/finetune/_base_/sam_mtp_downstream.py')).det_sam_tokenizer
+    tokenizer = SAMGuidedTokenizer(**{k: v for k, v in cfg.items() if k != 'type'}).eval()
+    for points in (40_000, 50_000):
+        data = bench.detection_batch(1, points, 12, torch.Generator().manual_seed(0), 18,
+                                     bench.DETECTION_SCENE_SEGMENTS)
+        for scene in data['inputs']['points']:
+            segment = scene[:, 3].long()
+            expected = _config_tokens(segment, cfg)
+            assert 400 <= expected <= 500, expected  # docs/gpu_check.md and bench.py state 460-480
+            assert tokenizer(scene[None, :, :3], segment[None] + 1).num_tokens.tolist() == [expected]

@@ -15,8 +15,10 @@ Weights are random: the cost of a step or a forward does not depend on them. SAM
 runs with its quality thresholds at 0, because random weights pass none of them; the item reports how many masks
 its post-processing handled (real SAM ViT-H keeps on the order of 50-200 per indoor frame). Times are the
 median of ``--steps`` after ``--warmup``, each bracketed by ``torch.cuda.synchronize``; peak memory is
-``torch.cuda.max_memory_allocated`` over those steps. The items run one after the other in this process, each
-result written as soon as it is measured. ``--tiny --device cpu`` runs every item at toy size on the CPU (how
+``torch.cuda.max_memory_allocated`` over those steps. SAM's image encoder is timed, and written to
+``<item>.partial.json``, before the automatic-mask loop, the slow part: median of up to 3 frames. Every result is
+stamped with the mmcv mode its point ops ran in (``mmcv``). The items run one after the other in this process,
+each result written as soon as it is measured. ``--tiny --device cpu`` runs every item at toy size on the CPU (how
 the tests keep this script from rotting); its numbers mean nothing.
 """
 import argparse
@@ -28,7 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
@@ -118,20 +120,37 @@ def stage_step(stage: int, args, timer: Timer) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- label models
+def sam_model_on(device, model_type: str, arch=None):
+    """SAM with random weights on ``device``.
+
+    Made under the device context, so that ViT-H's 636M parameters are initialised there directly, then moved
+    with ``.to(device)``: segment-anything creates ``pixel_mean`` / ``pixel_std`` with the legacy
+    ``torch.Tensor(list)``, which ignores the device context, and ``Sam.device`` (where ``SamPredictor`` puts the
+    image) is the device of ``pixel_mean``.
+    """
+    import torch
+
+    from projects.sam_mtp.labels.mask_sources import build_sam
+    with torch.device(device):
+        model = build_sam(model_type, arch)
+    return model.to(device).eval()
+
+
 def sam_amg(args, timer: Timer) -> dict:
     import numpy as np
     import torch
     from segment_anything import SamAutomaticMaskGenerator
 
-    from projects.sam_mtp.labels.mask_sources import build_sam, masks_to_region_map
+    from projects.sam_mtp.labels.mask_sources import masks_to_region_map
     cfg = config(LABEL_CONFIG)
     settings = {k: v for k, v in cfg.mask_source.items() if k not in ('type', 'checkpoint', 'model_type', 'arch',
                                                                        'device')}
     model_type, arch = cfg.mask_source.model_type, cfg.mask_source.get('arch')
     if args.tiny:
-        model_type, settings['points_per_side'] = 'custom', 4
-        arch = dict(encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2, encoder_global_attn_indexes=[0],
-                    image_size=256, decoder_depth=1, decoder_mlp_dim=32, iou_head_hidden_dim=32)
+        model_type, settings['points_per_side'] = 'custom', 2
+        arch = dict(encoder_embed_dim=16, encoder_depth=1, encoder_num_heads=2, encoder_global_attn_indexes=[0],
+                    image_size=128, prompt_embed_dim=16, decoder_depth=1, decoder_mlp_dim=16, decoder_num_heads=2,
+                    iou_head_hidden_dim=16, mask_in_chans=4)
     # Random weights predict low IoU and stability for every mask: at the spec's thresholds nothing is kept and
     # SAM's generator then fails on its empty crop list. With both thresholds at 0 every mask reaches box NMS,
     # so the decoder and post-processing run on real numbers of masks (reported as masks_kept).
@@ -141,11 +160,16 @@ def sam_amg(args, timer: Timer) -> dict:
     if _is_stand_in('cv2') and settings.get('min_mask_region_area', 0) > 0:
         settings['min_mask_region_area'] = 0
         notes.append('small-region removal (OpenCV, CPU) not run: no OpenCV on this machine')
-    with torch.device(timer.device):  # random weights, made on the GPU directly (ViT-H: 636M parameters)
-        model = build_sam(model_type, arch).eval()
-    generator = SamAutomaticMaskGenerator(model, output_mode='binary_mask', **settings)
+    generator = SamAutomaticMaskGenerator(sam_model_on(timer.device, model_type, arch), output_mode='binary_mask',
+                                          **settings)
     height, width = cfg.label_cfg.mask_size
     image = _synthetic_image(height, width)
+
+    # The image encoder first, kept at once: the mask loop below is the slow part, and an item stopped in it
+    # (its cap, the phase budget) still reports the encoder's time per crop.
+    encoder = timer(lambda: generator.predictor.set_image(image),
+                    f'image encoder on the whole frame (1 of the {_crops(settings["crop_n_layers"])} crops)')
+    args.save_part('image_encoder', encoder)
     kept = []
 
     @torch.no_grad()
@@ -155,17 +179,19 @@ def sam_amg(args, timer: Timer) -> dict:
         if results:
             masks_to_region_map(np.stack([r['segmentation'] for r in results]), np.array([r['area'] for r in results]))
 
-    result = timer(frame, f'SAM {model_type} automatic masks, one {width}x{height} frame '
-                   f'({settings["points_per_side"]}^2 points, {settings["crop_n_layers"]} crop layer)',
-                   settings=settings, notes=notes)
+    # The encoder's runs above warmed the GPU up; a frame takes seconds, so fewer of them.
+    frames = Timer(timer.device, steps=min(timer.steps, 3), warmup=0)
+    result = frames(frame, f'SAM {model_type} automatic masks, one {width}x{height} frame '
+                    f'({settings["points_per_side"]}^2 points, {settings["crop_n_layers"]} crop layer)',
+                    settings=settings, notes=notes)
     result['masks_kept'] = kept[-1]
-
-    @torch.no_grad()
-    def encoder():
-        generator.predictor.set_image(image)
-
-    result['parts'] = dict(image_encoder=timer(encoder, 'image encoder on the whole frame (1 of the 5 crops)'))
+    result['parts'] = dict(image_encoder=encoder)
     return result
+
+
+def _crops(crop_n_layers: int) -> int:
+    """Crops SAM's automatic mask generator encodes per image: the whole image plus (2^i)^2 per layer i."""
+    return sum(4 ** i for i in range(crop_n_layers + 1))
 
 
 def dinov2(args, timer: Timer) -> dict:
@@ -227,10 +253,22 @@ def _is_stand_in(module: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- detection
-def detection_batch(batch: int, num_points: int, num_boxes: int, generator, num_classes: int):
-    """Synthetic ScanNet-like scenes in mmdet3d's format: points (N, 4) = xyz + scene-segment id (a segment per
-    box, 1 m floor cells, 10 % of the points in none), axis-aligned boxes with labels, instance / semantic
-    masks (GroupFree3D's targets)."""
+# Scene segments per detection bench scene. The configs' SAM tokenizer (configs/sam_mtp/finetune/_base_/
+# sam_mtp_downstream.py) makes one token per segment of >= 16 points, up to 1,024 per scene, plus one fallback
+# token per ~64 points in no segment; SAM masks of a ScanNet room's frames merged into 3D give segments by the
+# hundreds (objects split into parts, walls and floor into pieces). 400 segments over 90 % of the points give
+# the bench's 8 scenes 458-462 tokens each for 3DETR (40k points: ~398 segment + ~63 fallback tokens) and
+# 475-479 for GroupFree3D (50k points); the item records the counts it timed (tokens_per_scene), and
+# tests/tools/test_gpu_check.py checks them against the tokenizer's rules.
+DETECTION_SCENE_SEGMENTS = 400
+
+
+def detection_batch(batch: int, num_points: int, num_boxes: int, generator, num_classes: int,
+                    num_segments: Optional[int] = None):
+    """Synthetic ScanNet-like scenes in mmdet3d's format: points (N, 4) = xyz + scene-segment id, axis-aligned
+    boxes with labels, instance / semantic masks (GroupFree3D's targets). Segments: one per box and per 1 m
+    floor cell, or with ``num_segments`` that many cells of nearest seed points (seeds drawn from the scene's
+    points); 10 % of the points in none (-1) either way."""
     import torch
     from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes, PointData
     from mmengine.structures import InstanceData
@@ -244,8 +282,12 @@ def detection_batch(batch: int, num_points: int, num_boxes: int, generator, num_
         inside = centre[box_of] + (torch.rand(len(box_of), 3, generator=generator) - 0.5) * size[box_of]
         floor = torch.rand(num_floor, 3, generator=generator) * torch.tensor([8., 8., 0.])
         xyz = torch.cat([floor, inside])
-        cells = (floor[:, 0].floor() * 8 + floor[:, 1].floor()).long()
-        segment = torch.cat([num_boxes + cells, box_of])
+        if num_segments is None:
+            cells = (floor[:, 0].floor() * 8 + floor[:, 1].floor()).long()
+            segment = torch.cat([num_boxes + cells, box_of])
+        else:
+            seeds = xyz[torch.randperm(num_points, generator=generator)[:num_segments]]
+            segment = torch.cdist(xyz, seeds).argmin(dim=1)
         segment[torch.rand(num_points, generator=generator) < 0.1] = -1
         labels = torch.randint(0, num_classes, (num_boxes, ), generator=generator)
         instance = torch.cat([torch.zeros(num_floor, dtype=torch.long), box_of + 1])
@@ -268,6 +310,7 @@ def detector_step(name: str, args, timer: Timer) -> dict:
     from mmengine.registry import init_default_scope
     import projects.sam_mtp.models.detectors  # noqa: F401  (3DETR)
     import projects.sam_mtp.models.heads  # noqa: F401
+    from projects.sam_mtp.models.tokenizers import SAMGuidedTokenizer
 
     init_default_scope('mmdet3d')
     path = dict(threedetr='configs/sam_mtp/finetune/{}3detr_sam-mtp-ft_{}scannet-3d.py',
@@ -276,14 +319,22 @@ def detector_step(name: str, args, timer: Timer) -> dict:
     cfg.model.backbone.init_cfg = None  # random weights
     batch = 2 if args.tiny else cfg.train_dataloader.batch_size
     points = 2048 if args.tiny else _sampled_points(cfg)
+    segments = 40 if args.tiny else DETECTION_SCENE_SEGMENTS
     head = cfg.model.bbox_head
     num_classes = head.get('num_classes')
     model = MODELS.build(cfg.model).to(timer.device)
-    data = detection_batch(batch, points, 12, torch.Generator().manual_seed(0), num_classes)
+    tokens = []  # real tokens per scene of the last forward
+    for module in model.modules():
+        if isinstance(module, SAMGuidedTokenizer):
+            module.register_forward_hook(lambda m, i, out: tokens.__setitem__(slice(None), out.num_tokens.tolist()))
+    data = detection_batch(batch, points, 12, torch.Generator().manual_seed(0), num_classes, segments)
     label = dict(threedetr='3DETR', groupfree3d='GroupFree3D')[name]
-    return _train_step_timing(model, cfg.optim_wrapper, data, timer,
-                              f'{label} + SAM-MTP encoder training step, {batch} scenes x {points:,} points',
-                              batch_per_gpu=batch, points=points)
+    result = _train_step_timing(
+        model, cfg.optim_wrapper, data, timer,
+        f'{label} + SAM-MTP encoder training step, {batch} scenes x {points:,} points, {segments} segments each',
+        batch_per_gpu=batch, points=points, segments_per_scene=segments)
+    result['tokens_per_scene'] = tokens
+    return result
 
 
 def _sampled_points(cfg) -> int:
@@ -362,10 +413,22 @@ def write_json(path: str, value: dict) -> None:
     os.replace(tmp, path)
 
 
+def mmcv_stamp(device_type: str) -> dict:
+    """Which implementation timed the point ops of an item: mmcv's CUDA build (None: built without CUDA), the
+    route of each dispatched op on ``device_type`` (mmcv's kernel or the plugin's PyTorch op, as learned so far)
+    and the mode: ``kernels`` (every op on mmcv), ``fallback`` (every op on PyTorch) or ``mixed``."""
+    from projects.sam_mtp.ops.dispatch import kernel_routing, mmcv_cuda_build
+    routing = kernel_routing(device_type)
+    routes = set(routing.values())
+    mode = 'kernels' if routes == {'mmcv'} else 'fallback' if routes == {'pytorch'} else 'mixed'
+    return dict(mode=mode, cuda=mmcv_cuda_build(), routing=routing)
+
+
 def main(argv=None) -> Dict[str, dict]:
     """Run the items one after the other in this process (the stack is imported once); each writes its result
-    as soon as it finishes, so a run stopped from outside keeps the finished ones. A failing item (an error,
-    or --item-cap reached) is recorded and the next one runs."""
+    as soon as it finishes, so a run stopped from outside keeps the finished ones, and an item's finished parts
+    (``args.save_part``) go to ``<item>.partial.json`` as soon as they are measured. A failing item (an error,
+    or --item-cap reached) is recorded with those parts and the next one runs."""
     args = parse_args(argv)
     import signal
     import traceback
@@ -382,6 +445,14 @@ def main(argv=None) -> Dict[str, dict]:
         for item in args.items:
             torch.manual_seed(0)
             print(f'bench: {item} ...', flush=True)
+            parts: Dict[str, dict] = {}
+
+            def save_part(name: str, value: dict, item=item, parts=parts) -> None:
+                parts[name] = value
+                write_json(osp.join(args.out_dir, f'{item}.partial.json'),
+                           dict(item=item, parts=parts, mmcv=mmcv_stamp(device.type)))
+
+            args.save_part = save_part
             signal.alarm(args.item_cap)
             try:
                 with tempfile.TemporaryDirectory() as tmp:
@@ -390,19 +461,22 @@ def main(argv=None) -> Dict[str, dict]:
             except Exception as error:  # the report says why; the next item still runs
                 reason = f'stopped at --item-cap {args.item_cap} s' if isinstance(error, ItemTimeout) else \
                     f'{type(error).__name__}: {error}'.splitlines()[0][:500]
-                write_json(osp.join(args.out_dir, f'{item}.error.json'),
-                           dict(item=item, reason=reason, traceback=traceback.format_exc()[-3000:]))
+                failed = dict(item=item, reason=reason, traceback=traceback.format_exc()[-3000:],
+                              mmcv=mmcv_stamp(device.type))
+                if parts:
+                    failed['parts'] = parts
+                write_json(osp.join(args.out_dir, f'{item}.error.json'), failed)
                 print(f'bench: {item} failed: {reason}', flush=True)
-                results[item] = dict(status='failed', reason=reason)
+                results[item] = dict(status='failed', **failed)
                 continue
             finally:
                 signal.alarm(0)
                 if device.type == 'cuda':
                     torch.cuda.empty_cache()
-            result.update(item=item, device=str(device), tiny=args.tiny,
+            result.update(item=item, device=str(device), tiny=args.tiny, mmcv=mmcv_stamp(device.type),
                           gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else None)
             write_json(osp.join(args.out_dir, f'{item}.json'), result)
-            print(json.dumps({k: v for k, v in result.items() if k not in ('parts', 'losses')}), flush=True)
+            print(json.dumps({k: v for k, v in result.items() if k not in ('parts', 'losses', 'mmcv')}), flush=True)
             results[item] = result
     finally:
         signal.signal(signal.SIGALRM, previous)

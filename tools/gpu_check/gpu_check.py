@@ -1,30 +1,34 @@
-"""The GPU check: offline install, mmcv's ops for this GPU, the CUDA tests and paper-size timings, one report.
+"""The GPU check: offline install, mmcv's ops for this GPU, paper-size timings and the CUDA tests, one report.
 
-    bash tools/gpu_check/run.sh [--phase build|test|bench|all] [--python PY] [--mmcv auto|cuda|cpu|installed]
+    bash tools/gpu_check/run.sh [--phase build,bench,test] [--python PY] [--mmcv auto|cuda|cpu|installed]
 
 Made for a bare, short-lived GPU machine without network (docs/gpu_check.md): it runs from the repository root
 with the wheels that ``tools/gpu_check/prepare.sh`` downloaded into ``.whl/``.
 
-Phases (comma-separated, in this order whatever the order given):
+Phases (comma-separated, run in the order given; build first when it is given; ``all`` = build,bench,test):
   build  install the wheels (unpacked from .whl/wheels.tar.xz) with ``pip install --no-index --no-deps
          --target <work>/site``, then build mmcv 2.1.0's ops from its sdist for this GPU's architecture only,
          with all cores, cached in the work folder so that a later call on the same machine skips it. If the
-         CUDA build fails or would not finish in its budget, mmcv's CPU-only ops are built instead: **fallback
-         mode**, where the plugin's dispatch runs CUDA tensors through its PyTorch point ops.
+         CUDA build fails, would not finish in its budget, or its ``mmcv.ops`` does not import (a crash
+         included), mmcv's CPU-only ops are built instead: **fallback mode**, where the plugin's dispatch runs
+         CUDA tensors through its PyTorch point ops; the report says why.
+  bench  paper-size step times and peak memory (tools/gpu_check/bench.py), and the projections users ask for.
   test   the CUDA tests with pytest (op parity mmcv kernel vs PyTorch, tokenizers / backbone / heads / losses on
          CUDA tensors, fp16/bf16 autocast training steps, a 1-process NCCL ``dist_train.sh``); every outcome is
-         recorded as it finishes.
-  bench  paper-size step times and peak memory (tools/gpu_check/bench.py), and the projections users ask for.
-A phase past its time budget stops itself and reports what finished. An environment that already has the
-stack (``--python .venv/bin/python``) is used as it is. The report, ``gpu_report.json`` / ``gpu_report.md``,
-goes to ``--out`` (default ``$OUT``, else ``work_dirs/gpu_check``) and accumulates over the calls of one
-machine (kept in the work folder).
+         appended to ``<out>/test_outcomes.jsonl`` as it finishes.
+The last phase of the call gets all the time the others left (unless its ``--budget-*`` is given). A phase past
+its time budget stops itself (its subprocesses killed within the budget) and reports what finished. An
+environment that already has the stack (``--python .venv/bin/python``) is used as it is. The report,
+``gpu_report.json`` / ``gpu_report.md``, and the logs (``gpu_check_logs.tar.gz``) go to ``--out`` (default
+``$OUT``, else ``work_dirs/gpu_check``); the report accumulates over the calls of one machine (kept in the work
+folder).
 
 Only the standard library is imported here: this script runs before the stack is installed.
 """
 import argparse
 import datetime
 import hashlib
+import io
 import json
 import os
 import platform
@@ -46,11 +50,19 @@ from bench import ITEMS  # noqa: E402  (both modules import only the standard li
 from gpu_report import compute_projections, fmt_mib, fmt_s, render_markdown  # noqa: E402
 from wheel_pack import ARCHIVE, unpack_wheels  # noqa: E402
 
-PHASES = ('build', 'test', 'bench')
-# Seconds. A command on the borrowed GPU machine may run 10 minutes and a visit about 15, start-up included:
-# `--phase build` then `--phase test,bench` fit, each in one command (docs/gpu_check.md has the plan).
-DEFAULT_BUDGETS = dict(build=400, test=150, bench=210)
-DEFAULT_TOTAL_BUDGET = 580
+PHASES = ('build', 'bench', 'test')  # the order of `--phase all`: timings before the tests (docs/gpu_check.md)
+# Seconds. The device tool runs one command for at most COMMAND_LIMIT_S; a call of the check ends by
+# --budget-total, which leaves COMMAND_MARGIN_S or more under that limit for Python's start, the report and the
+# transfers. Every subprocess is stopped KILL_GRACE_S before its deadline, so that its kill (SIGTERM, then
+# SIGKILL: _kill_group) also ends inside the budget.
+COMMAND_LIMIT_S = 600
+COMMAND_MARGIN_S = 30
+KILL_TERM_WAIT_S, KILL_WAIT_S = 15, 5
+KILL_GRACE_S = KILL_TERM_WAIT_S + KILL_WAIT_S
+DEFAULT_TOTAL_BUDGET = 560
+# The caps of a phase that is not the last of its call (the last one gets what the others left); the build of
+# fallback mode took 142 s on the H200 (docs/gpu_check.md).
+DEFAULT_BUDGETS = dict(build=400, bench=210, test=150)
 # Kept from the build budget for the CPU-only mmcv build when the CUDA build cannot finish.
 CPU_BUILD_RESERVE = 120
 
@@ -106,7 +118,9 @@ BENCH_ITEM_CAP = 150  # seconds one item may take at most (model building includ
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog='tools/gpu_check/run.sh', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--phase', default='all', help='build, test, bench, a comma-separated list, or all')
+    parser.add_argument('--phase', default='all',
+                        help='build, bench, test, a comma-separated list run in its order (build first), or all '
+                        '(build,bench,test)')
     parser.add_argument('--python', default=None,
                         help='interpreter with torch that runs the stack (default: the one running this script)')
     parser.add_argument('--mmcv', choices=('auto', 'cuda', 'cpu', 'installed'), default='auto',
@@ -121,12 +135,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--work', default=os.path.join(os.environ.get('TMPDIR', '/tmp'), 'sam_mtp_gpu_check'),
                         help='temporary folder: install target, mmcv build cache, logs, the running report')
     parser.add_argument('--out', default=os.environ.get('OUT') or str(ROOT / 'work_dirs' / 'gpu_check'),
-                        help='where gpu_report.json / .md go (default: $OUT, else work_dirs/gpu_check)')
+                        help='where gpu_report.json / .md, test_outcomes.jsonl and gpu_check_logs.tar.gz go '
+                        '(default: $OUT, else work_dirs/gpu_check)')
     for phase in PHASES:
-        parser.add_argument(f'--budget-{phase}', type=float, default=DEFAULT_BUDGETS[phase], metavar='S',
-                            help=f'seconds the {phase} phase may take (default {DEFAULT_BUDGETS[phase]})')
+        parser.add_argument(f'--budget-{phase}', type=float, default=None, metavar='S',
+                            help=f'seconds the {phase} phase may take (default {DEFAULT_BUDGETS[phase]}; as the '
+                            'last phase of the call: what the others left)')
     parser.add_argument('--budget-total', type=float, default=DEFAULT_TOTAL_BUDGET, metavar='S',
-                        help=f'seconds this call may take in all (default {DEFAULT_TOTAL_BUDGET})')
+                        help=f'seconds this call may take in all, subprocess kills included (default '
+                        f'{DEFAULT_TOTAL_BUDGET}: {COMMAND_MARGIN_S} s or more under a {COMMAND_LIMIT_S}-s '
+                        'command limit)')
     parser.add_argument('--bench-items', default=','.join(BENCH_ITEMS),
                         help='comma-separated subset of ' + ', '.join(BENCH_ITEMS))
     parser.add_argument('--fresh', action='store_true', help='forget the running report of earlier calls')
@@ -140,14 +158,29 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def select_phases(text: str) -> List[str]:
-    """'all' or a comma-separated subset of PHASES -> the phases in their fixed order."""
+    """'all' (build, bench, test) or a comma-separated list of PHASES, run in the order given; build, which the
+    others need, must come first."""
     names = [t.strip() for t in text.split(',') if t.strip()]
     if names == ['all']:
         return list(PHASES)
     unknown = [n for n in names if n not in PHASES]
     if unknown or not names:
         raise ValueError(f'--phase: unknown phase(s) {unknown or [text]}; choose from {", ".join(PHASES)} or all')
-    return [p for p in PHASES if p in names]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f'--phase: {", ".join(repeated)} given twice')
+    if 'build' in names and names[0] != 'build':
+        raise ValueError(f'--phase {text}: build must come first (the other phases run on what it installs)')
+    return names
+
+
+def phase_budget(args: argparse.Namespace, name: str) -> Optional[float]:
+    """Seconds for phase ``name``: its --budget-<name>, else its default cap, else (the last phase of the call)
+    None: whatever the earlier phases left of --budget-total."""
+    given = getattr(args, f'budget_{name}')
+    if given is not None:
+        return given
+    return None if name == args.phases[-1] else DEFAULT_BUDGETS[name]
 
 
 def select_items(text: str) -> List[str]:
@@ -169,12 +202,21 @@ class Clock:
         self.phase_start = self.start
         self.phase_deadline = self.total_deadline
 
-    def begin_phase(self, budget: float) -> None:
+    def begin_phase(self, budget: Optional[float]) -> None:
+        """Start a phase of ``budget`` seconds (None: up to the end of the total budget)."""
         self.phase_start = self.now()
-        self.phase_deadline = min(self.phase_start + budget, self.total_deadline)
+        self.phase_deadline = self.total_deadline if budget is None else \
+            min(self.phase_start + budget, self.total_deadline)
 
     def remaining(self) -> float:
         return self.phase_deadline - self.now()
+
+    def total_remaining(self) -> float:
+        return self.total_deadline - self.now()
+
+    def for_subprocess(self) -> float:
+        """The timeout for a subprocess that must end, kill included, by the phase's deadline."""
+        return self.remaining() - KILL_GRACE_S
 
     def elapsed(self) -> float:
         return self.now() - self.start
@@ -203,7 +245,7 @@ def tail(path: Path, lines: int = 15) -> str:
 
 def _kill_group(proc: subprocess.Popen) -> None:
     """SIGTERM the process group (ninja then deletes the outputs of interrupted compiles), SIGKILL if needed."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+    for sig, wait in ((signal.SIGTERM, KILL_TERM_WAIT_S), (signal.SIGKILL, KILL_WAIT_S)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -421,6 +463,8 @@ class GPUCheck:
         self.phase = 'setup'
         self.extra_paths: List[Path] = []  # PYTHONPATH entries before the repository (install, mmcv build)
         self.shim_paths: List[Path] = []
+        self.stack_ready = False  # the whole stack imported in this call, with these paths
+        self.mmcv_failures: Dict[str, str] = {}  # mmcv build kind -> why it is not used in this call
         for path in (self.work, self.logs, self.out):
             path.mkdir(parents=True, exist_ok=True)
         self.report = empty_report() if args.fresh else load_running_report(self.running)
@@ -454,13 +498,16 @@ class GPUCheck:
         return env
 
     def probe(self, code: str, *argv: str, env: Optional[dict] = None, timeout: float = 300) -> dict:
-        out = subprocess.run([self.python, '-c', code, *argv], capture_output=True, text=True, cwd=str(ROOT),
-                             env=env or self.env(), timeout=timeout)
+        """Run a probe script in the stack's interpreter; its last output line is JSON. A crash (an import that
+        dies in a compiled extension) raises RuntimeError with faulthandler's Python stack, a probe past the
+        call's budget subprocess.TimeoutExpired."""
+        timeout = max(5.0, min(timeout, self.clock.total_remaining()))
+        out = subprocess.run([self.python, '-X', 'faulthandler', '-c', code, *argv], capture_output=True,
+                             text=True, cwd=str(ROOT), env=env or self.env(), timeout=timeout)
         if out.returncode != 0:
             raise RuntimeError(f'{self.python} could not run a probe ({describe_exit(out.returncode)}; modules '
                                f'{" ".join(argv) or "-"}): '
-                               + ((out.stderr or out.stdout).strip()[-800:] or 'no output (a crash inside a '
-                                  'compiled extension prints nothing: run the import by hand to see it)'))
+                               + ((out.stderr or out.stdout).strip()[-1500:] or 'no output'))
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     def torch_info(self) -> dict:
@@ -475,7 +522,12 @@ class GPUCheck:
         return self._torch_info
 
     def probe_stack(self) -> dict:
-        return self.probe(PROBE_MODULES, *STACK_MODULES)
+        """Import every module of the stack (and the plugin's ops, for their routing) in the stack's interpreter.
+        Once everything imports, test and bench of this call reuse the answer (same paths, same modules)."""
+        stack = self.probe(PROBE_MODULES, *STACK_MODULES, 'projects.sam_mtp.ops')
+        self.record_stack(stack)
+        self.stack_ready = all(stack[m]['ok'] for m in (*STACK_MODULES, 'projects.sam_mtp.ops'))
+        return stack
 
     def record_stack(self, stack: dict) -> None:
         software = self.report['software']
@@ -486,19 +538,23 @@ class GPUCheck:
         if ops.get('ok'):
             software['mmcv_cuda'] = ops.get('cuda')
             self.report['mode'] = 'kernels' if ops.get('cuda') else 'fallback'
+            if ops.get('cuda'):
+                self.report.pop('mode_reason', None)
+        if stack.get('projects.sam_mtp.ops', {}).get('ok'):
+            self.report['routing'] = stack['projects.sam_mtp.ops'].get('routing', {})
 
     # ----------------------------------------------------------------------------------------- phases
     def run(self) -> int:
         failures = 0
         phases = list(self.args.phases)
         for name in phases:
-            budget = getattr(self.args, f'budget_{name}')
+            budget = phase_budget(self.args, name)
             self.clock.begin_phase(budget)
             self.phase = name
-            record = dict(status='running', budget_s=round(min(budget, self.clock.phase_deadline -
-                                                                self.clock.phase_start), 1), started=now_iso())
+            record = dict(status='running', budget_s=round(self.clock.remaining(), 1), started=now_iso())
             self.report['phases'][name] = record
-            self.say(f'start (budget {record["budget_s"]:.0f} s)')
+            self.say(f'start (budget {record["budget_s"]:.0f} s'
+                     + (', what the earlier phases left)' if budget is None else ')'))
             try:
                 status = getattr(self, f'phase_{name}')(record)
             except Exception as error:  # a phase's crash is a result to report, not a lost run
@@ -509,6 +565,7 @@ class GPUCheck:
             record['elapsed_s'] = round(self.clock.phase_elapsed(), 1)
             self.say(f'{status} in {record["elapsed_s"]:.0f} s')
             self.save()
+            self.archive_logs()
             failures += status not in ('done', 'skipped')
             if name == 'build' and status == 'failed':
                 for later in phases[phases.index(name) + 1:]:
@@ -517,8 +574,17 @@ class GPUCheck:
                 break
         self.phase = 'end'
         json_path, md_path = write_report(self.report, self.out, self.running)
-        self.say(f'report: {json_path} and {md_path}')
+        self.archive_logs()
+        self.say(f'report: {json_path} and {md_path}; logs: {self.out / LOG_ARCHIVE}')
         return 1 if failures else 0
+
+    def archive_logs(self) -> None:
+        """The logs of the work folder into <out>/gpu_check_logs.tar.gz, each cut to its last part so that the
+        archive stays under the device tool's 16 MiB per file."""
+        try:
+            archive_logs(self.logs, self.out / LOG_ARCHIVE)
+        except OSError as error:  # the report matters more than its logs
+            self.say(f'could not archive the logs: {error}')
 
     # ------------------------------------------------------------------------------------------ build
     def step(self, record: dict, name: str, status: str, started: float, detail: str = '') -> None:
@@ -535,8 +601,7 @@ class GPUCheck:
                   f'{torch_info.get("gpu") or "no GPU visible"}')
         if self.args.mmcv in ('auto', 'installed'):
             stack = self.probe_stack()
-            if all(stack[m]['ok'] and not stack[m].get('shim') for m in STACK_MODULES):
-                self.record_stack(stack)
+            if self.stack_ready and not any(stack[m].get('shim') for m in STACK_MODULES):
                 cuda = stack['mmcv.ops'].get('cuda')
                 self.step(record, 'environment', 'done', started,
                           f'the stack imports from {self.python} as it is (mmcv {stack["mmcv"]["version"]}, '
@@ -552,8 +617,8 @@ class GPUCheck:
         self.add_shims(record)
         self.ensure_mmcv(record)
         stack = self.probe_stack()
-        self.record_stack(stack)
-        broken = [f'{m}: {stack[m]["error"]}' for m in STACK_MODULES if not stack[m]['ok']]
+        broken = [f'{m}: {stack[m]["error"]}' for m in (*STACK_MODULES, 'projects.sam_mtp.ops')
+                  if not stack[m]['ok']]
         if broken:
             self.step(record, 'import check', 'failed', started, '; '.join(broken))
             return 'failed'
@@ -589,7 +654,7 @@ class GPUCheck:
         log = self.logs / 'install.log'
         cmd = [*self.pip_command(wheels), 'install', '--no-index', '--no-deps', '--disable-pip-version-check',
                '--no-compile', '--target', str(self.target), *map(str, wheels)]
-        rc, timed_out = run_logged(cmd, log, self.clock.remaining(), env=dict(os.environ, PYTHONPATH=''))
+        rc, timed_out = run_logged(cmd, log, self.clock.for_subprocess(), env=dict(os.environ, PYTHONPATH=''))
         if rc != 0:
             raise RuntimeError(f'pip install --target failed ({"budget" if timed_out else f"exit {rc}"}):\n'
                                + tail(log))
@@ -681,9 +746,11 @@ class GPUCheck:
             if (self.mmcv_build_dir(kind) / '.complete').exists():
                 self.extra_paths.append(self.mmcv_build_dir(kind) / 'src')
                 self.step(record, f'mmcv {kind}', 'cached', self.clock.now(), str(self.mmcv_build_dir(kind)))
+                self.record_mode_reason(kind)
                 return
             failed = self.mmcv_build_dir(kind) / '.failed'
             if failed.exists() and i + 1 < len(kinds):  # do not spend this call's budget on it again
+                self.mmcv_failures[kind] = f'failed in an earlier call: {failed.read_text()[:600]}'
                 self.step(record, f'mmcv {kind}', 'skipped', self.clock.now(),
                           f'failed in an earlier call ({failed.read_text()[:300]}); --mmcv {kind} retries it')
                 continue
@@ -691,10 +758,21 @@ class GPUCheck:
             later = kinds[i + 1:]
             reserve = 0 if not later or any((self.mmcv_build_dir(k) / '.complete').exists() for k in later) \
                 else CPU_BUILD_RESERVE
-            if self.build_mmcv(record, kind, self.clock.remaining() - reserve):
+            if self.build_mmcv(record, kind, self.clock.for_subprocess() - reserve):
                 self.extra_paths.append(self.mmcv_build_dir(kind) / 'src')
+                self.record_mode_reason(kind)
                 return
         raise RuntimeError('no mmcv build finished; see the build steps and logs in ' + str(self.logs))
+
+    def record_mode_reason(self, kind: str) -> None:
+        """Why this call runs mmcv without CUDA kernels (fallback mode), in the report."""
+        if kind != 'cpu':
+            return
+        if self.args.mmcv == 'cpu':
+            self.report['mode_reason'] = 'chosen with --mmcv cpu'
+        else:
+            self.report['mode_reason'] = 'the CUDA build is not used: ' + self.mmcv_failures.get(
+                'cuda', 'unknown (see the build steps)')
 
     def cuda_build_possible(self, record: dict) -> bool:
         reasons = []
@@ -705,6 +783,7 @@ class GPUCheck:
         if find_cuda_home() is None:
             reasons.append('no CUDA toolkit (nvcc) found')
         if reasons:
+            self.mmcv_failures['cuda'] = '; '.join(reasons)
             self.step(record, 'mmcv cuda', 'skipped', self.clock.now(), '; '.join(reasons))
         return not reasons
 
@@ -742,13 +821,18 @@ class GPUCheck:
         rc, timed_out = run_logged([self.python, 'setup.py', 'build_ext', '--inplace'], log, timeout, env=env,
                                    cwd=src, on_tick=progress)
         if rc == 0 and list((src / 'mmcv').glob('_ext*.so')):
-            check = self.probe(PROBE_MODULES, 'mmcv.ops', env=self.env_with(src))['mmcv.ops']
+            try:
+                check = self.probe(PROBE_MODULES, 'mmcv.ops', env=self.env_with(src))['mmcv.ops']
+            except (RuntimeError, subprocess.TimeoutExpired) as error:  # the import died (the H200's CUDA build)
+                check = dict(ok=False, error=str(error))
             if check['ok'] and bool(check.get('cuda')) == (kind == 'cuda'):
                 (build_dir / '.complete').write_text(json.dumps(dict(kind=kind, cuda=check.get('cuda'))))
                 self.step(record, f'mmcv {kind}', 'done', started,
                           f'CUDA {check["cuda"]}' if check.get('cuda') else 'CPU-only ops')
                 return True
-            detail = f'built, but mmcv.ops does not import as expected: {check}'
+            detail = ('built, but mmcv.ops does not import: ' + check['error'] if not check['ok'] else
+                      f'built, but mmcv.ops reports CUDA {check.get("cuda")} for a {kind} build')
+            (build_dir / '.failed').write_text(detail)
         elif timed_out:
             counts = re.findall(r'\[(\d+)/(\d+)\]', tail(log, 40))
             detail = ('stopped at the budget' + (f' after {counts[-1][0]}/{counts[-1][1]} compile steps' if counts
@@ -757,6 +841,7 @@ class GPUCheck:
             detail = f'exit {rc}: ' + ' / '.join(line for line in tail(log, 60).splitlines()
                                                  if 'error' in line.lower())[-600:]
             (build_dir / '.failed').write_text(detail)
+        self.mmcv_failures[kind] = detail
         self.step(record, f'mmcv {kind}', 'stopped' if timed_out else 'failed', started, detail)
         return False
 
@@ -767,6 +852,8 @@ class GPUCheck:
 
     def ensure_stack_for(self, record: dict) -> bool:
         """Test and bench need the stack: reuse the build phase of this or an earlier call (same machine)."""
+        if self.stack_ready:  # imported in this call already (the build's import check, or the other phase)
+            return True
         if not self.extra_paths and self.report.get('environment') != 'prepared':
             if (self.target / '.sam_mtp_wheels').exists():
                 self.extra_paths.append(self.target)
@@ -777,15 +864,14 @@ class GPUCheck:
             absent = [m for m in SHIMMED_MODULES if not found[m]['ok']]
             if absent and (self.work / 'shims').exists():
                 self.shim_paths = [self.work / 'shims']
-        stack = self.probe(PROBE_MODULES, *STACK_MODULES, 'projects.sam_mtp.ops')
-        broken = [f'{m}: {stack[m]["error"]}' for m in STACK_MODULES if not stack[m]['ok']]
-        if broken:
+        stack = self.probe_stack()
+        if not self.stack_ready:
+            broken = [f'{m}: {stack[m]["error"]}' for m in (*STACK_MODULES, 'projects.sam_mtp.ops')
+                      if not stack[m]['ok']]
             record['error'] = ('the stack does not import; run `tools/gpu_check/run.sh --phase build` first ('
                                + '; '.join(broken) + ')')
             self.say(record['error'])
             return False
-        self.record_stack(stack)
-        self.report['routing'] = stack['projects.sam_mtp.ops'].get('routing', {})
         self.torch_info()
         return True
 
@@ -793,21 +879,31 @@ class GPUCheck:
     def phase_test(self, record: dict) -> str:
         if not self.ensure_stack_for(record):
             return 'failed'
-        log_path = self.work / 'test_outcomes.jsonl'
+        # The pytest plugin appends each outcome to this file in --out ($OUT) as the test finishes: what a call
+        # stopped from outside leaves there is every test that finished.
+        log_path = self.out / TEST_OUTCOMES
         log_path.unlink(missing_ok=True)
         done = set()
 
         def progress():
-            for line in read_jsonl(log_path):
-                if 'outcome' in line and line['nodeid'] not in done:
-                    done.add(line['nodeid'])
-                    self.say(f'{line["outcome"].upper():8s} {line["nodeid"]} ({line["duration_s"]:.1f} s)'
-                             + (f' -- {line["reason"]}' if line['reason'] else ''))
+            rows = read_jsonl(log_path)
+            new = [r for r in rows if 'outcome' in r and r['nodeid'] not in done]
+            for line in new:
+                done.add(line['nodeid'])
+                self.say(f'{line["outcome"].upper():8s} {line["nodeid"]} ({line["duration_s"]:.1f} s)'
+                         + (f' -- {line["reason"]}' if line['reason'] else ''))
+            if new:
+                summarise_tests(record, rows)
+                self.save()
 
         paths = [p for p in CUDA_TEST_PATHS if (ROOT / p).exists()]
+        timeout = self.clock.for_subprocess()
+        if timeout < 30:  # pytest imports the stack and collects before its first test: nothing would finish
+            record['note'] = f'not started: {max(0, timeout):.0f} s left for the tests'
+            return 'stopped'
         cmd = [self.python, '-m', 'pytest', *paths, '-k', CUDA_TEST_KEYWORD, '-p', 'gpu_check_pytest_plugin',
-               '-p', 'no:cacheprovider', '-q', '-rs', f'--timeout={int(max(30, min(300, self.clock.remaining())))}']
-        rc, timed_out = run_logged(cmd, self.logs / 'test.log', self.clock.remaining() - 5,
+               '-p', 'no:cacheprovider', '-q', '-rs', f'--timeout={int(max(30, min(300, timeout)))}']
+        rc, timed_out = run_logged(cmd, self.logs / 'test.log', timeout,
                                    env=self.env(SAM_MTP_TEST_LOG=str(log_path)), on_tick=progress, tick_every=3)
         progress()
         summarise_tests(record, read_jsonl(log_path))
@@ -851,27 +947,33 @@ class GPUCheck:
                 record['projections'] = compute_projections(items)
                 self.save()
 
+        def unfinished(name: str, **entry) -> None:
+            """An item that wrote no result: what it measured before it stopped (bench.py's <item>.partial.json,
+            e.g. SAM's image encoder before its mask loop) is kept with it."""
+            partial = out_dir / f'{name}.partial.json'
+            if partial.exists():
+                entry = dict(json.loads(partial.read_text()), **entry)
+            items[name] = entry
+            pending.remove(name)
+
         stopped = False
         while pending:
-            remaining = self.clock.remaining()
-            if remaining < 20:
+            time_left = self.clock.for_subprocess()
+            if time_left < 20:  # bench.py alone takes longer than that to import the stack
                 stopped = True
                 break
-            self.say(f'running {", ".join(pending)} (up to {remaining - 5:.0f} s)')
+            self.say(f'running {", ".join(pending)} (up to {time_left:.0f} s)')
             cmd = [self.python, str(HERE / 'bench.py'), *pending, '--out-dir', str(out_dir),
                    '--item-cap', str(BENCH_ITEM_CAP)]
-            rc, timed_out = run_logged(cmd, log, remaining - 5, env=self.env(), on_tick=collect, tick_every=5)
+            rc, timed_out = run_logged(cmd, log, time_left, env=self.env(), on_tick=collect, tick_every=5)
             collect()
-            running = pending[0] if pending else None  # items run in order: the first unfinished one
             if timed_out:
                 stopped = True
-                if running in pending:
-                    items[running] = dict(status='stopped', reason='the phase budget ran out during this item')
-                    pending.remove(running)
+                if pending:  # items run in order: the first unfinished one was running
+                    unfinished(pending[0], status='stopped', reason='the phase budget ran out during this item')
                 break
             if rc != 0 and pending:  # the process died in pending[0]: record it, go on with the rest
-                items[pending[0]] = dict(status='failed', reason=f'bench.py exited {rc}: ' + tail(log, 8))
-                pending.pop(0)
+                unfinished(pending[0], status='failed', reason=f'bench.py exited {rc}: ' + tail(log, 8))
         for name in pending:
             items[name] = dict(status='not run', reason='phase budget used up')
         record['projections'] = compute_projections(items)
@@ -880,6 +982,35 @@ class GPUCheck:
             record['note'] = f'failed items: {", ".join(failed)} (reasons in the JSON report)'
             return 'failed'
         return 'stopped' if stopped else 'done'
+
+
+# What goes to --out ($OUT on the device machine, whose tool returns at most 8 files of at most 16 MiB, named in
+# letters, digits, '.', '_' and '-'): gpu_report.json, gpu_report.md, TEST_OUTCOMES and LOG_ARCHIVE.
+TEST_OUTCOMES = 'test_outcomes.jsonl'
+LOG_ARCHIVE = 'gpu_check_logs.tar.gz'
+LOG_ARCHIVE_BYTES = 12 * 2**20  # the uncompressed logs it holds at most, all together
+
+
+def archive_logs(log_dir: Path, archive: Path, limit: int = LOG_ARCHIVE_BYTES) -> None:
+    """Every ``*.log`` of ``log_dir`` into the tar.gz ``archive`` (written atomically), each log cut to its last
+    ``limit / number of logs`` bytes (the end of a log says how it ended), so that the logs in it are never
+    over ``limit`` bytes, even uncompressed."""
+    logs = sorted(log_dir.glob('*.log')) if log_dir.exists() else []
+    share = limit // max(1, len(logs))
+    tmp = archive.with_name(f'.{archive.name}.tmp{os.getpid()}')
+    with tarfile.open(tmp, 'w:gz') as tar:
+        for log in logs:
+            with open(log, 'rb') as f:
+                size = f.seek(0, os.SEEK_END)
+                kept = size if size <= share else share - 100  # 100 bytes for the line saying so
+                f.seek(size - kept)
+                data = f.read(kept)
+            if kept < size:
+                data = f'[the first {size - kept:,} of {size:,} bytes of this log were cut]\n'.encode() + data
+            info = tarfile.TarInfo(f'logs/{log.name}')
+            info.size, info.mtime = len(data), int(log.stat().st_mtime)
+            tar.addfile(info, io.BytesIO(data))
+    os.replace(tmp, archive)
 
 
 def read_jsonl(path: Path) -> List[dict]:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check (docs/gpu_check.md). On the GPU machine, from the repository root, with prepare.sh's .whl/:
-#   bash tools/gpu_check/run.sh --phase build        # offline install + mmcv's ops for this GPU (cached in $TMPDIR)
-#   bash tools/gpu_check/run.sh --phase test,bench   # CUDA tests, paper-size timings; gpu_report.json/.md in $OUT
-# An environment that already has the stack:  bash tools/gpu_check/run.sh --phase test --python .venv/bin/python
+#   bash tools/gpu_check/run.sh --phase build,bench,test --mmcv cpu   # the one-call plan: install + mmcv's CPU ops,
+#                                                                      # timings, then the CUDA tests in the time left
+# Everything goes to $OUT: gpu_report.json/.md, test_outcomes.jsonl (one line per finished test),
+# gpu_check_logs.tar.gz; the call ends within --budget-total (560 s), kills included.
+# An environment that already has the stack:  bash tools/gpu_check/run.sh --phase bench,test --python .venv/bin/python
 # `--help` lists every option (phases, budgets, --mmcv auto|cuda|cpu|installed, --kernels point|all).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
