@@ -57,8 +57,8 @@ class ThreeDETRHead(BaseModule):
         num_angle_bins: heading bins. 12 on SUN RGB-D. 1 on ScanNet (axis-aligned boxes), as 3DETR: the 1-bin
             heading heads are built and trained (class loss identically 0, residual loss pulls the residual to
             0, which reaches the shared layers), but the heading is always 0. 0: no heading heads and no heading
-            losses (not 3DETR; the ScanNet configs before the 1-bin heads, so their checkpoints build with
-            ``model.bbox_head.num_angle_bins=0``).
+            losses (not 3DETR; what the ScanNet configs used before, so their old checkpoints load with
+            ``--cfg-options model.bbox_head.num_angle_bins=0``).
         num_memory_proj_hidden: hidden layers (width ``in_channels``) of the encoder-to-decoder projection: 2 for
             3DETR's plain encoder, 1 for its masked encoder (3DETR-m).
         embed_dims, num_decoder_layers, num_heads, feedforward_channels, dropout: decoder (256, 8, 4, 256, 0.1).
@@ -236,7 +236,8 @@ class ThreeDETRHead(BaseModule):
             angle_logits = self.angle_cls_head(hidden, valid)
             residual = self.angle_reg_head(hidden, valid)
             preds.update(angle_logits=angle_logits, angle_residual_normalized=residual)
-            if self.with_yaw:  # one bin (3DETR's ScanNet): the heading stays 0 whatever the heads say
+            # With one bin (3DETR's ScanNet) the heading stays 0 whatever the heads say.
+            if self.with_yaw:
                 best = angle_logits.argmax(dim=-1, keepdim=True)
                 preds['angles'] = bin_to_angle(best[..., 0], torch.gather(residual, -1, best)[..., 0],
                                                self.num_angle_bins)
@@ -326,7 +327,7 @@ class ThreeDETRHead(BaseModule):
             losses['loss_giou'] = boxes.sum() * 0  # the rotated GIoU is not free: skip it when unweighted
         else:
             losses['loss_giou'] = self.loss_giou(boxes[batch_idx, query_idx], gt_cat.bboxes, avg_factor=num_gts)
-        if self.with_angle_heads:  # one bin: target bin 0, residual 0 (the gt yaw is 0, checked above)
+        if self.with_angle_heads:  # one bin: target bin 0, residual 0 (_gt_targets zeroes the yaw)
             bin_idx, residual = angle_to_bin(gt_cat.yaw, self.num_angle_bins)
             losses['loss_angle_cls'] = self.loss_angle_cls(
                 preds['angle_logits'][batch_idx, query_idx], bin_idx, avg_factor=num_gts)
