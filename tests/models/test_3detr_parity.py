@@ -1,9 +1,11 @@
 """Parity of our 3DETR with facebookresearch/3detr, with every expected value computed here from the reference's
-formulas and architecture (models/model_3detr.py, models/transformer.py, models/helpers.py, criterion.py,
-datasets/sunrgbd.py), never by calling the code under test:
+formulas and architecture (models/model_3detr.py, models/transformer.py, models/helpers.py,
+models/position_embedding.py, criterion.py, datasets/scannet.py, datasets/sunrgbd.py), never by calling the code
+under test:
 
 (a) box decoding of a hand-built query, (b) parameter counts derived layer by layer, (c) the loss of a hand-built
-2-query / 1-box scene, plus the encoder and decoder layers against their reference forward passes rebuilt here.
+2-query / 1-box scene, plus the encoder and decoder layers against their reference forward passes rebuilt here,
+(d) the ScanNet head end to end on one tiny scene (queries, embeddings, decoder outputs, boxes, every layer's losses).
 """
 import math
 import os.path as osp
