@@ -55,6 +55,34 @@ def test_kmeans_recovers_clusters_and_is_deterministic():
         assign_groups(points[:, :5], cent)
 
 
+def cosine_objective(points, centroids):
+    """Spherical K-means objective: sum over points of 1 - cosine similarity to the nearest centroid."""
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    unit_c = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+    return float((1 - (unit.astype(np.float64) @ unit_c.astype(np.float64).T).max(axis=1)).sum())
+
+
+def test_kmeans_returns_the_restart_with_the_lowest_objective(monkeypatch):
+    """Six overlapping blobs of unequal sizes in 3-d: the 4 restarts of seed 0 end in different local optima, the
+    best one neither first nor last. The returned centroids must have the lowest objective of all restarts."""
+    from projects.sam_mtp.labels import grouping
+    rng = np.random.default_rng(5)
+    centres = l2_normalize(rng.normal(size=(6, 3)))
+    points = np.concatenate([c + rng.normal(scale=0.25, size=(n, 3))
+                             for c, n in zip(centres, (40, 30, 25, 20, 15, 10))]).astype(np.float32)
+    restarts = []
+    lloyd = grouping._lloyd
+    monkeypatch.setattr(grouping, '_lloyd', lambda *args: restarts.append(lloyd(*args)) or restarts[-1])
+    centroids = spherical_kmeans(points, 6, seed=0, n_init=4)
+
+    per_restart = [cosine_objective(points, c.numpy()) for c, _ in restarts]
+    assert len(per_restart) == 4
+    best = int(np.argmin(per_restart))
+    assert 0 < best < 3  # keeping the first or the last restart would not pass either
+    assert sorted(per_restart)[1] > 1.2 * per_restart[best]  # genuinely different optima
+    assert cosine_objective(points, centroids) == pytest.approx(per_restart[best], rel=1e-5)
+
+
 def test_keyed_sample_is_the_smallest_keys_whatever_the_order():
     rng = np.random.default_rng(1)
     frames = [(f'scene{i % 3}', i, rng.normal(size=(rng.integers(1, 30), 4)).astype(np.float16))

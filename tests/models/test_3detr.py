@@ -276,14 +276,39 @@ def test_bad_inputs_raise_clear_errors():
         run_loss(model, data)
 
 
+def test_one_heading_bin_is_3detrs_scannet_head():
+    """3DETR's ScanNet (num_angle_bin = 1): both heading heads exist and are trained, the residual loss reaches the
+    shared layers, and boxes stay axis-aligned with heading 0 whatever the heads output."""
+    torch.manual_seed(0)
+    model = build_detector(num_angle_bins=1)
+    head = model.bbox_head
+    assert head.angle_cls_head.out_channels == 1 and head.angle_reg_head.out_channels == 1
+    losses = run_loss(model, batch([0, 1]))
+    assert {'loss_angle_cls', 'loss_angle_reg', 'd0.loss_angle_cls', 'd1.loss_angle_reg'} <= set(losses)
+    assert all(losses[k] == 0 for k in losses if k.endswith('loss_angle_cls'))  # one class: log-softmax is 0
+    assert losses['loss_angle_reg'] > 0
+    losses['loss_angle_reg'].backward()
+    assert head.angle_reg_head.layers[-1].weight.grad.abs().sum() > 0
+    assert head.decoder.layers[-1].ffn[0].weight.grad.abs().sum() > 0  # the shared layers see it
+    gen = torch.Generator().manual_seed(5)
+    feat, points = token_feat_dict(gen), [torch.rand(100, 3, generator=gen) * 4 for _ in range(2)]
+    head.eval()
+    with torch.no_grad():
+        last = head.angle_reg_head.layers[-1]
+        last.weight.zero_()
+        last.bias.fill_(0.7)  # a residual of 0.7 x pi would rotate the boxes if it were used
+        preds = head(points, feat)
+    torch.testing.assert_close(preds['angle_residual_normalized'], torch.full_like(preds['angles'], 0.7)[..., None])
+    assert (preds['angles'] == 0).all() and head.boxes_from_preds(preds).shape[-1] == 6
+
+
 def test_heading_and_scene_problems_raise_clear_errors():
-    # A heading head without bins: 3DETR's ScanNet "1 bin" only ever predicts 0; ours refuses it.
-    with pytest.raises(ValueError, match='num_angle_bins=1 is a heading head without bins'):
-        MODELS.build(head_cfg(num_angle_bins=1))
     # Oriented gt boxes (SUN RGB-D) with an axis-aligned head would silently learn the wrong boxes.
     model = build_detector()
     with pytest.raises(ValueError, match='gt boxes have headings .* num_angle_bins=0'):
         run_loss(model, batch([0], yaw=True))
+    with pytest.raises(ValueError, match='gt boxes have headings .* num_angle_bins=1'):
+        run_loss(build_detector(num_angle_bins=1), batch([0], yaw=True))
     # A scene with no points: named, instead of a min() of an empty tensor deep in the head.
     data = batch([0, 1])
     data['inputs']['points'] = [p[:0] for p in data['inputs']['points']]

@@ -97,7 +97,9 @@ def test_scannet_baseline_is_3detrs_scannet_recipe():
     assert (enc.num_points, enc.radius, enc.num_samples, tuple(enc.sa_channels)) == (2048, 0.2, 64, (64, 128, 256))
     assert (enc.num_layers, enc.num_heads, enc.feedforward_channels, enc.dropout) == (3, 4, 128, 0.1)
     head = cfg.model.bbox_head
-    assert (head.num_queries, head.num_angle_bins, head.no_object_weight, head.query_source) == (256, 0, 0.25, 'fps')
+    # datasets/scannet.py: num_angle_bin = 1 (heading heads and losses, heading 0); main.py's angle loss weights.
+    assert (head.num_queries, head.num_angle_bins, head.no_object_weight, head.query_source) == (256, 1, 0.25, 'fps')
+    assert (head.loss_angle_cls.loss_weight, head.loss_angle_reg.loss_weight) == (0.1, 0.5)
     assert (head.num_decoder_layers, head.embed_dims, head.num_heads, head.feedforward_channels) == (8, 256, 4, 256)
     assert (head.dropout, head.mlp_dropout, head.num_memory_proj_hidden) == (0.1, 0.3, 2)
     assert head.loss_giou.loss_weight == 1.0 and head.loss_center.loss_weight == 5.0
@@ -115,6 +117,10 @@ def test_scannet_baseline_is_3detrs_scannet_recipe():
     cuboid = [t for t in train_pipeline(cfg) if t['type'] == 'RandomCuboidCrop'][0]
     assert (cuboid['min_points'], tuple(cuboid['crop_factor']), cuboid['min_aspect']) == (30000, (0.5, 1.0), 0.8)
     assert [t for t in train_pipeline(cfg) if t['type'] == 'PointSample'][0]['num_points'] == 40000
+    # rot_angle = random() * pi / 18 - pi / 36: -5 to +5 deg about z, no scaling (SUN RGB-D has +-30 deg).
+    rotation = [t for t in train_pipeline(cfg) if t['type'] == 'GlobalRotScaleTrans'][0]
+    assert rotation['rot_range'] == pytest.approx([-math.pi / 36, math.pi / 36], abs=1e-6)
+    assert rotation['scale_ratio_range'] == [1.0, 1.0]
 
 
 SUN_3DETR_CONFIGS = ['downstream/threedetr_1xb8-1080e_sunrgbd-3d.py', 'downstream/threedetr-m_1xb8-1080e_sunrgbd-3d.py',

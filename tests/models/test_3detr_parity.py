@@ -1,9 +1,11 @@
 """Parity of our 3DETR with facebookresearch/3detr, with every expected value computed here from the reference's
-formulas and architecture (models/model_3detr.py, models/transformer.py, models/helpers.py, criterion.py,
-datasets/sunrgbd.py), never by calling the code under test:
+formulas and architecture (models/model_3detr.py, models/transformer.py, models/helpers.py,
+models/position_embedding.py, criterion.py, datasets/scannet.py, datasets/sunrgbd.py), never by calling the code
+under test:
 
 (a) box decoding of a hand-built query, (b) parameter counts derived layer by layer, (c) the loss of a hand-built
-2-query / 1-box scene, plus the encoder and decoder layers against their reference forward passes rebuilt here.
+2-query / 1-box scene, plus the encoder and decoder layers against their reference forward passes rebuilt here,
+(d) the ScanNet head end to end on one tiny scene (queries, embeddings, decoder outputs, boxes, every layer's losses).
 """
 import math
 import os.path as osp
@@ -138,18 +140,16 @@ def our_parameters(config):
 
 
 @pytest.mark.parametrize('config,num_classes,num_angle_bins,masked,expected', [
-    # ScanNet: 3DETR's dataset config has num_angle_bin = 1; those two heads' outputs are multiplied by 0
-    # (BoxProcessor.compute_predicted_angle), so they never affect a box or a loss. We build no heading heads.
-    ('threedetr_1xb8-1080e_scannet-3d.py', 18, 1, False, 7_040_985),
+    # ScanNet: 3DETR's dataset config has num_angle_bin = 1; its two 1-bin heading heads are built and trained
+    # (criterion.loss_angle), although the heading they give is multiplied by 0.
+    ('threedetr_1xb8-1080e_scannet-3d.py', 18, 1, False, 7_305_691),
     ('threedetr_1xb8-1080e_sunrgbd-3d.py', 10, 12, False, 7_309_289),
-    ('threedetr-m_1xb8-1080e_scannet-3d.py', 18, 1, True, 7_173_849),
+    ('threedetr-m_1xb8-1080e_scannet-3d.py', 18, 1, True, 7_438_555),
     ('threedetr-m_1xb8-1080e_sunrgbd-3d.py', 10, 12, True, 7_442_153),
 ], ids=['scannet', 'sunrgbd', 'scannet-masked', 'sunrgbd-masked'])
 def test_parameter_count_equals_the_reference_architecture(config, num_classes, num_angle_bins, masked, expected):
     counts = reference_3detr_parameters(num_classes, num_angle_bins, masked)
-    reference = sum(counts.values())
-    dead_heading_heads = counts['angle_cls_head'] + counts['angle_residual_head'] if num_angle_bins == 1 else 0
-    assert reference - dead_heading_heads == expected  # the number docs/downstream.md quotes
+    assert sum(counts.values()) == expected  # the number docs/downstream.md quotes
     assert our_parameters(config) == expected
 
 
@@ -208,14 +208,19 @@ def build_head(num_classes, costs, **overrides):
 
 
 def test_loss_of_a_hand_built_scannet_scene():
-    """ScanNet settings: 2 queries, 1 box (class 0); losses cls 1, centre 5, size 1, GIoU 1; no-object 0.25."""
-    head = build_head(2, SCANNET_COSTS, no_object_weight=0.25)
+    """ScanNet settings: 2 queries, 1 box (class 0); losses cls 1, centre 5, size 1, GIoU 1; no-object 0.25; one
+    heading bin (datasets/scannet.py): angle cls 0.1 (a 1-class cross-entropy, 0) and angle reg 0.5 (Huber, delta
+    1, of the residual against ScanNet's residual target 0)."""
+    head = build_head(2, SCANNET_COSTS, no_object_weight=0.25, num_angle_bins=1)
     scene_min, scene_max = [0.0, 0.0, 0.0], [4.0, 5.0, 2.0]
     gt = ([1.0, 1.0, 0.5], [1.0, 1.0, 1.0])
     q0 = ([1.2, 1.0, 0.5], [1.2, 1.0, 0.8])
     q1 = ([3.0, 3.0, 1.0], [0.5, 0.5, 0.5])
     logits = [[2.0, 0.0, -1.0], [0.0, 0.5, 1.0]]
     preds = hand_preds(logits, [q0[0], q1[0]], [q0[1], q1[1]], scene_min, scene_max)
+    residuals = [-1.3, 0.4]  # query 0's is in Huber's linear part
+    preds.update(angle_logits=torch.tensor([[[[0.7], [-0.2]]]]),
+                 angle_residual_normalized=torch.tensor(residuals)[None, None, :, None])
     boxes = DepthInstance3DBoxes(torch.tensor([gt[0] + gt[1] + [0.0]]), with_yaw=False, origin=(0.5, 0.5, 0.5))
     losses = head.loss_by_feat(preds, [InstanceData(bboxes_3d=boxes, labels_3d=torch.tensor([0]))])
 
@@ -230,7 +235,9 @@ def test_loss_of_a_hand_built_scannet_scene():
     loss_center = 5.0 * sum(abs(p - g) / e for p, g, e in zip(q0[0], gt[0], extent))
     loss_size = 1.0 * sum(abs(p - g) / e for p, g, e in zip(q0[1], gt[1], extent))
     loss_giou = 1.0 * (1 - giou0)
-    expected = dict(loss_cls=loss_cls, loss_center=loss_center, loss_size=loss_size, loss_giou=loss_giou)
+    loss_angle_reg = 0.5 * (abs(residuals[0]) - 0.5)  # huber_loss: 0.5 * 1 ** 2 + 1 * (|x| - 1)
+    expected = dict(loss_cls=loss_cls, loss_center=loss_center, loss_size=loss_size, loss_giou=loss_giou,
+                    loss_angle_cls=0.0, loss_angle_reg=loss_angle_reg)
     assert set(losses) == set(expected)
     for name, value in expected.items():
         assert losses[name].item() == pytest.approx(value, rel=1e-5, abs=1e-6), name
@@ -350,3 +357,205 @@ def test_decoder_layer_matches_the_reference_forward():
     bound = math.sqrt(6 / (32 + 32))
     assert layer.cross_attn.out_proj.weight.abs().max() <= bound
     assert layer.cross_attn.out_proj.weight.abs().max() > 0.8 * bound
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+# Model3DETR.forward after its encoder, and SetCriterion on every decoder layer, rebuilt from facebookresearch/3detr
+# (models/model_3detr.py, models/helpers.py GenericMLP, models/position_embedding.py, models/transformer.py,
+# criterion.py, utils/box_util.py, datasets/scannet.py). The reference takes only the head's *weights* (Linear,
+# BatchNorm, LayerNorm, attention parameters and the Fourier matrix); the order of operations, the activations, the
+# normalisations and the loss formulas are written here.
+def ref_furthest_point_sample(xyz, num):
+    """pointnet2's furthest_point_sample: starts at index 0, then the point farthest from all picked ones."""
+    picks, dist = [0], torch.full((xyz.shape[0], ), float('inf'), dtype=torch.float64)
+    xyz = xyz.double()
+    for _ in range(num - 1):
+        dist = torch.minimum(dist, (xyz - xyz[picks[-1]]).square().sum(-1))
+        picks.append(int(dist.argmax()))
+    return torch.tensor(picks)
+
+
+def ref_fourier(xyz, lo, hi, gauss_b):
+    """PositionEmbeddingCoordsSine(pos_type='fourier', normalize=True): shift_scale_points into [0, 1] by the
+    point cloud's range, times 2 pi, times the Gaussian matrix; [sin, cos]."""
+    proj = ((xyz - lo) / (hi - lo) * 2 * math.pi) @ gauss_b
+    return torch.cat([proj.sin(), proj.cos()], dim=-1)
+
+
+def ref_batch_norm(x, bn):
+    return F.batch_norm(x, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)  # train mode: batch stats
+
+
+def weights_of(mlp):
+    return ([m for m in mlp.layers if isinstance(m, torch.nn.Linear)],
+            [m for m in mlp.layers if isinstance(m, torch.nn.BatchNorm1d)])
+
+
+def ref_encoder_to_decoder_projection(x, mlp):
+    """GenericMLP(hidden [d, d], bn1d, relu, output_use_norm, output_use_activation, no biases)."""
+    (l1, l2, l3), (n1, n2, n3) = weights_of(mlp)
+    x = F.relu(ref_batch_norm(F.linear(x, l1.weight), n1))
+    x = F.relu(ref_batch_norm(F.linear(x, l2.weight), n2))
+    return F.relu(ref_batch_norm(F.linear(x, l3.weight), n3))
+
+
+def ref_query_projection(x, mlp):
+    """GenericMLP(hidden [d], hidden_use_bias=True, output_use_activation=True): conv-ReLU-conv-ReLU."""
+    (l1, l2), _ = weights_of(mlp)
+    return F.relu(l2(F.relu(l1(x))))
+
+
+def ref_prediction_mlp(x, mlp):
+    """build_mlp_heads' GenericMLP(hidden [d, d], bn1d, relu, dropout (0 here), output bias)."""
+    (l1, l2, l3), (n1, n2) = weights_of(mlp)
+    x = F.relu(ref_batch_norm(F.linear(x, l1.weight), n1))
+    x = F.relu(ref_batch_norm(F.linear(x, l2.weight), n2))
+    return l3(x)
+
+
+def ref_decoder(decoder, memory, pos, query_pos):
+    """TransformerDecoder(return_intermediate=True) of pre-norm TransformerDecoderLayer.forward_pre from tgt = 0:
+    every intermediate output goes through the decoder's final LayerNorm."""
+    tgt, intermediate = torch.zeros_like(query_pos), []
+    for layer in decoder.layers:
+        norm1, norm2, norm3 = layer.norms
+        t2 = norm1(tgt)
+        tgt = tgt + layer.self_attn(t2 + query_pos, t2 + query_pos, value=t2)[0]
+        t2 = norm2(tgt)
+        tgt = tgt + layer.cross_attn(t2 + query_pos, memory + pos, value=memory)[0]
+        t2 = norm3(tgt)
+        linear1, linear2 = [m for m in layer.ffn if isinstance(m, torch.nn.Linear)]
+        tgt = tgt + linear2(F.relu(linear1(t2)))
+        intermediate.append(F.layer_norm(tgt, tgt.shape[-1:], decoder.norm.weight, decoder.norm.bias,
+                                         decoder.norm.eps))
+    return torch.stack(intermediate)
+
+
+def ref_aligned_giou(c1, s1, c2, s2):
+    """generalized_box3d_iou(rotated_boxes=False) of (K1, 3) and (K2, 3) centre/size boxes -> (K1, K2)."""
+    lo1, hi1, lo2, hi2 = (c1 - s1 / 2)[:, None], (c1 + s1 / 2)[:, None], (c2 - s2 / 2)[None], (c2 + s2 / 2)[None]
+    inter = (torch.minimum(hi1, hi2) - torch.maximum(lo1, lo2)).clamp(min=0).prod(-1)
+    enclosing = (torch.maximum(hi1, hi2) - torch.minimum(lo1, lo2)).prod(-1)
+    union = s1.prod(-1)[:, None] + s2.prod(-1)[None] - inter
+    return inter / union - (1 - union / enclosing)
+
+
+def huber(x, delta=1.0):
+    quadratic = x.abs().clamp(max=delta)
+    return 0.5 * quadratic ** 2 + delta * (x.abs() - quadratic)
+
+
+def ref_layer_losses(out, gt_labels, gt_centres, gt_sizes, lo, hi, num_classes):
+    """SetCriterion.single_output_forward with scripts/scannet_ep1080.sh's weights (matcher cls 1, GIoU 2; losses
+    cls 1, no-object 0.25, centre 5, size 1, GIoU 1, angle cls 0.1, angle reg 0.5) and ScanNet's targets
+    (datasets/scannet.py: angle class 0, residual 0, normalised by pi / num_angle_bin)."""
+    from scipy.optimize import linear_sum_assignment
+    extent = hi - lo
+    gious = ref_aligned_giou(out['center_unnormalized'], out['size_unnormalized'], gt_centres, gt_sizes)
+    cls_prob = out['sem_cls_logits'].softmax(-1)
+    cost = 1.0 * -cls_prob[:, gt_labels] + 2.0 * -gious
+    q_idx, g_idx = (torch.as_tensor(i) for i in linear_sum_assignment(cost.detach().numpy()))
+    num_boxes = len(gt_labels)
+    target = torch.full((cost.shape[0], ), num_classes)
+    target[q_idx] = gt_labels[g_idx]
+    weight = torch.ones(num_classes + 1)
+    weight[-1] = 0.25
+    gt_angle_class, gt_angle_residual = torch.zeros(num_boxes, dtype=torch.long), torch.zeros(num_boxes)
+    residual_target = gt_angle_residual / (math.pi / 1)
+    return dict(
+        loss_cls=1.0 * F.cross_entropy(out['sem_cls_logits'], target, weight, reduction='mean'),
+        loss_angle_cls=0.1 * F.cross_entropy(out['angle_logits'][q_idx], gt_angle_class[g_idx],
+                                             reduction='sum') / num_boxes,
+        loss_angle_reg=0.5 * huber(out['angle_residual_normalized'][q_idx, gt_angle_class[g_idx]]
+                                   - residual_target[g_idx]).sum() / num_boxes,
+        loss_center=5.0 * (out['center_normalized'][q_idx] - ((gt_centres - lo) / extent)[g_idx]).abs().sum()
+        / num_boxes,
+        loss_size=1.0 * (out['size_normalized'][q_idx] - (gt_sizes / extent)[g_idx]).abs().sum() / num_boxes,
+        loss_giou=1.0 * (1 - gious[q_idx, g_idx]).sum() / num_boxes)
+
+
+def test_scannet_head_end_to_end_equals_3detr_rebuilt_from_its_source():
+    """One tiny ScanNet scene through the head of the ScanNet config (widths shrunk, dropout off, train mode):
+    query positions, Fourier key and query embeddings, the encoder-to-decoder projection, every decoder layer's
+    output, the box parameters, the 1-bin heading outputs and every layer's losses equal 3DETR's computation."""
+    cfg = Config.fromfile(osp.join(DOWNSTREAM, 'threedetr_1xb8-1080e_scannet-3d.py'))
+    num_classes, dims = 3, 16
+    small = dict(cfg.model.bbox_head, num_classes=num_classes, in_channels=dims, num_queries=8, embed_dims=dims,
+                 num_decoder_layers=2, num_heads=2, feedforward_channels=dims, mlp_channels=(dims, dims), dropout=0.0,
+                 mlp_dropout=0.0, train_cfg=cfg.model.train_cfg)
+    torch.manual_seed(0)
+    head = MODELS.build(small).train()
+    assert head.num_angle_bins == 1
+
+    gen = torch.Generator().manual_seed(3)
+    # A room of 4 m x 3 m x 2 m away from the origin: normalising by the point range matters.
+    points = torch.rand(96, 3, generator=gen) * torch.tensor([4.0, 3.0, 2.0]) + torch.tensor([2.0, -1.0, 0.0])
+    tokens_xyz = points[:24]
+    token_features = torch.randn(1, dims, 24, generator=gen)
+    gt_centres = torch.tensor([[3.0, 0.0, 0.5], [4.5, 1.0, 0.8], [5.0, -0.2, 1.0]])
+    gt_sizes = torch.tensor([[1.0, 0.8, 1.0], [0.6, 1.2, 1.6], [1.4, 0.5, 0.6]])
+    gt_labels = torch.tensor([0, 2, 1])
+    gt = InstanceData(bboxes_3d=DepthInstance3DBoxes(torch.cat([gt_centres, gt_sizes], 1), box_dim=6,
+                                                     with_yaw=False, origin=(0.5, 0.5, 0.5)),
+                      labels_3d=gt_labels)
+
+    seen = {}
+    hook = head.decoder.register_forward_hook(
+        lambda module, args, output: seen.update(memory=args[1], query_pos=args[2], key_pos=args[3], hidden=output))
+    feat = dict(fp_xyz=[tokens_xyz[None]], fp_features=[token_features])
+    preds = head([points], feat)
+    losses = head.loss_by_feat(preds, [gt])
+    hook.remove()
+
+    with torch.no_grad():
+        lo, hi = points.min(0).values, points.max(0).values        # point_cloud_dims_min / _max
+        memory = ref_encoder_to_decoder_projection(token_features[0].t(), head.memory_proj)
+        query_xyz = tokens_xyz[ref_furthest_point_sample(tokens_xyz, 8)]
+        gauss_b = head.pos_encoding.gauss_b
+        query_pos = ref_query_projection(ref_fourier(query_xyz, lo, hi, gauss_b), head.query_pos_proj)
+        key_pos = ref_fourier(tokens_xyz, lo, hi, gauss_b)
+        hidden = ref_decoder(head.decoder, memory[None], key_pos[None], query_pos[None])[:, 0]   # (L, Q, D)
+        rows = hidden.reshape(-1, dims)  # get_box_predictions: the heads see (layers x batch x queries) rows
+        per_layer = lambda x: x.reshape(hidden.shape[0], hidden.shape[1], -1)  # noqa: E731
+        center_offset = per_layer(ref_prediction_mlp(rows, head.center_head)).sigmoid() - 0.5
+        size_normalized = per_layer(ref_prediction_mlp(rows, head.size_head)).sigmoid()
+        angle_logits = per_layer(ref_prediction_mlp(rows, head.angle_cls_head))
+        angle_residual_normalized = per_layer(ref_prediction_mlp(rows, head.angle_reg_head))
+        angle_residual = angle_residual_normalized * (math.pi / 1)  # pi / num_angle_bins
+        ref_out = []
+        for layer in range(hidden.shape[0]):
+            centre = query_xyz + center_offset[layer]
+            ref_out.append(dict(
+                sem_cls_logits=per_layer(ref_prediction_mlp(rows, head.cls_head))[layer],
+                center_unnormalized=centre,
+                center_normalized=(centre - lo) / (hi - lo),
+                size_normalized=size_normalized[layer],
+                size_unnormalized=size_normalized[layer] * (hi - lo).clamp(min=0.1),
+                angle_logits=angle_logits[layer],
+                angle_residual_normalized=angle_residual_normalized[layer],
+                # compute_predicted_angle with one bin: logits * 0 + residual * 0, clamped at 0.
+                angle_continuous=(angle_logits[layer] * 0 + angle_residual[layer] * 0).squeeze(-1).clamp(min=0)))
+
+    close = dict(atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(preds['query_xyz'][0], query_xyz)
+    torch.testing.assert_close(seen['key_pos'][0], key_pos, **close)
+    torch.testing.assert_close(seen['query_pos'][0], query_pos, **close)
+    torch.testing.assert_close(seen['memory'][0], memory, **close)
+    torch.testing.assert_close(seen['hidden'][:, 0], hidden, **close)
+    for layer, out in enumerate(ref_out):
+        torch.testing.assert_close(preds['cls_logits'][layer, 0], out['sem_cls_logits'], **close)
+        torch.testing.assert_close(preds['centers'][layer, 0], out['center_unnormalized'], **close)
+        torch.testing.assert_close(preds['center_normalized'][layer, 0], out['center_normalized'], **close)
+        torch.testing.assert_close(preds['sizes'][layer, 0], out['size_unnormalized'], **close)
+        torch.testing.assert_close(preds['angle_logits'][layer, 0], out['angle_logits'], **close)
+        torch.testing.assert_close(preds['angle_residual_normalized'][layer, 0], out['angle_residual_normalized'],
+                                   **close)
+        torch.testing.assert_close(preds['angles'][layer, 0], out['angle_continuous'])
+
+        expected = ref_layer_losses(out, gt_labels, gt_centres, gt_sizes, lo, hi, num_classes)
+        prefix = '' if layer == len(ref_out) - 1 else f'd{layer}.'
+        for name, value in expected.items():
+            torch.testing.assert_close(losses[prefix + name], value, **close, msg=f'{prefix}{name}')
+    assert set(losses) == {p + name for p in ('', 'd0.') for name in expected}
+    # The residual term is a real loss on ScanNet (3DETR keeps it): not zero at initialisation.
+    assert losses['loss_angle_reg'] > 1e-3 and losses['loss_angle_cls'] == 0

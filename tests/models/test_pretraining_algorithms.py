@@ -120,6 +120,57 @@ def test_random_token_mask_counts(num_real, expected):
         random_token_mask(padding, 1.0)
 
 
+def hand_tokens(num_real, slots=16, points_per_token=8, seed=0):
+    """PointTokens of len(num_real) samples with num_real[b] real tokens and padding after them."""
+    gen = torch.Generator().manual_seed(seed)
+    batch_size = len(num_real)
+    padding = torch.arange(slots)[None].expand(batch_size, -1) >= torch.tensor(num_real)[:, None]
+    real = (~padding)[..., None].float()
+    return PointTokens(
+        neighborhoods=torch.randn(batch_size, slots, points_per_token, 3, generator=gen) * 0.1 * real[..., None],
+        centers=torch.rand(batch_size, slots, 3, generator=gen) * 4 * real,
+        padding_mask=padding,
+        region_index=torch.where(padding, -1, torch.arange(1, slots + 1)[None]),
+        point_token=torch.arange(slots)[None].repeat_interleave(points_per_token, 1).expand(batch_size, -1))
+
+
+# Real tokens per sample, and the tokens that must be masked: round(ratio x real), half to even (the rule of
+# random_token_mask), by hand: 0.6 x 15 = 9, 0.6 x 11 = 6.6 -> 7 (floor would give 6); 0.3 x 15 = 4.5 -> 4 (half up
+# would give 5), 0.3 x 11 = 3.3 -> 3 (ceil would give 4).
+MASK_COUNTS = {0.6: [9, 7], 0.3: [4, 3]}
+
+
+@pytest.mark.parametrize('algorithm', ['SamMtpMaskedTokenPredictor', 'SamMtpJointPretrainer'])
+@pytest.mark.parametrize('mask_ratio', sorted(MASK_COUNTS))
+def test_the_model_masks_its_mask_ratio_of_the_real_tokens(algorithm, mask_ratio, monkeypatch):
+    """Through the algorithm's loss: the encoder sees exactly the real tokens that are not masked, and the count of
+    masked tokens per sample is the configured ratio of that sample's real tokens, rounded half to even."""
+    torch.manual_seed(0)
+    if algorithm == 'SamMtpMaskedTokenPredictor':
+        model = MODELS.build(stage2_cfg(None, mask_ratio=mask_ratio))
+    else:
+        model = MODELS.build(dict(STAGE1, type=algorithm, mask_ratio=mask_ratio, **MTP_PARTS))
+    model.eval()
+    num_real = [15, 11]
+    tokens = hand_tokens(num_real)
+    targets = torch.randn(2, 16, 32) * (~tokens.padding_mask)[..., None]
+    seen = []
+    encode_visible = model.backbone.encode_visible
+    monkeypatch.setattr(model.backbone, 'encode_visible',
+                        lambda toks, visible: seen.append(visible.clone()) or encode_visible(toks, visible))
+    draws = []
+    for _ in range(3):
+        with torch.no_grad():
+            losses = model.mtp_losses(tokens, targets)
+        visible = seen[-1]
+        assert not (visible & tokens.padding_mask).any()  # padding is neither visible nor masked
+        masked = (~visible & ~tokens.padding_mask).sum(1).tolist()
+        assert masked == MASK_COUNTS[mask_ratio], f'{mask_ratio} of {num_real} real tokens'
+        assert int(losses['masked_tokens']) == sum(MASK_COUNTS[mask_ratio])
+        draws.append(visible)
+    assert not all(torch.equal(draws[0], d) for d in draws[1:])  # a random choice, not a fixed one
+
+
 def test_stage2_teacher_is_frozen_hidden_and_loaded(stage1_checkpoint, batch):
     path, stage1 = stage1_checkpoint
     torch.manual_seed(1)

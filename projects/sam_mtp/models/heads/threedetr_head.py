@@ -10,6 +10,7 @@ Data flow (B scenes, M encoder tokens, Q queries, L decoder layers)::
       -> decoder (pre-norm, L layers) -> every layer through the shared prediction MLPs        (L, B, Q, *)
       -> boxes (3DETR's parametrisation): centre = query xyz + (sigmoid - 0.5) metres, then normalised by
          the scene extent for the centre loss/cost; size = sigmoid * scene extent; heading = bin + residual
+         (12 bins on SUN RGB-D; ScanNet has 3DETR's single bin: heads and losses, heading always 0)
 
 Training matches every layer's predictions to the ground truth with mmdet's ``HungarianAssigner``
 (class probability, 3D GIoU, centre L1, objectness costs) and sums the per-layer losses; the last layer's
@@ -53,8 +54,11 @@ class ThreeDETRHead(BaseModule):
         in_channels: channels of the backbone's last ``fp_features``.
         num_queries: Q (256 ScanNet, 128 SUN RGB-D in 3DETR).
         query_source: ``'fps'`` (3DETR) or ``'tokens'`` (SAM-MTP, see module docstring).
-        num_angle_bins: heading bins (12 on SUN RGB-D); 0 for axis-aligned datasets (ScanNet): no heading heads,
-            heading fixed to 0 (3DETR builds 1-bin heads there and multiplies their output by 0). 1 is refused.
+        num_angle_bins: heading bins. 12 on SUN RGB-D. 1 on ScanNet (axis-aligned boxes), as 3DETR: the 1-bin
+            heading heads are built and trained (class loss identically 0, residual loss pulls the residual to
+            0, which reaches the shared layers), but the heading is always 0. 0: no heading heads and no heading
+            losses (not 3DETR; what the ScanNet configs used before, so their old checkpoints load with
+            ``--cfg-options model.bbox_head.num_angle_bins=0``).
         num_memory_proj_hidden: hidden layers (width ``in_channels``) of the encoder-to-decoder projection: 2 for
             3DETR's plain encoder, 1 for its masked encoder (3DETR-m).
         embed_dims, num_decoder_layers, num_heads, feedforward_channels, dropout: decoder (256, 8, 4, 256, 0.1).
@@ -101,15 +105,13 @@ class ThreeDETRHead(BaseModule):
             raise ValueError(f'ThreeDETRHead: need num_classes >= 1, num_queries >= 1, num_angle_bins >= 0, '
                              f'num_memory_proj_hidden >= 0, got {num_classes}, {num_queries}, {num_angle_bins}, '
                              f'{num_memory_proj_hidden}')
-        if num_angle_bins == 1:
-            raise ValueError('ThreeDETRHead: num_angle_bins=1 is a heading head without bins; use 0 for '
-                             'axis-aligned boxes (ScanNet: 3DETR\'s 1-bin head only ever predicts 0) or >= 2 for '
-                             'oriented boxes (12 on SUN RGB-D)')
         self.num_classes = num_classes
         self.num_queries = num_queries
         self.query_source = query_source
         self.num_angle_bins = num_angle_bins
-        self.with_yaw = num_angle_bins > 0
+        # Oriented boxes need at least 2 bins; 3DETR's ScanNet has 1 bin: heading heads and losses, heading 0.
+        self.with_yaw = num_angle_bins >= 2
+        self.with_angle_heads = num_angle_bins >= 1
         self.no_object_weight = no_object_weight
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
@@ -128,7 +130,7 @@ class ThreeDETRHead(BaseModule):
         self.cls_head = head(num_classes + 1)
         self.center_head = head(3)
         self.size_head = head(3)
-        if self.with_yaw:
+        if self.with_angle_heads:
             self.angle_cls_head = head(num_angle_bins)
             self.angle_reg_head = head(num_angle_bins)
 
@@ -136,7 +138,7 @@ class ThreeDETRHead(BaseModule):
         self.loss_center = MODELS.build(loss_center)
         self.loss_size = MODELS.build(loss_size)
         self.loss_giou = MODELS.build(loss_giou)
-        if self.with_yaw:
+        if self.with_angle_heads:
             self.loss_angle_cls = MODELS.build(loss_angle_cls)
             self.loss_angle_reg = MODELS.build(loss_angle_reg)
         self.assigner = TASK_UTILS.build(train_cfg['assigner']) if train_cfg and 'assigner' in train_cfg else None
@@ -192,8 +194,8 @@ class ThreeDETRHead(BaseModule):
         """Per-layer predictions.
 
         Returns a dict with ``cls_logits (L, B, Q, C+1)``, ``center_normalized``/``size_normalized``/
-        ``centers``/``sizes`` ``(L, B, Q, 3)``, ``angles (L, B, Q)`` and, with heading bins,
-        ``angle_logits``/``angle_residual_normalized`` ``(L, B, Q, bins)``; plus ``query_valid (B, Q)``,
+        ``centers``/``sizes`` ``(L, B, Q, 3)``, ``angles (L, B, Q)`` and, with heading heads (``num_angle_bins``
+        >= 1), ``angle_logits``/``angle_residual_normalized`` ``(L, B, Q, bins)``; plus ``query_valid (B, Q)``,
         ``query_xyz (B, Q, 3)``, ``scene_min``/``scene_max`` ``(B, 3)``.
         """
         xyz, features, padding_mask = self._read_backbone(feat_dict)
@@ -229,16 +231,16 @@ class ThreeDETRHead(BaseModule):
             query_xyz=query_xyz,
             scene_min=scene_min,
             scene_max=scene_max)
-        if self.with_yaw:
+        preds['angles'] = centers.new_zeros(centers.shape[:-1])
+        if self.with_angle_heads:
             angle_logits = self.angle_cls_head(hidden, valid)
             residual = self.angle_reg_head(hidden, valid)
-            best = angle_logits.argmax(dim=-1, keepdim=True)
-            preds.update(
-                angle_logits=angle_logits,
-                angle_residual_normalized=residual,
-                angles=bin_to_angle(best[..., 0], torch.gather(residual, -1, best)[..., 0], self.num_angle_bins))
-        else:
-            preds['angles'] = centers.new_zeros(centers.shape[:-1])
+            preds.update(angle_logits=angle_logits, angle_residual_normalized=residual)
+            # With one bin (3DETR's ScanNet) the heading stays 0 whatever the heads say.
+            if self.with_yaw:
+                best = angle_logits.argmax(dim=-1, keepdim=True)
+                preds['angles'] = bin_to_angle(best[..., 0], torch.gather(residual, -1, best)[..., 0],
+                                               self.num_angle_bins)
         return preds
 
     def boxes_from_preds(self, preds: Dict[str, Tensor]) -> Tensor:
@@ -266,9 +268,11 @@ class ThreeDETRHead(BaseModule):
         sizes = boxes.dims.to(device=device, dtype=dtype)
         yaw = boxes.yaw.to(device=device, dtype=dtype)
         if not self.with_yaw and getattr(boxes, 'with_yaw', False) and bool((yaw != 0).any()):
-            raise ValueError('ThreeDETRHead: the gt boxes have headings (with_yaw=True, non-zero yaw) but the head '
-                             'has num_angle_bins=0 and would learn axis-aligned boxes; set num_angle_bins (3DETR: 12 '
-                             'on SUN RGB-D)')
+            raise ValueError(f'ThreeDETRHead: the gt boxes have headings (with_yaw=True, non-zero yaw) but the head '
+                             f'has num_angle_bins={self.num_angle_bins} and would learn axis-aligned boxes; set '
+                             'num_angle_bins (3DETR: 12 on SUN RGB-D)')
+        if not self.with_yaw:  # 3DETR's axis-aligned targets: heading class 0, residual 0
+            yaw = torch.zeros_like(yaw)
         extent = (scene_max - scene_min).clamp(min=MIN_SCENE_EXTENT)
         bboxes = torch.cat([centers, sizes] + ([yaw[:, None]] if self.with_yaw else []), dim=1)
         return InstanceData(
@@ -323,7 +327,7 @@ class ThreeDETRHead(BaseModule):
             losses['loss_giou'] = boxes.sum() * 0  # the rotated GIoU is not free: skip it when unweighted
         else:
             losses['loss_giou'] = self.loss_giou(boxes[batch_idx, query_idx], gt_cat.bboxes, avg_factor=num_gts)
-        if self.with_yaw:
+        if self.with_angle_heads:  # one bin: target bin 0, residual 0 (_gt_targets zeroes the yaw)
             bin_idx, residual = angle_to_bin(gt_cat.yaw, self.num_angle_bins)
             losses['loss_angle_cls'] = self.loss_angle_cls(
                 preds['angle_logits'][batch_idx, query_idx], bin_idx, avg_factor=num_gts)
