@@ -113,17 +113,19 @@ def run_worker(args):
     records = []
 
     class PhaseTimer(Hook):
-        """Iteration times as IterTimerHook measures them (end of one iteration to the end of the next), the
-        losses, and the load switched on / off between phases (outside the timed span)."""
+        """Iteration times as IterTimerHook measures them (end of one iteration to the end of the next), the CPU
+        seconds of all of this process's threads in that span, the losses, and the load switched on / off between
+        phases (outside the timed span)."""
         priority = 'LOWEST'
 
         def __init__(self):
-            self.last = None
+            self.last = self.last_cpu = None
 
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
             it = runner.iter  # not yet advanced: the index of the iteration that just ran
-            now = time.perf_counter()
+            now, now_cpu = time.perf_counter(), time.process_time()
             records.append(dict(phase=schedule[it], seconds=None if self.last is None else now - self.last,
+                                cpu_seconds=None if self.last is None else now_cpu - self.last_cpu,
                                 losses={k: float(v) for k, v in (outputs or {}).items()}))
             following = schedule[it + 1] if it + 1 < len(schedule) else None
             if following != schedule[it]:
@@ -135,7 +137,7 @@ def run_worker(args):
                     time.sleep(args.settle)
             if it + 1 == len(schedule):
                 raise _Done
-            self.last = time.perf_counter()
+            self.last, self.last_cpu = time.perf_counter(), time.process_time()
 
     cfg = Config.fromfile(STAGE1_CONFIG)
     cfg.work_dir = args.work_dir
@@ -168,7 +170,8 @@ class _Done(Exception):
 
 # ----------------------------------------------------------------------------------------- the benchmark
 def summarize(result, repeats):
-    """Per repeat of one run: the median quiet and loaded iteration seconds and their ratio."""
+    """Per repeat of one run: the median quiet and loaded iteration seconds and their ratio, and the median CPU
+    seconds (all threads) of a loaded iteration."""
     its = [r for r in result['iterations'] if r['phase'] != 'warmup' and r['seconds'] is not None]
     per = len(its) // (2 * repeats)
     rows = []
@@ -176,7 +179,9 @@ def summarize(result, repeats):
         chunk = its[2 * k * per:2 * (k + 1) * per]
         quiet = statistics.median(r['seconds'] for r in chunk if r['phase'] == 'quiet')
         loaded = statistics.median(r['seconds'] for r in chunk if r['phase'] == 'loaded')
-        rows.append(dict(quiet_s=round(quiet, 4), loaded_s=round(loaded, 4), ratio=round(loaded / quiet, 2)))
+        loaded_cpu = statistics.median(r['cpu_seconds'] for r in chunk if r['phase'] == 'loaded')
+        rows.append(dict(quiet_s=round(quiet, 4), loaded_s=round(loaded, 4), ratio=round(loaded / quiet, 2),
+                         loaded_cpu_s=round(loaded_cpu, 4)))
     return rows
 
 
@@ -186,6 +191,7 @@ def summarize_setting(runs):
     ratios = [r['ratio'] for r in repeats]
     return dict(quiet_s_median=statistics.median(r['quiet_s'] for r in repeats),
                 loaded_s_median=statistics.median(r['loaded_s'] for r in repeats),
+                loaded_cpu_s_median=statistics.median(r['loaded_cpu_s'] for r in repeats),
                 ratios=ratios, ratio_median=statistics.median(ratios))
 
 
@@ -197,12 +203,13 @@ def format_table(run):
              f'Stage 1 of `{run["config"]}` on {run["data"]["scenes"]} synthetic scenes x '
              f'{run["data"]["frames_per_scene"]} frames; per repeat the median of {run["iters"]} iterations quiet, '
              f'then of {run["iters"]} under the load:', '',
-             '| setting | OMP_WAIT_POLICY | quiet iteration | loaded iteration | loaded / quiet, each repeat | '
-             'median |', '|---|---|---:|---:|---|---:|']
+             '| setting | OMP_WAIT_POLICY | quiet iteration | loaded iteration | CPU time of a loaded iteration | '
+             'loaded / quiet, each repeat | median |', '|---|---|---:|---:|---:|---|---:|']
     for s in SETTINGS:
         m = run['summary'][s]
         lines.append(f'| {titles[s]} | {policy[s] or "unset"} | {m["quiet_s_median"]:.3f} s | '
-                     f'{m["loaded_s_median"]:.3f} s | {", ".join(f"{r:.2f}" for r in m["ratios"])} | '
+                     f'{m["loaded_s_median"]:.3f} s | {m["loaded_cpu_s_median"]:.3f} s | '
+                     f'{", ".join(f"{r:.2f}" for r in m["ratios"])} | '
                      f'{m["ratio_median"]:.2f} |')
     lines += ['', 'The loss sequences of all runs are ' + ('bit-identical.' if run['losses_identical'] else
                                                           '**not identical**.')]

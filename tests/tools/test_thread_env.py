@@ -85,7 +85,8 @@ def test_benchmark_ratio_per_repeat_is_median_loaded_over_median_quiet():
     schedule = bench_shared_cpu.phase_schedule(warmup=1, iters=3, repeats=2)
     assert schedule == ['warmup'] + (['quiet'] * 3 + ['loaded'] * 3) * 2
     seconds = [None, 1.0, 3.0, 2.0, 9.0, 5.0, 4.0, 2.0, 2.5, 7.0, 1.0, 1.0, 1.0]
-    result = dict(iterations=[dict(phase=p, seconds=t) for p, t in zip(schedule, seconds)])
-    # repeat 1: quiet median 2.0, loaded median 5.0; repeat 2: quiet median 2.5, loaded median 1.0
-    assert bench_shared_cpu.summarize(result, 2) == [dict(quiet_s=2.0, loaded_s=5.0, ratio=2.5),
-                                                      dict(quiet_s=2.5, loaded_s=1.0, ratio=0.4)]
+    cpu = [None, 0, 0, 0, 0.5, 0.1, 0.2, 0, 0, 0, 0.3, 0.4, 0.3]
+    result = dict(iterations=[dict(phase=p, seconds=t, cpu_seconds=c) for p, t, c in zip(schedule, seconds, cpu)])
+    # repeat 1: quiet median 2.0, loaded median 5.0 (CPU 0.2); repeat 2: quiet 2.5, loaded 1.0 (CPU 0.3)
+    assert bench_shared_cpu.summarize(result, 2) == [dict(quiet_s=2.0, loaded_s=5.0, ratio=2.5, loaded_cpu_s=0.2),
+                                                      dict(quiet_s=2.5, loaded_s=1.0, ratio=0.4, loaded_cpu_s=0.3)]
