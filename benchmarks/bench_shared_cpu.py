@@ -1,7 +1,8 @@
 """How much a stage-1 training run slows down when other processes share the cores: before and after the tools'
 thread settings (projects/sam_mtp/engine/cpu_threads.py, issue 20 item 11).
 
-    python benchmarks/bench_shared_cpu.py [--iters 6] [--repeats 3] [--busy 2] [--out work_dirs/benchmarks/shared_cpu.json]
+    python benchmarks/bench_shared_cpu.py [--iters 6] [--repeats 3] [--busy 2] \
+        [--out work_dirs/benchmarks/shared_cpu.json]
 
 The demo's stage-1 config (configs/sam_mtp/demo/stage1_demo.py) trains on a small data set that the project's
 tools make (tools/make_synthetic_data.py, tools/generate_sam_labels.py with the demo's class-embedding stand-in
