@@ -164,10 +164,16 @@ def _scene_segments(run: dict) -> str:
     return format_table(run)
 
 
+def _shared_cpu(run: dict) -> str:
+    sys.path.insert(0, HERE)
+    from bench_shared_cpu import format_table
+    return format_table(run)
+
+
 # name -> renderer; the name is the JSON's file name in run_all.py's folder and the docs markers' name.
 SECTIONS: Dict[str, Callable[[dict], str]] = dict(
     point_ops=_point_ops, tokenizers=render_tokenizers, label_generation=render_label_generation,
-    train_step=render_train_step, scene_segments=_scene_segments)
+    train_step=render_train_step, scene_segments=_scene_segments, shared_cpu=_shared_cpu)
 
 
 def markers(name: str):

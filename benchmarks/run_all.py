@@ -21,6 +21,7 @@ JOBS = [
     ('label_generation', ['bench_label_generation.py', '--threads', '{threads}', '--json']),
     ('train_step', ['bench_train_step.py', '--out']),
     ('scene_segments', ['bench_scene_segments.py', '--out']),
+    ('shared_cpu', ['bench_shared_cpu.py', '--out']),
 ]
 
 

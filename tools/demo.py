@@ -31,11 +31,15 @@ import os.path as osp
 import platform
 import re
 import resource
+import runpy
 import subprocess
 import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# Before torch starts OpenMP, and inherited by every step's process: threads that sleep instead of spinning while
+# they wait, so a shared machine slows the demo by the CPU share it loses (engine/cpu_threads.py).
+runpy.run_path(osp.join(ROOT, 'projects', 'sam_mtp', 'engine', 'cpu_threads.py'))['set_thread_env_defaults']()
 # Configs are found from the repository, so the demo runs from any folder (data and work dirs are relative to it).
 CONFIGS = osp.join(ROOT, 'configs', 'sam_mtp')
 DEMO_CONFIGS = osp.join(CONFIGS, 'demo')
@@ -616,6 +620,7 @@ def environment():
     commit, dirty = git_commit(where=ROOT)
     return dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
                 machine=dict(cpu=cpu_model(), cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                             omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'),
                              memory_gib=memory_gib(), platform=platform.platform(), python=platform.python_version()),
                 commit=commit, dirty=dirty,
                 versions=dict(torch=torch.__version__, mmengine=mmengine.__version__, mmdet3d=mmdet3d.__version__))

@@ -7,10 +7,15 @@ import argparse
 import logging
 import os
 import os.path as osp
+import runpy
 import sys
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Make the repository importable when this file is run as a script from anywhere.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+# Before torch (imported by mmengine) starts OpenMP, which reads its settings once: threads that sleep instead of
+# spinning while they wait, so a shared machine slows a run by the CPU share it loses (engine/cpu_threads.py).
+runpy.run_path(osp.join(ROOT, 'projects', 'sam_mtp', 'engine', 'cpu_threads.py'))['set_thread_env_defaults']()
 
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
