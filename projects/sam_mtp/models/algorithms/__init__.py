@@ -1,4 +1,5 @@
-"""Pretraining algorithms: stage-1 distillation, stage-2 masked token prediction, and the joint ablation."""
+"""Pretraining algorithms: stage-1 distillation, stage-2 masked token prediction, the joint ablation, Bridge3D."""
+from .bridge3d import Bridge3D, bridge3d_token_mask, semantic_guided_keep
 from .distiller import SamMtpDistiller
 from .joint_pretrainer import SamMtpJointPretrainer
 from .masked_token_predictor import MaskedTokenPredictionMixin, SamMtpMaskedTokenPredictor, load_frozen_state
@@ -6,5 +7,6 @@ from .token_utils import gather_region_targets, masked_mean, random_token_mask
 
 __all__ = [
     'SamMtpDistiller', 'SamMtpMaskedTokenPredictor', 'SamMtpJointPretrainer', 'MaskedTokenPredictionMixin',
-    'load_frozen_state', 'random_token_mask', 'masked_mean', 'gather_region_targets'
+    'load_frozen_state', 'random_token_mask', 'masked_mean', 'gather_region_targets', 'Bridge3D',
+    'bridge3d_token_mask', 'semantic_guided_keep'
 ]
