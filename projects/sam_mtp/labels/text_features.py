@@ -42,16 +42,14 @@ SCENE_TEMPLATES = ('there is a {} in the scene.', 'there is the {} in the scene.
 @lru_cache()
 def bytes_to_unicode() -> Dict[int, str]:
     """CLIP's (GPT-2's) reversible map of the 256 byte values to printable characters: the printable Latin-1
-    bytes map to themselves, the others to the characters from U+0100 on, in byte order."""
+    bytes map to themselves, the others, in byte order, to the characters from U+0100 on. The order of the
+    entries is the order of the first 256 vocabulary ids: printable bytes first (so ``a`` is id 64 and ``a</w>``
+    id 320, as in OpenAI's vocabulary), then the others."""
     printable = list(range(ord('!'), ord('~') + 1)) + list(range(ord('¡'), ord('¬') + 1)) + \
         list(range(ord('®'), ord('ÿ') + 1))
-    mapping, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            mapping[byte] = chr(byte)
-        else:
-            mapping[byte] = chr(256 + extra)
-            extra += 1
+    mapping = {byte: chr(byte) for byte in printable}
+    others = [byte for byte in range(256) if byte not in mapping]
+    mapping.update({byte: chr(256 + n) for n, byte in enumerate(others)})
     return mapping
 
 
