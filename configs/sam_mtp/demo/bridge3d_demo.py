@@ -12,7 +12,7 @@ model = dict(
     tokenizer=dict(num_tokens=128, num_points_per_token=_base_.demo_tokenizer['num_points_per_token']),
     backbone=dict(_delete_=True, **_base_.demo_encoder),
     global_queries=dict(embed_dims=embed_dims, num_layers=_base_.demo_encoder['num_layers']),
-    decoder=dict(in_channels=embed_dims, embed_dims=embed_dims, pos_hidden_dims=embed_dims),
+    decoder=dict(in_channels=embed_dims, embed_dims=embed_dims),
     reconstruction_head=dict(in_channels=embed_dims),
     region_image_head=dict(in_channels=embed_dims, out_channels=_base_.demo_feature_dim),
     region_text_head=dict(in_channels=embed_dims, out_channels=demo_text_feature_dim),

@@ -123,7 +123,7 @@ def add_text_labels(label_root: str, split: str, frames_root: str, text_source, 
     if len(class_names) != len(class_ids) or not class_names:
         raise ValueError(f'class_names ({len(class_names)}) and class_ids ({len(class_ids)}) must be non-empty '
                          'and of equal length')
-    class_maps = dict(folder='label', suffix='.png', **(class_maps or {}))
+    class_maps = dict(dict(folder='label', suffix='.png'), **(class_maps or {}))
     captions = dict(captions or dict(type='class_list'))
     caption_source = build_caption_source(captions)
     paths = LabelPaths(label_root)
