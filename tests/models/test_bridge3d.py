@@ -257,7 +257,7 @@ def test_missing_targets_and_bad_settings_are_named(batch):
         model.loss(batch['inputs'], samples)
     with pytest.raises(ValueError, match='global_queries.num_layers=3 but the encoder has 2 blocks'):
         MODELS.build(dict(tiny_model_cfg(), global_queries=dict(tiny_model_cfg().global_queries, num_layers=3)))
-    with pytest.raises(ValueError, match=r'reconstruction_head.out_channels=12 but the tokens have 8 points \(needs 24\)'):
+    with pytest.raises(ValueError, match=r'out_channels=12 but the tokens have 8 points \(needs 24\)'):
         MODELS.build(dict(tiny_model_cfg(), reconstruction_head=dict(type='TokenProjector', in_channels=32,
                                                                      out_channels=12)))
 
@@ -404,8 +404,8 @@ def test_full_config_encoder_loads_into_every_real_finetuning_config(tmp_path):
              for k, v in model.state_dict().items()}
     ckpt = str(tmp_path / 'bridge3d.pth')
     torch.save(dict(state_dict=state, meta=dict()), ckpt)
-    configs = [c for c in sorted(os.listdir(osp.join(REPO, 'configs/sam_mtp/finetune'))) if c.endswith('-ft_scannet-3d.py')
-               or c.endswith('-ft_scannet-seg.py')]
+    configs = [c for c in sorted(os.listdir(osp.join(REPO, 'configs/sam_mtp/finetune')))
+               if c.endswith(('-ft_scannet-3d.py', '-ft_scannet-seg.py'))]
     assert configs
     for name in configs:
         backbone_cfg = _cfg(f'configs/sam_mtp/finetune/{name}').model.backbone
