@@ -4,6 +4,8 @@ from .collate import sam_mtp_collate  # noqa: E402,F401
 from .frame_dataset import SamMtpFrameDataset  # noqa: E402,F401
 from .transforms import (FrameCenterPoints, FrameRandomDropout, FrameRandomJitter,  # noqa: E402,F401
                          FrameRandomRotScale, FrameSamplePoints, PackFrameInputs)
+# Bridge3D pretraining: the frame labels plus text and frame-level image targets.
+from .bridge3d_frames import Bridge3DFrameDataset, PackBridge3DInputs, bridge3d_collate  # noqa: E402,F401
 # Fine-tuning: scene-level SAM segments as a point column (SAM-guided tokens on whole scenes).
 from .scene_segments import LoadSceneSegments  # noqa: E402,F401
 from .random_cuboid import RandomCuboidCrop  # noqa: E402,F401  (3DETR augmentation)

@@ -152,7 +152,12 @@ class SamMtpFrameDataset(BaseDataset):
             label_path=path)
         if self.load_colors:
             results['colors'] = arrays['colors'].copy()  # the cached array must not reach the transforms
+        results.update(self.extra_frame_results(arrays, path))
         return results
+
+    def extra_frame_results(self, arrays: dict, path: str) -> dict:
+        """Further items a subclass takes from a frame's arrays (e.g. Bridge3D's text targets); none here."""
+        return {}
 
     def prepare_data(self, idx: int) -> Optional[dict]:
         info = self.get_data_info(idx)

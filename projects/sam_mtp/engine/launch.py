@@ -174,12 +174,15 @@ def load_tool_config(args) -> Config:
 
 
 def run_tool(config_path: str, body):
-    """Run a tool's body; config problems and checkpoint files that cannot be loaded safely end the process
-    with one readable line instead of a traceback."""
+    """Run a tool's body; config problems, checkpoint files that cannot be loaded safely and label files that
+    lack what the config needs (found when the dataset is built, before the first step) end the process with one
+    readable line instead of a traceback."""
+    from projects.sam_mtp.labels.format import LabelFormatError
+
     from .checkpoint import CheckpointLoadError
     try:
         return body()
-    except (ConfigCheckError, CheckpointLoadError) as err:
+    except (ConfigCheckError, CheckpointLoadError, LabelFormatError) as err:
         sys.exit(f'error: {err}')
     except KeyError as err:
         explained = explain_registry_error(err, config_path)

@@ -3,7 +3,8 @@
 
 Importing this package registers the label sources in mmdet3d's ``MODELS`` registry:
 ``SAMAutomaticMaskSource``, ``InstanceImageMaskSource`` (stand-in), ``DINOv2FeatureSource`` and
-``RandomViTFeatureSource`` (stand-in). See docs/labels.md.
+``RandomViTFeatureSource`` (stand-in), and Bridge3D's text sources ``CLIPTextFeatureSource`` and
+``RandomCLIPTextFeatureSource`` (stand-in). See docs/labels.md.
 """
 from .checkpoints import CheckpointMismatchError
 from .feature_sources import DINOv2FeatureSource, RandomViTFeatureSource, ViTFeatureSource
@@ -16,6 +17,8 @@ from .scene_segments import scene_segments
 from .segment_jobs import (make_geometric_segments, make_s3dis_segments, make_scannet_segments, make_scene_segments,
                            make_sunrgbd_segments)
 from .sens import SensFormatError, SensReader, SensWriter, export_sens_frames
+from .text_features import CLIPTextFeatureSource, RandomCLIPTextFeatureSource
+from .text_labels import add_text_labels
 
 
 def build_label_source(cfg):
@@ -30,5 +33,6 @@ __all__ = [
     'LabelGenerationError', 'LabelGenerator', 'merge_split', 'InstanceImageMaskSource', 'SAMAutomaticMaskSource',
     'masks_to_region_map', 'pool_region_features', 'scene_segments', 'make_scene_segments', 'make_scannet_segments',
     'make_sunrgbd_segments', 'make_s3dis_segments', 'make_geometric_segments', 'SensFormatError',
-    'SensReader', 'SensWriter', 'export_sens_frames', 'build_label_source'
+    'SensReader', 'SensWriter', 'export_sens_frames', 'build_label_source', 'CLIPTextFeatureSource',
+    'RandomCLIPTextFeatureSource', 'add_text_labels'
 ]

@@ -1,6 +1,6 @@
 """Strict checkpoint loading for the offline label models, with errors that name the file and the keys."""
 import os
-from typing import Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 
@@ -48,10 +48,16 @@ def read_state_dict(path: str, what: str, strip_prefixes: Sequence[str] = ('modu
 
 
 def load_state_dict_strict(model: torch.nn.Module, path: str, what: str,
-                           strip_prefixes: Sequence[str] = ('module.', ), show: int = 5) -> None:
+                           strip_prefixes: Sequence[str] = ('module.', ), show: int = 5,
+                           keep: Optional[Callable[[str], bool]] = None) -> None:
     """Load ``path`` into ``model`` requiring identical keys and shapes; otherwise raise
-    CheckpointMismatchError listing (up to ``show`` of) the missing, unexpected and mis-shaped keys."""
+    CheckpointMismatchError listing (up to ``show`` of) the missing, unexpected and mis-shaped keys.
+
+    ``keep`` selects the keys of the file that belong to ``model`` (e.g. the text tower of a whole CLIP
+    checkpoint); the selected keys must then match exactly."""
     state = read_state_dict(path, what, strip_prefixes)
+    if keep is not None:
+        state = {k: v for k, v in state.items() if keep(k)}
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

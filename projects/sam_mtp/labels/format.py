@@ -31,6 +31,10 @@ FRAME_ARRAYS = {
 }
 OPTIONAL_FRAME_ARRAYS = {
     'point_pixel': (np.int32, ('N', 2)),     # (row, col) of each point in the mask image
+    # Bridge3D's text targets (labels/text_labels.py adds them; the split's metainfo holds class_names and
+    # class_text_feat (C, T), the CLIP text feature of every class name):
+    'region_class': (np.int32, ('R', )),     # 0 = no class (background), c = class_names[c - 1]
+    'caption_feat': (np.float16, ('T', )),   # CLIP text feature of the frame's caption
 }
 
 
@@ -96,6 +100,11 @@ def validate_frame_labels(arrays: Dict[str, np.ndarray], path='<in memory>') -> 
         raise LabelFormatError(path, 'points contain NaN or inf')
     if not np.isfinite(arrays['region_feat'].astype(np.float32)).all():
         raise LabelFormatError(path, 'region_feat contains NaN or inf (a region without a valid target)')
+    if 'region_class' in arrays and arrays['region_class'].size and arrays['region_class'].min() < 0:
+        raise LabelFormatError(path, f'region_class values must be >= 0 (0 = no class), found '
+                               f'{arrays["region_class"].min()}')
+    if 'caption_feat' in arrays and not np.isfinite(arrays['caption_feat'].astype(np.float32)).all():
+        raise LabelFormatError(path, 'caption_feat contains NaN or inf')
 
 
 def save_frame_labels(path: str, arrays: Dict[str, np.ndarray]) -> None:
