@@ -57,13 +57,14 @@ def test_differs_from_the_stock_config_in_the_backbone_the_segments_and_one_lr_k
     stock, swap = _stock(tmp_path), Config.fromfile(SWAP)
     # Every pipeline, reached through the train set's RepeatDataset, loads the segments after the points.
     assert stock.train_dataloader.dataset.type == 'RepeatDataset'
-    assert swap.train_dataloader.dataset.dataset.pipeline == _with_segments(stock.train_dataloader.dataset.dataset.pipeline)
+    train = stock.train_dataloader.dataset.dataset.pipeline
+    assert swap.train_dataloader.dataset.dataset.pipeline == _with_segments(train)
     for loader in ('val_dataloader', 'test_dataloader'):
         assert swap[loader].dataset.pipeline == _with_segments(stock[loader].dataset.pipeline), loader
 
     # The backbone is complete: SAM-guided tokens on the segment column, sized for the stock head.
     backbone = swap.model.backbone
-    use_dim = stock.train_dataloader.dataset.dataset.pipeline[0]['use_dim']
+    use_dim = train[0]['use_dim']
     assert backbone.type == 'SamMtpPointBackbone' and backbone.tokenizer.type == 'SAMGuidedTokenizer'
     assert backbone.segment_channel == len(use_dim) and backbone.in_channels == len(use_dim) + 1
     assert backbone.out_channels == stock.model.bbox_head.in_channels == 288
@@ -74,7 +75,8 @@ def test_differs_from_the_stock_config_in_the_backbone_the_segments_and_one_lr_k
 
     # Nothing else changed: every other leaf of the resolved config equals the stock one.
     flat_stock, flat_swap = _flatten(stock.to_dict()), _flatten(swap.to_dict())
-    changed = {k for k in set(flat_stock) | set(flat_swap) if flat_stock.get(k, KeyError) != flat_swap.get(k, KeyError)}
+    changed = {k for k in set(flat_stock) | set(flat_swap)
+               if flat_stock.get(k, KeyError) != flat_swap.get(k, KeyError)}
     pipelines = re.compile(r'^(train_pipeline|test_pipeline|(train|val|test)_dataloader\.dataset(\.dataset)?\.pipeline)\.')
     expected_other = {'optim_wrapper.paramwise_cfg.custom_keys.backbone.encoder.lr_mult',
                       'optim_wrapper.paramwise_cfg.custom_keys.backbone.encoder.decay_mult',
