@@ -141,6 +141,23 @@ def test_stage1_then_stage2_with_runner(tmp_path):
         runner.train()
     saved = torch.load(str(tmp_path / 'stage2' / 'epoch_1.pth'), map_location='cpu', weights_only=False)
     assert saved['state_dict'] and not [k for k in saved['state_dict'] if 'teacher' in k]
-    stage1_state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']
+    stage1_saved = torch.load(ckpt, map_location='cpu', weights_only=False)
     for key, value in runner.model.teacher.state_dict().items():
-        assert torch.equal(value, stage1_state[key]), key
+        assert torch.equal(value, stage1_saved['state_dict'][key]), key
+    # The Runner keeps the merged config in each checkpoint's meta: fine-tuning reads the pretraining tokenizer there.
+    from projects.sam_mtp.models.backbones.pretraining_tokenizer import pretraining_tokenizer_type
+    assert pretraining_tokenizer_type(stage1_saved['meta']) == pretraining_tokenizer_type(saved['meta']) == \
+        'SAMGuidedTokenizer'
+    # TensorBoard (pretrain_runtime.py's visualizer): one event file per run under <work_dir>/<timestamp>/vis_data/,
+    # holding the losses that LocalVisBackend's scalars.json records for the same iterations.
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    for stage in ('stage1', 'stage2'):
+        events = glob.glob(str(tmp_path / stage / '*' / 'vis_data' / 'events.out.tfevents.*'))
+        assert len(events) == 1, events
+        accumulator = EventAccumulator(events[0])
+        accumulator.Reload()
+        logged = [json.loads(line) for line in open(osp.join(osp.dirname(events[0]), 'scalars.json'))]
+        losses = {r['step']: r['loss'] for r in logged if 'loss' in r}
+        assert losses and {e.step: e.value for e in accumulator.Scalars('loss')} == pytest.approx(losses)

@@ -193,3 +193,73 @@ def test_without_init_cfg_nothing_is_loaded(tmp_path):
     model.backbone.init_cfg = None
     model.init_weights()  # scratch twin: plain initialisation, no file needed
     assert model.backbone.is_init
+
+
+# ------------------------------------------------------------------ pretraining vs fine-tuning tokenizer
+KNN_TOKENIZER = dict(type='FPSKNNTokenizer', num_tokens=16, num_points_per_token=8)
+
+
+def _save_with_config(rel_config, path):
+    """A small model of a pretraining config saved as mmengine's Runner saves it: the merged config's text in
+    ``meta['cfg']`` (Runner.save_checkpoint)."""
+    torch.save(dict(state_dict=pretraining_model(rel_config, SMALL_ENCODER).state_dict(),
+                    meta=dict(epoch=1, cfg=_load_cfg(rel_config).pretty_text)), path)
+    return path
+
+
+@pytest.fixture
+def warnings_logged(monkeypatch):
+    import logging
+
+    from projects.sam_mtp.models.backbones import downstream_backbone
+    messages = []
+    monkeypatch.setattr(downstream_backbone, 'print_log', lambda msg, **kw: messages.append((msg, kw.get('level'))))
+    monkeypatch.setattr(downstream_backbone.SamMtpPointBackbone, '_warned_tokenizer_mismatches', set())
+    return lambda: [msg for msg, level in messages if level == logging.WARNING]
+
+
+def test_finetuning_with_another_tokenizer_than_pretraining_warns_once(tmp_path, warnings_logged):
+    knn = _save_with_config('configs/sam_mtp/ablations/t3-r4_stage1_knn-tokens.py', str(tmp_path / 'knn.pth'))
+    for _ in range(2):  # two models of one run (e.g. a rebuilt model), each initialised twice: one warning
+        model = downstream_detector(knn)  # SAM-guided tokens
+        model.init_weights()
+        model.backbone.init_weights()
+    assert len(warnings_logged()) == 1
+    message = warnings_logged()[0]
+    assert message.startswith(f'{knn}: its encoder was pretrained on FPSKNNTokenizer tokens but is fine-tuned on '
+                              'SAMGuidedTokenizer tokens'), message
+
+    sam = _save_with_config('configs/sam_mtp/stage2_scannet.py', str(tmp_path / 'sam.pth'))
+    downstream_detector(sam, tokenizer=KNN_TOKENIZER).init_weights()  # the other direction
+    assert len(warnings_logged()) == 2 and 'pretrained on SAMGuidedTokenizer tokens but is fine-tuned on ' \
+        'FPSKNNTokenizer tokens' in warnings_logged()[1]
+
+
+def test_the_pretraining_tokenizer_gives_no_warning(tmp_path, warnings_logged):
+    sam = _save_with_config('configs/sam_mtp/stage1_scannet.py', str(tmp_path / 'sam.pth'))
+    downstream_detector(sam).init_weights()
+    knn = _save_with_config('configs/sam_mtp/ablations/t3-r4_stage2_knn-tokens.py', str(tmp_path / 'knn.pth'))
+    downstream_detector(knn, tokenizer=KNN_TOKENIZER).init_weights()
+    # Unknown: a checkpoint without the config text (saved by hand) says nothing, so nothing is claimed.
+    bare = str(tmp_path / 'bare.pth')
+    save_randomised(pretraining_model('configs/sam_mtp/ablations/t3-r4_stage1_knn-tokens.py', SMALL_ENCODER), bare)
+    downstream_detector(bare).init_weights()
+    assert warnings_logged() == []
+
+
+def test_tokenizer_type_is_read_from_the_config_text_without_running_it():
+    from projects.sam_mtp.models.backbones.pretraining_tokenizer import (pretraining_tokenizer_type,
+                                                                         tokenizer_type_from_config_text)
+    assert tokenizer_type_from_config_text("model = dict(type='X', tokenizer=dict(type='FPSKNNTokenizer'))") == \
+        'FPSKNNTokenizer'
+    # A fine-tuned model's tokenizer sits in its backbone; scope prefixes and dict literals are understood.
+    assert tokenizer_type_from_config_text(
+        "model = dict(backbone={'type': 'SamMtpPointBackbone', 'tokenizer': {'type': 'mmdet3d.SAMGuidedTokenizer'}})"
+    ) == 'SAMGuidedTokenizer'
+    # The last assignment counts, as when mmengine reads the file.
+    assert tokenizer_type_from_config_text(
+        "model = dict(tokenizer=dict(type='A'))\nmodel = dict(tokenizer=dict(type='B'))") == 'B'
+    for text in ("model = dict(type='ThreeDETR')", "optim = dict(tokenizer=dict(type='A'))", 'model = (',
+                 "model = dict(tokenizer=dict(type=name))", "import os; os.system('false')"):
+        assert tokenizer_type_from_config_text(text) is None, text
+    assert pretraining_tokenizer_type(None) is None and pretraining_tokenizer_type(dict(epoch=1)) is None

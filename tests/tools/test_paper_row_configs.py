@@ -50,6 +50,8 @@ ROWS = [
     ('configs/sam_mtp/finetune/groupfree3d_scratch_scannet-3d.py', 'scannet', 'det'),  # T1 GroupFree3D + Plain T.
     ('configs/sam_mtp/finetune/groupfree3d_scratch_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D + Plain T.
     ('configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_scannet-3d.py', 'scannet', 'det'),  # T1 GroupFree3D + Ours
+    # T1 GroupFree3D + Ours, written as the backbone swap into mmdet3d's own config (docs/finetune.md)
+    ('configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft-swap_scannet-3d.py', 'scannet', 'det'),
     ('configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D + Ours
     ('configs/sam_mtp/finetune/tokenseg_scratch_scannet-seg.py', 'scannet', 'seg'),  # T2 Plain Transformer
     ('configs/sam_mtp/finetune/tokenseg_scratch_s3dis-seg.py', 's3dis', 'seg'),  # T2 Plain Transformer

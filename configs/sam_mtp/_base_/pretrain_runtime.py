@@ -21,6 +21,12 @@ env_cfg = dict(
 # is left to the CPU demo configs: several CUDA kernels have no deterministic version and would raise.
 randomness = dict(seed=0, deterministic=False, diff_rank_seed=False)
 
+# Losses, learning rate and timings of every logged iteration go to <work_dir>/<timestamp>/vis_data/: scalars.json
+# (LocalVisBackend) and TensorBoard event files (TensorboardVisBackend): tensorboard --logdir work_dirs/
+# (docs/pretraining.md, "Watching a run").
+visualizer = dict(
+    type='Visualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
+
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 load_from = None

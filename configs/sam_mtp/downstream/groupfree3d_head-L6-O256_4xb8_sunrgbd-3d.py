@@ -7,6 +7,7 @@
 # step (projects/sam_mtp/models/heads/groupfree3d_head.py). SAM-MTP's rows inherit this file
 # (configs/sam_mtp/finetune/groupfree3d_*_sunrgbd-3d.py) and replace only the backbone.
 #   bash tools/dist_train.sh configs/sam_mtp/downstream/groupfree3d_head-L6-O256_4xb8_sunrgbd-3d.py 4
+# Data: SUN RGB-D v1 infos (label_v1, the paper's boxes), not create_data.py's default v2: docs/finetune.md, Data.
 _base_ = [
     'mmdet3d::_base_/datasets/sunrgbd-3d.py',
     'mmdet3d::_base_/models/groupfree3d.py',

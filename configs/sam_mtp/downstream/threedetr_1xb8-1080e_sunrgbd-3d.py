@@ -4,6 +4,7 @@
 # +-30 deg rotation, scale 0.85-1.15, THEN random cuboid (crop 0.75-1, aspect 0.75), then sampling.
 # The SAM-MTP rows (configs/sam_mtp/finetune/3detr_*_sunrgbd-3d.py) inherit this file and replace the backbone.
 #   python tools/train.py configs/sam_mtp/downstream/threedetr_1xb8-1080e_sunrgbd-3d.py
+# Data: SUN RGB-D v1 infos (label_v1, the paper's boxes), not create_data.py's default v2: docs/finetune.md, Data.
 _base_ = ['mmdet3d::_base_/datasets/sunrgbd-3d.py', './_base_/threedetr-1080e.py']
 
 num_points = 20000

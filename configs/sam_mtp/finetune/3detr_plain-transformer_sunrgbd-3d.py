@@ -2,6 +2,7 @@
 # configs/sam_mtp/downstream/threedetr_1xb8-1080e_sunrgbd-3d.py with only 3DETR's encoder replaced (Bridge3D's
 # 2048 FPS/kNN tokens and plain transformer, random initialisation, FPS-sampled queries).
 #   python tools/train.py configs/sam_mtp/finetune/3detr_plain-transformer_sunrgbd-3d.py
+# Data: SUN RGB-D v1 infos (label_v1, the paper's boxes), not create_data.py's default v2: docs/finetune.md, Data.
 _base_ = ['../downstream/threedetr_1xb8-1080e_sunrgbd-3d.py', './_base_/sam_mtp_downstream.py']
 
 model = dict(

@@ -2,6 +2,7 @@
 # SAM-MTP's three changes (stage-2 encoder, SAM-guided tokens from scene segments, tokens as queries). Needs
 # data/sunrgbd/scene_segments/<idx>.bin (tools/make_scene_segments.py, docs/finetune.md).
 #   python tools/train.py configs/sam_mtp/finetune/3detr_sam-mtp-ft_sunrgbd-3d.py
+# Data: SUN RGB-D v1 infos (label_v1, the paper's boxes), not create_data.py's default v2: docs/finetune.md, Data.
 _base_ = ['./3detr_plain-transformer_sunrgbd-3d.py']
 
 model = dict(

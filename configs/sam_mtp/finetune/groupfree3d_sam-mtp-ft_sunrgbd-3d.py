@@ -3,6 +3,7 @@
 # there) with only the backbone replaced: SAM-guided tokens from scene segments, the pretrained plain transformer,
 # a Linear to the head's 288 channels. Needs scene segments data/sunrgbd/scene_segments/<idx>.bin (tools/make_scene_segments.py, docs/finetune.md).
 #   bash tools/dist_train.sh configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_sunrgbd-3d.py 4
+# Data: SUN RGB-D v1 infos (label_v1, the paper's boxes), not create_data.py's default v2: docs/finetune.md, Data.
 _base_ = ['../downstream/groupfree3d_head-L6-O256_4xb8_sunrgbd-3d.py', './_base_/sam_mtp_downstream.py']
 
 model = dict(

@@ -9,3 +9,4 @@ from .bridge3d_frames import Bridge3DFrameDataset, PackBridge3DInputs, bridge3d_
 # Fine-tuning: scene-level SAM segments as a point column (SAM-guided tokens on whole scenes).
 from .scene_segments import LoadSceneSegments  # noqa: E402,F401
 from .random_cuboid import RandomCuboidCrop  # noqa: E402,F401  (3DETR augmentation)
+from .point_count import ScenePointCountHook  # noqa: E402,F401  (warns when scenes are denser than the recipe's)

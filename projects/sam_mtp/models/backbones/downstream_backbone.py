@@ -16,6 +16,7 @@ checkpoint under ``prefix`` with the same shape, and no other key may sit under 
 RuntimeError names the file and the offending keys. Parameters outside the encoder (the output projection)
 keep their initialisation.
 """
+import logging
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 
 from projects.sam_mtp.ops import knn
 from ..tokenizers.point_tokens import PointTokens
+from .pretraining_tokenizer import pretraining_tokenizer_type
 
 __all__ = ['SamMtpPointBackbone', 'token_representatives', 'fill_padded_tokens', 'load_encoder_state']
 
@@ -89,12 +91,14 @@ def fill_padded_tokens(padding_mask: Tensor, num_slots: Optional[int] = None) ->
 
 
 def load_encoder_state(encoder: nn.Module, checkpoint: str, prefix: str = 'backbone.', owner: str = 'encoder',
-                       map_location: str = 'cpu', max_listed: int = 8) -> Dict[str, Tensor]:
+                       map_location: str = 'cpu', max_listed: int = 8,
+                       meta: Optional[dict] = None) -> Dict[str, Tensor]:
     """Strictly load the keys ``prefix + k`` of a checkpoint into ``encoder`` (its key ``k``).
 
     Accepts mmengine checkpoints (``dict(state_dict=..., meta=...)``) and bare state dicts; strips the
     ``module.`` of DDP-saved keys. Raises FileNotFoundError for a missing file and RuntimeError (naming the
-    file, the keys and their shapes) when the checkpoint's encoder does not match ``encoder`` exactly.
+    file, the keys and their shapes) when the checkpoint's encoder does not match ``encoder`` exactly. A
+    ``meta`` dict given is filled with the checkpoint's ``meta``.
 
     Returns:
         The loaded ``{encoder key: tensor}``.
@@ -140,6 +144,8 @@ def load_encoder_state(encoder: nn.Module, checkpoint: str, prefix: str = 'backb
                            '. Use the encoder settings (embed_dims, num_layers, num_heads, mlp_ratio, '
                            'pointnet_channels, pos_hidden_dims) of the pretraining config.')
     encoder.load_state_dict(selected, strict=True)
+    if meta is not None and isinstance(loaded.get('meta'), dict):
+        meta.update(loaded['meta'])
     return selected
 
 
@@ -254,11 +260,33 @@ class SamMtpPointBackbone(BaseModule):
         """Load the encoder from a stage-1/stage-2 checkpoint, strictly (see :func:`load_encoder_state`)."""
         if prefix and not prefix.endswith('.'):
             prefix += '.'
+        meta = {}
         loaded = load_encoder_state(self.encoder, checkpoint, prefix, f'{type(self).__name__}.encoder',
-                                    map_location)
+                                    map_location, meta=meta)
         fresh = [n for n, _ in self.named_parameters() if not n.startswith('encoder.')]
+        pretrained_with = pretraining_tokenizer_type(meta)
         print_log(f'{type(self).__name__}: loaded {len(loaded)} encoder tensors from {checkpoint} (prefix '
-                  f'{prefix!r}); initialised here, not pretrained: {fresh or "nothing"}', logger='current')
+                  f'{prefix!r}, pretrained on {pretrained_with or "unknown (no config in its meta)"} tokens); '
+                  f'initialised here, not pretrained: {fresh or "nothing"}', logger='current')
+        self._warn_tokenizer_mismatch(checkpoint, pretrained_with)
+
+    _warned_tokenizer_mismatches = set()  # (checkpoint, pretrained, fine-tuning) tokenizers warned about
+
+    def _warn_tokenizer_mismatch(self, checkpoint: str, pretrained_with: Optional[str]) -> None:
+        """Warn once per process when the encoder was pretrained on another kind of tokens than it gets here.
+
+        An unknown pretraining tokenizer (a checkpoint without mmengine's config text) gives no warning.
+        """
+        finetune_with = type(self.tokenizer).__name__
+        key = (checkpoint, pretrained_with, finetune_with)
+        if pretrained_with is None or pretrained_with == finetune_with or \
+                key in SamMtpPointBackbone._warned_tokenizer_mismatches:
+            return
+        SamMtpPointBackbone._warned_tokenizer_mismatches.add(key)
+        print_log(f'{checkpoint}: its encoder was pretrained on {pretrained_with} tokens but is fine-tuned on '
+                  f'{finetune_with} tokens (model.backbone.tokenizer); the paper fine-tunes with the tokenizer '
+                  'of pretraining (docs/finetune.md, "Swapping the backbone into a stock mmdet3d config")',
+                  logger='current', level=logging.WARNING)
 
     # ------------------------------------------------------------------------------------------------ forward
     def _split_inputs(self, points: Tensor) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
