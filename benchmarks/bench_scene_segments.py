@@ -19,6 +19,7 @@ import argparse
 import json
 import os.path as osp
 import pickle
+import shutil
 import statistics
 import sys
 import tempfile
@@ -40,8 +41,14 @@ def _median_timings(reports):
     return {k: statistics.median(r['mean_seconds'][k] for r in reports) for k in keys}
 
 
-def _repeat(run, repeats):
-    return [run(overwrite=True) for _ in range(repeats)]
+def _repeat(run, repeats, root):
+    """Each repeat segments every sample anew: the files of the previous repeat are removed first (``overwrite``
+    keeps files made with the same settings, so it would time nothing)."""
+    reports = []
+    for _ in range(repeats):
+        shutil.rmtree(osp.join(root, 'scene_segments'), ignore_errors=True)
+        reports.append(run(overwrite=False))
+    return reports
 
 
 def bench_scannet(tmp, args):
@@ -53,7 +60,7 @@ def bench_scannet(tmp, args):
     info = [osp.join(root, 'scannet_infos_train.pkl')]
     reports = _repeat(lambda overwrite: make_scannet_segments(
         root, info, osp.join(root, 'posed_images'), mask_source=STAND_IN, segment_cfg=dict(mask_size=(240, 320)),
-        progress=False, overwrite=overwrite), args.repeats)
+        progress=False, overwrite=overwrite), args.repeats, root)
     return dict(points=args.scannet_points, frames=args.scannet_frames, frame_size='320x240',
                 **_median_timings(reports))
 
@@ -65,7 +72,7 @@ def bench_sunrgbd(tmp, args):
     write_synthetic_sunrgbd(root, dict(train=args.sunrgbd_samples), seed=0, num_points=50000, image_size=(730, 530))
     info = [osp.join(root, 'sunrgbd_infos_train.pkl')]
     reports = _repeat(lambda overwrite: make_sunrgbd_segments(root, info, STAND_IN, progress=False,
-                                                              overwrite=overwrite), args.repeats)
+                                                              overwrite=overwrite), args.repeats, root)
     return dict(points=50000, image_size='730x530', samples=args.sunrgbd_samples, **_median_timings(reports))
 
 
@@ -78,7 +85,7 @@ def bench_s3dis_2d3ds(tmp, args):
     info = [osp.join(root, 's3dis_infos_Area_1.pkl')]
     reports = _repeat(lambda overwrite: make_s3dis_segments(
         root, info, osp.join(root, '2d3ds'), STAND_IN, dict(mask_size=(270, 270)), progress=False,
-        overwrite=overwrite), args.repeats)
+        overwrite=overwrite), args.repeats, root)
     with open(osp.join(root, 'scene_segments', 'Area_1_office_1.json')) as f:
         fitness = json.load(f)['registration']['fitness']
     return dict(points=args.s3dis_points, frames=args.s3dis_frames, frame_size='270x270',
@@ -93,7 +100,7 @@ def bench_geometric(tmp, args):
     info = [osp.join(root, 's3dis_infos_Area_2.pkl')]
     make_geometric_segments(root, info, progress=False)  # compiles (or loads) the numba loop once
     reports = _repeat(lambda overwrite: make_geometric_segments(root, info, progress=False, overwrite=overwrite),
-                      args.repeats)
+                      args.repeats, root)
     return dict(points=args.geometric_points, **_median_timings(reports))
 
 

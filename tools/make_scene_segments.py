@@ -17,17 +17,19 @@ One tool for every dataset; the config picks the source (docs/finetune.md, "Scen
         --data-root data/s3dis --info data/s3dis/s3dis_infos_Area_*.pkl
 
 Sharded by sample with ``--shard I/N`` or ``--launcher pytorch|slurm``; rerunning resumes (finished samples are
-skipped). Exit status: 0 on success; 1 when failures exceed ``--max-failure-fraction`` or the input is bad.
+skipped). Each sidecar records the output settings; a rerun with other settings into a folder that holds segment
+files stops before building any model, naming the differing settings; ``--overwrite`` redoes those files
+(docs/finetune.md, "Scene segments"). Exit status: 0 on success; 1 when failures exceed
+``--max-failure-fraction`` or the input is bad (one line ``error: ...`` on stderr).
 """
 import argparse
-import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import MMLogger, print_log  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -51,8 +53,8 @@ def parse_args(argv=None):
     parser.add_argument('--shard', help='I/N: process shard I of N (0-based)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='take the shard from RANK/WORLD_SIZE (pytorch) or SLURM_PROCID/SLURM_NTASKS (slurm)')
-    parser.add_argument('--overwrite', action='store_true', help='redo finished samples and replace files made '
-                        'by another method or for other points')
+    parser.add_argument('--overwrite', action='store_true', help='redo files made with other (or unrecorded) '
+                        'settings, by another method or for other points (files made with these settings are kept)')
     parser.add_argument('--max-failure-fraction', type=float, help='overrides the config (default 0.05)')
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
@@ -62,6 +64,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from projects.sam_mtp.labels import CheckpointMismatchError
+    from projects.sam_mtp.labels.output_dir import error_line
     from projects.sam_mtp.labels.segment_jobs import make_scene_segments
     from projects.sam_mtp.labels.sharding import parse_shard, shard_from_env
 
@@ -87,9 +90,9 @@ def main(argv=None) -> int:
             transforms_dir=args.transforms_dir, fallback_cfg=fallback, segments_dir=args.segments_dir,
             points_dir=args.points_dir, shard=shard, overwrite=args.overwrite, progress=not args.no_progress,
             max_failure_fraction=max_failures, points_load_dim=cfg.get('points_load_dim', 6))
-    except (FileNotFoundError, CheckpointMismatchError, ValueError, KeyError, RuntimeError) as err:
+    except (OSError, CheckpointMismatchError, ValueError, KeyError, RuntimeError) as err:
         # bad input: a one-line message naming the file beats a traceback
-        print_log(f'{type(err).__name__}: {err}', logger='current', level=logging.ERROR)
+        print(error_line(err), file=sys.stderr)
         return 1
     return 1 if report['failure_fraction'] > max_failures else 0
 

@@ -142,8 +142,9 @@ class SlowInstanceMaskSource(InstanceImageMaskSource):
 '''
 
 
-def test_resume_after_sigkill(synthetic_root, tmp_path):
+def test_resume_after_sigkill(synthetic_root, tmp_path, monkeypatch):
     (tmp_path / 'slow_source_for_test.py').write_text(SLOW_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the reruns below use the same (slow) config: same settings
     config = tmp_path / 'slow.py'
     config.write_text(f"_base_ = [{DEMO!r}]\ncustom_imports = dict(imports=['slow_source_for_test'], "
                       "allow_failed_imports=False)\nmask_source = dict(_delete_=True, type='SlowInstanceMaskSource')\n")
@@ -168,11 +169,15 @@ def test_resume_after_sigkill(synthetic_root, tmp_path):
         load_frame_labels(path)  # every visible frame file is complete
     stamps = {path: os.stat(path).st_mtime_ns for path in finished}
     # The rerun skips the finished frames (they are neither recomputed nor rewritten) and labels the rest.
-    assert generate_sam_labels.main(_args(synthetic_root, out, '--no-auto-merge')) == 0
+    rerun = _args(synthetic_root, out, '--no-auto-merge')
+    rerun[0] = str(config)
+    assert generate_sam_labels.main(rerun) == 0
     report = json.loads((out / '_work' / 'train' / 'shards' / 'shard-0-of-1.json').read_text())
     assert report['already_done'] == len(finished) and report['written'] == 8 - len(finished)
     assert {path: os.stat(path).st_mtime_ns for path in finished} == stamps
-    assert generate_sam_labels.main(_args(synthetic_root, out, '--merge')) == 0
+    merge = _args(synthetic_root, out, '--merge')
+    merge[0] = str(config)
+    assert generate_sam_labels.main(merge) == 0
     info = load_label_info(str(out / 'train_labels.pkl'))
     assert len(info['data_list']) == 8
     assert glob.glob(str(out / '**' / '.tmp-*'), recursive=True) == []  # leftovers of the kill are gone

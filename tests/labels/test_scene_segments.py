@@ -118,6 +118,10 @@ def test_synthetic_scene_segments_follow_instances(synthetic_root, tmp_path):
     assert 'scene0001_00' in report['failures'][0]['message'] and '5999' in report['failures'][0]['message']
     with open(os.path.join(segments_dir, '_work', 'shard-0-of-1.json')) as f:
         assert json.load(f)['failure_kinds'] == dict(point_count_mismatch=1)
-    assert make_scannet_segments(synthetic_root, [info], overwrite=True, **kwargs)['written'] == 2
+    # --overwrite redoes the stale file; the other one was made with these settings and is kept.
+    kept = os.stat(os.path.join(segments_dir, 'scene0000_00.bin')).st_mtime_ns
+    assert make_scannet_segments(synthetic_root, [info], overwrite=True, **kwargs)['written'] == 1
+    assert len(load_scene_segments(os.path.join(segments_dir, 'scene0001_00.bin'))) == 6000
+    assert os.stat(os.path.join(segments_dir, 'scene0000_00.bin')).st_mtime_ns == kept
     with pytest.raises(KeyError, match='unknown posed_frames segment setting'):
         make_scannet_segments(synthetic_root, [info], **dict(kwargs, segment_cfg=dict(tolerance=1)))

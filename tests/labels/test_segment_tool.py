@@ -238,8 +238,8 @@ def s3dis_root(tmp_path_factory):
 def test_s3dis_rooms_are_registered_to_their_2d3ds_frames_with_a_geometric_fallback(s3dis_root, tmp_path):
     root, transforms = s3dis_root
     tool = _tool()
-    cfg = _stand_in_config(tmp_path, 's3dis_2d3ds_sam.py', "segment_cfg = dict(mask_size=(96, 96), registration="
-                           "dict(max_points=3000, frame_points=20000, icp_iterations=15))\n")
+    small = dict(mask_size=(96, 96), registration=dict(max_points=3000, frame_points=20000, icp_iterations=15))
+    cfg = _stand_in_config(tmp_path, 's3dis_2d3ds_sam.py', f"segment_cfg = {small!r}\n")
     infos = [os.path.join(root, f's3dis_infos_Area_{a}.pkl') for a in (1, 2)]
     args = [cfg, '--data-root', root, '--info', *infos, '--images-root', os.path.join(root, '2d3ds'),
             '--no-progress', '--segments-dir', str(tmp_path / 'segs')]
@@ -259,9 +259,9 @@ def test_s3dis_rooms_are_registered_to_their_2d3ds_frames_with_a_geometric_fallb
     geo = read_segment_meta(str(tmp_path / 'segs' / 'Area_2_office_1.bin'))
     assert geo['method'] == 'geometric' and geo['sam'] is False
     assert 'no 2D-3D-S frames of this room' in geo['fallback_reason']
-    # The fallback is geometric; a plain SAM rerun refuses to mix it up with SAM segments.
+    # The fallback is geometric; a plain SAM rerun (same SAM settings) refuses to mix it up with SAM segments.
     from projects.sam_mtp.labels import make_s3dis_segments
-    report = make_s3dis_segments(root, infos, os.path.join(root, '2d3ds'), STAND_IN, progress=False,
+    report = make_s3dis_segments(root, infos, os.path.join(root, '2d3ds'), STAND_IN, small, progress=False,
                                  segments_dir=str(tmp_path / 'segs'), max_failure_fraction=1.0)
     assert [f['kind'] for f in report['failures']] == ['method_mismatch']
 

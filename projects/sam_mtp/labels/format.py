@@ -36,6 +36,9 @@ OPTIONAL_FRAME_ARRAYS = {
     'region_class': (np.int32, ('R', )),     # 0 = no class (background), c = class_names[c - 1]
     'caption_feat': (np.float16, ('T', )),   # CLIP text feature of the frame's caption
 }
+# 0-d str array: fingerprint of the output settings the frame was made with (labels/output_dir.py); frames
+# written before settings were recorded have none.
+SETTINGS_ARRAY = 'settings_fingerprint'
 
 
 class LabelFormatError(ValueError):
@@ -90,6 +93,10 @@ def validate_frame_labels(arrays: Dict[str, np.ndarray], path='<in memory>') -> 
                 raise LabelFormatError(
                     path, f'array {name!r} has {sym}={dim} but another array has {sym}={sizes[sym]} '
                     f'(mismatched point/region counts)')
+    fingerprint = arrays.get(SETTINGS_ARRAY)
+    if fingerprint is not None and (fingerprint.ndim != 0 or fingerprint.dtype.kind != 'U'):
+        raise LabelFormatError(path, f'array {SETTINGS_ARRAY!r} must be a single string, got {fingerprint.dtype} '
+                               f'{fingerprint.shape}')
     num_regions = arrays['region_feat'].shape[0]
     pr = arrays['point_region']
     if pr.size and (pr.min() < 0 or pr.max() > num_regions):
@@ -105,6 +112,21 @@ def validate_frame_labels(arrays: Dict[str, np.ndarray], path='<in memory>') -> 
                                f'{arrays["region_class"].min()}')
     if 'caption_feat' in arrays and not np.isfinite(arrays['caption_feat'].astype(np.float32)).all():
         raise LabelFormatError(path, 'caption_feat contains NaN or inf')
+
+
+def frame_settings_fingerprint(arrays: Dict[str, np.ndarray]) -> Optional[str]:
+    """The settings fingerprint a frame was made with; None for frames written before it was recorded."""
+    value = arrays.get(SETTINGS_ARRAY)
+    return None if value is None else str(value)
+
+
+def read_frame_settings_fingerprint(path: str) -> Optional[str]:
+    """The settings fingerprint of a frame file, reading only that array (the merge checks every frame)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return str(data[SETTINGS_ARRAY]) if SETTINGS_ARRAY in data.files else None
+    except Exception as err:  # zip/zlib/format errors all mean "not a readable label file"
+        raise LabelFormatError(path, f'cannot read as .npz ({type(err).__name__}: {err})') from err
 
 
 def save_frame_labels(path: str, arrays: Dict[str, np.ndarray]) -> None:

@@ -3,6 +3,7 @@
 Outputs under ``out_dir`` (label files in the format of :mod:`.format`)::
 
     <scene>/<frame_id:06d>.npz              per-frame labels (region_group = -1 until the merge)
+    label_settings.json                     the output settings the label files were made with (reruns)
     <split>_labels.pkl                      split info (mmengine BaseDataset format, relative label paths)
     <split>_groups.json                     K, feature dim, group counts and weights, how they were made
     <split>_group_centroids.npy             (K, D) unit-norm centroids (reuse them for other splits)
@@ -11,9 +12,14 @@ Outputs under ``out_dir`` (label files in the format of :mod:`.format`)::
     _work/<split>/shards/shard-<I>-of-<N>.json        shard reports (done marker, failures, timings)
 
 Fault tolerance: every file is written atomically and the frame ``.npz`` last, so a frame is finished exactly
-when its ``.npz`` (and sidecars) exist and validate; a rerun skips finished frames and redoes corrupt ones.
-Per-frame failures are logged, counted by kind and stored in the shard report, never abort the run.
+when its ``.npz`` (and sidecars) exist, validate and carry the fingerprint of this run's output settings; a rerun
+skips finished frames and redoes corrupt ones. A rerun under other settings is refused before any frame or model
+is loaded (:func:`prepare_label_dir`) unless ``overwrite``, which redoes the frames of other settings; files are
+replaced atomically and a frame counts as finished only with the new fingerprint, so an interrupted overwrite
+never leaves old frames that pass for new ones. Per-frame failures are logged, counted by kind and stored in the
+shard report, never abort the run.
 """
+import glob
 import json
 import logging
 import os
@@ -29,10 +35,12 @@ from mmengine.logging import print_log
 
 from .fileio import atomic_save_npy, atomic_write_bytes
 from .fileio import worker_start_method as _start_method
-from .format import LabelFormatError, group_weights, load_frame_labels, save_frame_labels, save_label_info
+from .format import (SETTINGS_ARRAY, LabelFormatError, frame_settings_fingerprint, group_weights, load_frame_labels,
+                     read_frame_settings_fingerprint, save_frame_labels, save_label_info)
 from .frames import SKIP_KINDS, FrameData, FrameError, FrameRecord, check_depth_scale, load_frame, scene_axis_align
 from .geometry import frame_points, frame_seed
 from .grouping import KeyedSample, assign_groups, frame_sample_keys, spherical_kmeans
+from .output_dir import OutputDirError, check_writable, settings_fingerprint, source_settings, stale_output_message
 from .pooling import pool_region_features
 from .sharding import resolve_device, select_shard
 
@@ -51,6 +59,11 @@ DEFAULT_LABEL_CFG = dict(
     dataset_name='ScanNet',
 )
 STAGES = ('read', 'mask', 'feature', 'geometry', 'pooling', 'write')
+# label_cfg entries that change a frame file / the groups (output settings, labels/output_dir.py). The others
+# choose frames (frame_stride: a frame's file is the same at any stride), describe (dataset_name) or steer the
+# run (workers, failure budget, kmeans.device).
+FRAME_SETTING_KEYS = ('num_points', 'mask_size', 'depth_scale', 'max_depth', 'seed')
+GROUP_SETTING_KEYS = ('num_groups', 'kmeans')
 
 
 def merge_label_cfg(cfg: Optional[dict]) -> dict:
@@ -100,11 +113,86 @@ class LabelPaths:
     def info(self, split: str) -> str:
         return os.path.join(self.root, f'{split}_labels.pkl')
 
+    def settings(self) -> str:
+        return os.path.join(self.root, 'label_settings.json')
+
     def groups(self, split: str) -> str:
         return os.path.join(self.root, f'{split}_groups.json')
 
     def centroids(self, split: str) -> str:
         return os.path.join(self.root, f'{split}_group_centroids.npy')
+
+
+def label_settings(mask_source, feature_source, label_cfg: Optional[dict] = None, axis_aligned: bool = False) -> dict:
+    """The output settings of a label run (labels/output_dir.py): the two sources (configs or objects), the
+    label_cfg entries of FRAME_SETTING_KEYS and GROUP_SETTING_KEYS, and whether points are axis-aligned."""
+    cfg = merge_label_cfg(label_cfg)
+    kept = {k: cfg[k] for k in FRAME_SETTING_KEYS + GROUP_SETTING_KEYS}
+    kept['kmeans'] = {k: v for k, v in cfg['kmeans'].items() if k != 'device'}
+    return dict(mask_source=source_settings(mask_source), feature_source=source_settings(feature_source),
+                label_cfg=kept, axis_aligned=bool(axis_aligned))
+
+
+def frame_settings_of(settings: dict) -> dict:
+    """The part of :func:`label_settings` that decides a frame file (the groups part is redone by every merge)."""
+    return dict(settings, label_cfg={k: v for k, v in settings['label_cfg'].items() if k not in GROUP_SETTING_KEYS})
+
+
+def read_label_settings(out_dir: str) -> Optional[dict]:
+    """The recorded ``label_settings.json`` of a label root (None when there is none)."""
+    path = LabelPaths(out_dir).settings()
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            recorded = json.load(f)
+        if not isinstance(recorded, dict) or not {'settings', 'fingerprint'} <= set(recorded):
+            raise ValueError('expected a dict with "settings" and "fingerprint"')
+    except (OSError, ValueError) as err:
+        raise OutputDirError(f'{path}: cannot read the recorded label settings ({type(err).__name__}: {err}); '
+                             f'rerun with --overwrite to record these settings and redo the frames') from err
+    return recorded
+
+
+def _split_files(out_dir: str) -> List[str]:
+    """Split-level outputs and shard reports of every split: they describe the frames of the recorded settings."""
+    names = ('*_labels.pkl', '*_groups.json', '*_group_centroids.npy', os.path.join('_work', '*', 'shards', '*.json'))
+    return sorted(p for name in names for p in glob.glob(os.path.join(glob.escape(out_dir), name)))
+
+
+def prepare_label_dir(out_dir: str, settings: dict, overwrite: bool = False) -> Tuple[str, str]:
+    """Before any frame or model is loaded: check that ``out_dir`` is writable, refuse a label root made with other
+    (or unrecorded) settings unless ``overwrite``, and record ``settings`` in ``label_settings.json``.
+
+    Under ``overwrite`` with changed settings the split files and shard reports of the old settings are deleted
+    (frames are redone by the run, which takes only frames with the new fingerprint as finished). Returns the
+    fingerprints ``(frames, all)`` for :class:`LabelGenerator` and :func:`merge_split`.
+    """
+    check_writable(out_dir)
+    paths = LabelPaths(out_dir)
+    fingerprint = settings_fingerprint(settings)
+    try:
+        recorded = read_label_settings(out_dir)
+    except OutputDirError:
+        if not overwrite:
+            raise
+        recorded = None  # a corrupt record is replaced, its frames redone
+    has_labels = os.path.isdir(os.path.join(out_dir, '_work')) or bool(_split_files(out_dir))
+    if (recorded is None and has_labels) or (recorded is not None and recorded['fingerprint'] != fingerprint):
+        if not overwrite:
+            raise OutputDirError(stale_output_message(out_dir, 'labels', recorded and recorded['settings'], settings,
+                                                      '--out-dir'))
+        stale = _split_files(out_dir)
+        for path in stale:
+            os.remove(path)
+        print_log(f'{out_dir}: --overwrite: labels of other settings are redone; removed {len(stale)} split files '
+                  f'and shard reports of the old settings', logger='current', level=logging.WARNING)
+    frames_fingerprint = settings_fingerprint(frame_settings_of(settings))
+    if recorded is None or recorded['fingerprint'] != fingerprint:
+        atomic_write_bytes(paths.settings(), (json.dumps(
+            dict(fingerprint=fingerprint, frames_fingerprint=frames_fingerprint, settings=settings,
+                 tool='tools/generate_sam_labels.py'), indent=1, sort_keys=True) + '\n').encode())
+    return frames_fingerprint, fingerprint
 
 
 def _save_png16(path: str, image: np.ndarray) -> None:
@@ -156,15 +244,19 @@ class LabelGenerator:
         label_cfg: overrides of :data:`DEFAULT_LABEL_CFG`.
         axis_align_root: folder with ``<scene>/<scene>.txt`` meta files (ScanNet ``scans/``); None: the
             points stay in the frame of the poses.
+        frames_fingerprint: the frames fingerprint of :func:`prepare_label_dir`, stored in every frame file;
+            a frame with another (or no) fingerprint is not finished and is redone. None: no fingerprint is
+            written or checked (any valid frame counts as finished).
     """
 
     def __init__(self, mask_source, feature_source, out_dir: str, label_cfg: Optional[dict] = None,
-                 axis_align_root: Optional[str] = None):
+                 axis_align_root: Optional[str] = None, frames_fingerprint: Optional[str] = None):
         self.mask_source = mask_source
         self.feature_source = feature_source
         self.cfg = merge_label_cfg(label_cfg)
         self.paths = LabelPaths(out_dir)
         self.axis_align_root = axis_align_root
+        self.frames_fingerprint = frames_fingerprint
         self._axis_align: Dict[str, Optional[np.ndarray]] = {}
 
     # ------------------------------------------------------------------ one frame
@@ -227,16 +319,27 @@ class LabelGenerator:
         if self.cfg['save_region_maps']:
             _save_png16(self.paths.region_map(scene, fid), output.region_map)
         atomic_save_npy(self.paths.group_features(scene, fid), output.group_features)
-        save_frame_labels(self.paths.frame(scene, fid), output.arrays)
+        arrays = output.arrays
+        if self.frames_fingerprint is not None:
+            arrays = dict(arrays, **{SETTINGS_ARRAY: np.array(self.frames_fingerprint)})
+        save_frame_labels(self.paths.frame(scene, fid), arrays)
 
     def is_done(self, record: FrameRecord) -> bool:
-        """True when the frame's files exist and are valid; a corrupt or partial set is logged and redone."""
+        """True when the frame's files exist, are valid and were made with this run's settings."""
+        return self.frame_state(record) == 'done'
+
+    def frame_state(self, record: FrameRecord) -> str:
+        """'done', 'missing', 'other_settings' (another or no settings fingerprint) or 'corrupt' (a corrupt or
+        partial set of files, logged); all but 'done' are redone."""
         scene, fid = record.scene, record.frame_id
         path = self.paths.frame(scene, fid)
         if not os.path.exists(path):
-            return False
+            return 'missing'
         try:
             arrays = load_frame_labels(path)
+            if (self.frames_fingerprint is not None
+                    and frame_settings_fingerprint(arrays) != self.frames_fingerprint):
+                return 'other_settings'
             feats = np.load(self.paths.group_features(scene, fid), allow_pickle=False)
             if feats.shape[0] != arrays['region_feat'].shape[0] or feats.dtype != np.float16:
                 raise ValueError(f'group features have shape {feats.shape} / {feats.dtype} for '
@@ -246,8 +349,8 @@ class LabelGenerator:
         except (LabelFormatError, OSError, ValueError) as err:
             print_log(f'{record.key}: redoing the frame, its label files are incomplete or corrupt ({err})',
                       logger='current', level=logging.WARNING)
-            return False
-        return True
+            return 'corrupt'
+        return 'done'
 
     # ------------------------------------------------------------------ a shard
     def _loaded(self, records: Sequence[FrameRecord]) -> Iterator[Tuple[FrameRecord, object, float]]:
@@ -282,9 +385,12 @@ class LabelGenerator:
         index, total = shard
         check_depth_scale(records, self.cfg['depth_scale'])  # before any frame: a wrong scale spoils every one
         mine = select_shard(records, index, total)
-        todo = [r for r in mine if not self.is_done(r)]
+        states = [self.frame_state(r) for r in mine]
+        todo = [r for r, state in zip(mine, states) if state != 'done']
+        other = states.count('other_settings')
         print_log(f'shard {index}/{total} of split {split!r}: {len(mine)} frames, {len(mine) - len(todo)} '
-                  f'already finished, {len(todo)} to do', logger='current')
+                  f'already finished, {len(todo)} to do'
+                  + (f' ({other} made with other settings are redone)' if other else ''), logger='current')
         failures: List[Failure] = []
         totals = defaultdict(float)
         written = 0
@@ -431,7 +537,8 @@ def _assign_frame(args) -> Tuple[str, np.ndarray, int, int, bool]:
 
 def merge_split(out_dir: str, records: Sequence[FrameRecord], split: str, label_cfg: Optional[dict] = None,
                 groups_from: Optional[str] = None, workers: int = 0, sources: Optional[dict] = None,
-                progress: bool = True) -> dict:
+                progress: bool = True, frames_fingerprint: Optional[str] = None,
+                labels_fingerprint: Optional[str] = None) -> dict:
     """Pass (b): K-means over the split's region features, group ids into every frame, info and groups files.
 
     Args:
@@ -440,6 +547,8 @@ def merge_split(out_dir: str, records: Sequence[FrameRecord], split: str, label_
             train's groups) instead of fitting new ones.
         workers: processes for the assignment/rewrite of the frame files (0: in this process).
         sources: description of the sources stored in the metainfo.
+        frames_fingerprint, labels_fingerprint: those of :func:`prepare_label_dir`; with them every frame must
+            carry the frames fingerprint (no merge of frames of other settings), and the metainfo records both.
 
     Returns the groups summary. Raises when frames are neither finished nor recorded as failed (shards still
     missing) or when failures exceed ``max_failure_fraction``.
@@ -468,6 +577,13 @@ def merge_split(out_dir: str, records: Sequence[FrameRecord], split: str, label_
                            f'reports in {paths.shard_dir(split)}')
     if not done:
         raise LabelGenerationError(f'{out_dir}: no frame of split {split!r} has labels')
+    if frames_fingerprint is not None:
+        other = [r.key for r in done
+                 if read_frame_settings_fingerprint(paths.frame(r.scene, r.frame_id)) != frames_fingerprint]
+        if other:
+            raise LabelGenerationError(f'{out_dir}: {len(other)} of {len(done)} frames of split {split!r} were made '
+                                       f'with other settings (e.g. {other[:3]}); run the generation (without '
+                                       f'--merge) to redo them before merging')
     remove_stale_temporaries(out_dir, {r.scene for r in records})
 
     k = int(cfg['num_groups'])
@@ -531,7 +647,7 @@ def merge_split(out_dir: str, records: Sequence[FrameRecord], split: str, label_
         group_counts=counts.tolist(), group_weights=weights.tolist(), groups_file=os.path.basename(paths.groups(split)),
         frame_stride=cfg['frame_stride'], num_points=cfg['num_points'], mask_size=list(cfg['mask_size']),
         seed=cfg['seed'], num_frames=len(records), num_labelled=len(done), skipped=dict(kinds),
-        sources=sources or {})
+        sources=sources or {}, settings_fingerprint=labels_fingerprint, frames_fingerprint=frames_fingerprint)
     save_label_info(paths.info(split), metainfo, data_list)
     changed = sum(1 for v in per_frame.values() if v[4])
     print_log(f'merged split {split!r}: {len(done)} labelled frames ({changed} rewritten), {len(failed)} '

@@ -21,11 +21,16 @@ Sources (``segment_cfg['source']``):
   source has no image for (no frames, no image file, no registration); their sidecars say so.
 
 Runner: samples are sharded by name (``crc32(name) % N``, independent of listing order), a sample is finished when
-its ``.bin`` holds one id per point and its sidecar names a method of this run (reruns skip it), files are
-written atomically (sidecar first, ``.bin`` last), a failing sample is logged with its name, counted by kind and
-skipped, and a shard report ``<segments_dir>/_work/shard-I-of-N.json`` keeps failures and per-sample timings
-(model time = the mask source's; the rest is this code's). More failures than ``max_failure_fraction`` make the
-tool exit with status 1.
+its ``.bin`` holds one id per point and its sidecar names a method of this run and carries the fingerprint of this
+run's output settings for that method (reruns skip it), files are written atomically (sidecar first, ``.bin``
+last), a failing sample is logged with its name, counted by kind and skipped, and a shard report
+``<segments_dir>/_work/shard-I-of-N.json`` keeps failures and per-sample timings (model time = the mask source's;
+the rest is this code's). More failures than ``max_failure_fraction`` make the tool exit with status 1.
+
+Reruns (``labels/output_dir.py``): before any model is built the output folder is probed for writing, and a
+folder holding segment files of this run's methods made with other (or unrecorded) settings is refused with one
+line naming the differing settings, unless ``overwrite``; then those files are redone, each replaced atomically,
+and files made with these settings are kept (an interrupted overwrite resumes).
 """
 import json
 import logging
@@ -43,6 +48,7 @@ from .fileio import atomic_write_bytes
 from .frames import FrameError, FrameRecord, list_scene_frames, read_color
 from .scene_segments import (count_points, load_scene_points, posed_frame_views, read_segment_meta,
                              save_scene_segments, scene_segments)
+from .output_dir import OutputDirError, check_writable, settings_fingerprint, source_settings, stale_output_message
 from .sharding import shard_of
 
 SEGMENT_FAILURE_KINDS = ('missing_points', 'bad_points', 'missing_image', 'bad_calibration', 'point_count_mismatch',
@@ -58,6 +64,10 @@ SOURCE_DEFAULTS = {
     'geometric': None,  # labels/segment_geometric.py: DEFAULT_GEOMETRIC_CFG
 }
 SAM_SOURCES = ('posed_frames', 'single_image', 's3dis_2d3ds')
+SOURCE_METHODS = dict(posed_frames='sam_multi_view', single_image='sam_single_image', s3dis_2d3ds='sam_multi_view',
+                      geometric='geometric')
+# segment_cfg entries that are not output settings: paths (moved images give the same segments).
+PATH_SEGMENT_KEYS = ('image_dir', )
 
 
 class SegmentError(ValueError):
@@ -366,6 +376,39 @@ class WithFallback:
             return labels, dict(meta, fallback_reason=str(err), method=self.fallback.method)
 
 
+def _region_map_settings(labels_dir: str):
+    """What decides the region maps of a label root: its recorded mask source and mask size."""
+    from .generation import read_label_settings
+    recorded = read_label_settings(labels_dir)
+    if recorded is None:
+        return 'unrecorded'
+    return dict(mask_source=recorded['settings']['mask_source'],
+                mask_size=recorded['settings']['label_cfg']['mask_size'])
+
+
+def segment_output_settings(segment_cfg: dict, mask_source=None, labels_dir: Optional[str] = None,
+                            fallback_cfg: Optional[dict] = None, points_load_dim: int = 6) -> Dict[str, dict]:
+    """Per method this run can write: the output settings of its files (labels/output_dir.py), from the configs
+    alone (no model is built). ``segment_cfg`` merged over its source's defaults (paths left out), the mask source
+    (or, with ``labels_dir``, the label root's recorded mask settings), ``points_load_dim``; the geometric
+    fallback's files have ``fallback_cfg``'s."""
+    cfg = merge_source_cfg(segment_cfg)
+    source = cfg['source']
+    primary = dict(segment_cfg={k: v for k, v in cfg.items() if k not in PATH_SEGMENT_KEYS},
+                   points_load_dim=points_load_dim)
+    if source == 'posed_frames' and labels_dir is not None:
+        primary['region_maps'] = _region_map_settings(labels_dir)
+    elif source in SAM_SOURCES:
+        primary['mask_source'] = source_settings(mask_source)
+    settings = {SOURCE_METHODS[source]: primary}
+    if fallback_cfg:
+        fallback = merge_source_cfg(fallback_cfg)
+        if fallback['source'] != 'geometric':
+            raise ValueError(f'fallback_cfg must use the geometric source, got {fallback["source"]!r}')
+        settings.setdefault('geometric', dict(fallback_cfg=fallback, points_load_dim=points_load_dim))
+    return settings
+
+
 def build_segmenter(segment_cfg: dict, data_root: str, mask_source=None, frames_root: Optional[str] = None,
                     labels_dir: Optional[str] = None, images_root: Optional[str] = None,
                     transforms_dir: Optional[str] = None, fallback_cfg: Optional[dict] = None):
@@ -424,10 +467,44 @@ def _methods(segmenter) -> set:
     return getattr(segmenter, 'methods', {segmenter.method})
 
 
-def _check_finished(job: SegmentJob, path: str, segmenter, overwrite: bool, load_dim: int) -> bool:
-    """True when ``path`` is a finished segment file of ``job`` made by a method of this run; raises
-    SegmentError for a file that disagrees with the sample (unless ``overwrite``)."""
-    if overwrite or not os.path.isfile(path):
+def shard_jobs(jobs: Sequence[SegmentJob], shard=(0, 1)) -> List[SegmentJob]:
+    index, total = shard
+    return [j for j in jobs if shard_of(j.name, total) == index]
+
+
+def _fingerprint_matches(meta: dict, method_settings: Dict[str, dict]) -> bool:
+    expected = method_settings.get(meta.get('method'))
+    return expected is not None and meta.get('settings_fingerprint') == settings_fingerprint(expected)
+
+
+def check_segment_settings(jobs: Sequence[SegmentJob], segments_dir: str, method_settings: Dict[str, dict],
+                           overwrite: bool = False) -> None:
+    """Before any model: raise OutputDirError (one line, the differing settings) when a segment file of ``jobs``
+    was made by a method of this run with other or unrecorded settings, unless ``overwrite``. Files of another
+    method are left to the run (``method_mismatch``)."""
+    if overwrite:
+        return
+    stale = []
+    for job in jobs:
+        path = os.path.join(segments_dir, f'{job.name}.bin')
+        if not os.path.isfile(path):
+            continue
+        meta = read_segment_meta(path) or {}
+        if meta.get('method') in method_settings and not _fingerprint_matches(meta, method_settings):
+            old = meta.get('output_settings') if 'settings_fingerprint' in meta else None
+            stale.append((job.name, old, method_settings[meta['method']]))
+    if stale:
+        name, old, new = stale[0]
+        files = f'{len(stale)} segment file' + ('s' if len(stale) > 1 else '')
+        raise OutputDirError(stale_output_message(segments_dir, f'{files} (e.g. {name})', old, new, '--segments-dir'))
+
+
+def _check_finished(job: SegmentJob, path: str, segmenter, overwrite: bool, load_dim: int,
+                    method_settings: Optional[Dict[str, dict]] = None) -> bool:
+    """True when ``path`` is a finished segment file of ``job`` made by a method of this run (with this run's
+    settings for it, when ``method_settings`` is given); raises SegmentError for a file that disagrees with the
+    sample (unless ``overwrite``, which redoes it)."""
+    if not os.path.isfile(path) or (overwrite and method_settings is None):
         return False
     try:
         num_points = count_points(job.points_path, load_dim)
@@ -435,22 +512,32 @@ def _check_finished(job: SegmentJob, path: str, segmenter, overwrite: bool, load
         return False  # the processing reports the point file's problem
     size = os.path.getsize(path)
     if size != 8 * num_points:
+        if overwrite:
+            return False
         raise SegmentError('point_count_mismatch', job.name, f'{path} has {size / 8:g} segment ids but '
                            f'{job.points_path} has {num_points} points; the points changed since the segments were '
                            'made: rerun with --overwrite')
     meta = read_segment_meta(path)
     method = meta.get('method') if meta else None
     if method not in _methods(segmenter):
+        if overwrite:
+            return False
         raise SegmentError('method_mismatch', job.name, f'{path} was made by method {method!r}, this run makes '
                            f'{sorted(_methods(segmenter))}; rerun with --overwrite to replace it')
-    return True
+    # other settings: refused before the run (check_segment_settings) unless overwrite, which redoes them
+    return method_settings is None or _fingerprint_matches(meta, method_settings)
 
 
 def run_segment_jobs(jobs: Sequence[SegmentJob], segmenter, segments_dir: str, shard=(0, 1), overwrite: bool = False,
-                     progress: bool = True, max_failure_fraction: float = 0.05, points_load_dim: int = 6) -> dict:
-    """Segment every job of ``shard`` that is not finished; returns (and writes) the shard report."""
+                     progress: bool = True, max_failure_fraction: float = 0.05, points_load_dim: int = 6,
+                     method_settings: Optional[Dict[str, dict]] = None) -> dict:
+    """Segment every job of ``shard`` that is not finished; returns (and writes) the shard report.
+
+    ``method_settings`` (:func:`segment_output_settings`): recorded in every sidecar, and a file counts as finished
+    only with its method's fingerprint; ``overwrite`` then redoes only files that are not finished. Without it
+    nothing is recorded and ``overwrite`` redoes every file."""
     index, total = shard
-    mine = [j for j in jobs if shard_of(j.name, total) == index]
+    mine = shard_jobs(jobs, shard)
     failures = []
     todo = []
 
@@ -464,7 +551,7 @@ def run_segment_jobs(jobs: Sequence[SegmentJob], segmenter, segments_dir: str, s
     for job in mine:
         try:
             if _check_finished(job, os.path.join(segments_dir, f'{job.name}.bin'), segmenter, overwrite,
-                               points_load_dim):
+                               points_load_dim, method_settings):
                 finished += 1
             else:
                 todo.append(job)
@@ -498,6 +585,9 @@ def run_segment_jobs(jobs: Sequence[SegmentJob], segmenter, segments_dir: str, s
                         num_segments=num_segments, assigned_fraction=round(float((labels >= 0).mean()), 4)
                         if len(labels) else 0.0, settings=segmenter.settings, tool='tools/make_scene_segments.py')
             meta.setdefault('method', segmenter.method)
+            if method_settings is not None:
+                meta.update(output_settings=method_settings[meta['method']],
+                            settings_fingerprint=settings_fingerprint(method_settings[meta['method']]))
             save_scene_segments(os.path.join(segments_dir, f'{job.name}.bin'), labels, meta)
             methods[meta['method']] += 1
             seconds = time.perf_counter() - tic
@@ -543,13 +633,18 @@ def make_scene_segments(data_root: str, info_files: Sequence[str], segment_cfg: 
 
     ``segment_cfg`` picks the source (``source`` key, module docstring) and overrides its settings; ``mask_source``
     is a registered mask-source config (e.g. ``SAMAutomaticMaskSource`` with a checkpoint path) or a callable.
-    Returns the shard report (failures, timings).
+    Before the mask source is built, the output folder must be writable and hold no segment files of other
+    settings (unless ``overwrite``; module docstring). Returns the shard report (failures, timings).
     """
+    segments_dir = segments_dir or os.path.join(data_root, 'scene_segments')
+    method_settings = segment_output_settings(segment_cfg, mask_source, labels_dir, fallback_cfg, points_load_dim)
+    check_writable(segments_dir)
+    jobs = jobs_from_infos(info_files, data_root, points_dir)
+    check_segment_settings(shard_jobs(jobs, shard), segments_dir, method_settings, overwrite)
     segmenter = build_segmenter(segment_cfg, data_root, mask_source, frames_root, labels_dir, images_root,
                                 transforms_dir, fallback_cfg)
-    jobs = jobs_from_infos(info_files, data_root, points_dir)
-    return run_segment_jobs(jobs, segmenter, segments_dir or os.path.join(data_root, 'scene_segments'), shard,
-                            overwrite, progress, max_failure_fraction, points_load_dim)
+    return run_segment_jobs(jobs, segmenter, segments_dir, shard, overwrite, progress, max_failure_fraction,
+                            points_load_dim, method_settings)
 
 
 def make_scannet_segments(data_root: str, info_files: Sequence[str], frames_root: str, labels_dir: Optional[str] = None,

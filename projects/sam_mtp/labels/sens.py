@@ -26,14 +26,13 @@ import io
 import json
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .fileio import atomic_write_bytes
+from .fileio import atomic_write_bytes, temporary_file
 from .frames import EXPORT_DONE_MARKER
 
 SENS_VERSION = 4
@@ -202,9 +201,7 @@ class SensWriter:
     def __init__(self, path: str, header: SensHeader):
         self.path = str(path)
         self.header = header
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix='.tmp-', suffix=os.path.basename(self.path), dir=folder)
+        fd, self._tmp = temporary_file(self.path)
         self._file = os.fdopen(fd, 'wb')
         self._num_frames = 0
         self._write_header()
