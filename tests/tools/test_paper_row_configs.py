@@ -1,8 +1,8 @@
 """Every config of a paper row (Table 1: 3DETR and GroupFree3D on ScanNetV2 and SUN RGB-D, baseline / "+ Plain
 Transformer" / "+ Ours"; Table 2: the segmentor on ScanNetV2 and S3DIS, scratch / "+ Ours"; Tables 3/4: the
-kNN-token fine-tuning configs of the rows without SAM-guided tokens) trains one iteration
-with tools/train.py and is evaluated by tools/test.py on mmdet3d's real-format fixtures, so a config that cannot
-train is caught here and not by a user.
+kNN-token fine-tuning configs of the rows without SAM-guided tokens; the "+Point-MAE" configs whose model is not
+one of those) trains one iteration with tools/train.py and is evaluated by tools/test.py on mmdet3d's real-format
+fixtures, so a config that cannot train is caught here and not by a user.
 
 The configs run unchanged except for sample counts (points per scene or patch, segmentation test patches) and
 loader/epoch settings given as --cfg-options, as a user would pass them; every layer keeps its size. Both tools run
@@ -29,6 +29,8 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURES = osp.join(REPO, 'tests', 'data', 'mmdet3d')
 PRETRAINED = 'work_dirs/stage2_scannet/epoch_120.pth'  # pretrained_checkpoint of finetune/_base_/sam_mtp_downstream.py
 PRETRAINED_KNN = 'work_dirs/t3-r4_stage2_knn-tokens/epoch_120.pth'  # the *-ft-knn configs' (same encoder weights)
+# point_mae_checkpoint of finetune/_base_/sam_mtp_downstream.py: the "+Point-MAE" configs' (same encoder keys)
+PRETRAINED_POINT_MAE = 'work_dirs/point-mae_plain-transformer_8xb8-120e_scannet-frames/epoch_120.pth'
 
 
 def _mmdet3d_config(rel):
@@ -58,6 +60,12 @@ ROWS = [
     ('configs/sam_mtp/finetune/tokenseg_sam-mtp-ft_scannet-seg.py', 'scannet', 'seg'),  # T2 + Ours
     ('configs/sam_mtp/finetune/tokenseg_sam-mtp-ft_s3dis-seg.py', 's3dis', 'seg'),  # T2 + Ours
     ('configs/sam_mtp/finetune/tokenseg_sam-mtp-ft-knn_s3dis-seg.py', 's3dis', 'seg'),  # T3 rows 2-4
+    # The rival rows whose model is new here: GroupFree3D and the ScanNet segmentor on FPS/kNN tokens. The other
+    # "+Point-MAE" configs are configs above with a checkpoint, the "+Bridge3D" ones "+Point-MAE" ones with another
+    # (tests/models/test_paper_rows.py compares them key by key).
+    ('configs/sam_mtp/finetune/groupfree3d_point-mae-ft_scannet-3d.py', 'scannet', 'det'),  # T1 GroupFree3D + P-MAE
+    ('configs/sam_mtp/finetune/groupfree3d_point-mae-ft_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D + P-MAE
+    ('configs/sam_mtp/finetune/tokenseg_point-mae-ft_scannet-seg.py', 'scannet', 'seg'),  # T2 + Point-MAE
 ]
 
 # Sample counts for CPU (every layer keeps its size): points per detection scene / segmentation patch (the fixtures
@@ -133,8 +141,9 @@ def workspace(tmp_path_factory):
     ws = tmp_path_factory.mktemp('paper_rows')
     _write_fixtures(str(ws))
     _write_stage2_checkpoint(str(ws / PRETRAINED))
-    os.makedirs(osp.dirname(ws / PRETRAINED_KNN))
-    shutil.copy(ws / PRETRAINED, ws / PRETRAINED_KNN)
+    for copy in (PRETRAINED_KNN, PRETRAINED_POINT_MAE):
+        os.makedirs(osp.dirname(ws / copy))
+        shutil.copy(ws / PRETRAINED, ws / copy)
     return ws
 
 

@@ -7,6 +7,10 @@
 # under "backbone."; SamMtpPointBackbone loads it strictly into its "encoder" (same keys, 1:1). Change it
 # with --cfg-options model.backbone.init_cfg.checkpoint=PATH.
 pretrained_checkpoint = 'work_dirs/stage2_scannet/epoch_120.pth'
+# The rival pretraining methods of the paper's "+Point-MAE" / "+Bridge3D" rows pretrain the same encoder (same keys
+# under "backbone."); their fine-tuning configs (*_point-mae-ft_*, *_bridge3d-ft_*) start from these checkpoints.
+point_mae_checkpoint = 'work_dirs/point-mae_plain-transformer_8xb8-120e_scannet-frames/epoch_120.pth'
+bridge3d_checkpoint = 'work_dirs/bridge3d_plain-transformer_8xb8-120e_scannet-frames/epoch_120.pth'
 
 # Must equal model.backbone of configs/sam_mtp/stage1_scannet.py (tests/models/test_pretrained_loading.py
 # checks it): Bridge3D's plain transformer, 3 blocks, 256-d, 4 heads, MLP ratio 2, drop-path 0.1.
