@@ -169,13 +169,13 @@ def test_rival_row_config_differs_from_its_base_only_in_checkpoint_and_tokens(na
 
 
 def test_rival_checkpoints_name_the_pretraining_configs():
-    """tools/train.py saves under work_dirs/<config name>/; the Point-MAE config is in this repository (the
-    Bridge3D one is named by its path, CHECKPOINT['bridge3d'])."""
+    """tools/train.py saves under work_dirs/<config name>/: both pretraining configs are in this repository."""
     shared = _load(FINETUNE + '_base_/sam_mtp_downstream.py')
     assert shared.point_mae_checkpoint == CHECKPOINT['point-mae']
     assert shared.bridge3d_checkpoint == CHECKPOINT['bridge3d']
-    name = CHECKPOINT['point-mae'].split('/')[1]
-    assert osp.isfile(osp.join(REPO, 'configs', 'sam_mtp', 'pretrain', name + '.py'))
+    for method in ('point-mae', 'bridge3d'):
+        name = CHECKPOINT[method].split('/')[1]
+        assert osp.isfile(osp.join(REPO, 'configs', 'sam_mtp', 'pretrain', name + '.py')), method
 
 
 # ------------------------------------------------------------------------------------------------ docs table
