@@ -2,6 +2,9 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--score-thr 0.1] \
         [--task lidar_det] [--cfg-options k=v ...] [--launcher pytorch]
+
+A checkpoint that lacks some of the model's weights (or holds them in other shapes), e.g. a pretraining
+checkpoint given to a fine-tuning config, is refused before any sample is evaluated.
 """
 import argparse
 import os
@@ -57,6 +60,23 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
+def check_checkpoint_fits_config(cfg, checkpoint):
+    """mmengine loads the keys that match and only warns about the rest, so a checkpoint of another model would
+    be scored with untrained weights: compare it with the config's model (built alone, before the Runner)."""
+    import warnings
+
+    from mmdet3d.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    from projects.sam_mtp.engine.checkpoint import check_checkpoint_fits_model
+    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
+    # The Runner builds the model again and shows its build-time warnings then; a refusal stays one line.
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = MODELS.build(cfg.model)
+    check_checkpoint_fits_model(model, checkpoint)
+
+
 def main(argv=None):
     args = parse_args(argv)
     import projects.sam_mtp  # noqa: F401  (registers modules, CPU op fallbacks, safe checkpoint types)
@@ -77,6 +97,7 @@ def main(argv=None):
             cfg.tta_model.module = cfg.model
             cfg.model = cfg.tta_model
         check_dataset_files(cfg, args.config, phases=('test', ))
+        check_checkpoint_fits_config(cfg, args.checkpoint)
         setup_cpu_distributed(args.launcher, cfg)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.test()
