@@ -4,7 +4,8 @@
         [--task lidar_det] [--cfg-options k=v ...] [--launcher pytorch]
 
 A checkpoint that lacks some of the model's weights (or holds them in other shapes), e.g. a pretraining
-checkpoint given to a fine-tuning config, is refused before any sample is evaluated.
+checkpoint given to a fine-tuning config, is refused before any sample is evaluated. ``--show-dir`` writes one
+top-down PNG per sample (points with boxes or class colours, drawn with Matplotlib; engine/show.py).
 """
 import argparse
 import os
@@ -24,9 +25,12 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--ceph', action='store_true', help='use ceph as data storage backend')
-    parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='directory where painted images will be saved')
-    parser.add_argument('--score-thr', type=float, default=0.1, help='bbox score threshold for --show')
+    parser.add_argument('--show', action='store_true',
+                        help='show prediction results in an open3d window (needs open3d and a display)')
+    parser.add_argument('--show-dir', help='write one PNG per sample here (top-down points with the predicted and '
+                        'ground-truth boxes, or class colours for --task lidar_seg)')
+    parser.add_argument('--score-thr', type=float, default=0.1,
+                        help='predicted boxes scoring below it are not drawn (--show, --show-dir)')
     parser.add_argument('--task', type=str, default='lidar_det',
                         choices=['mono_det', 'multi-view_det', 'lidar_det', 'lidar_seg', 'multi-modality_det'],
                         help='determine the visualization method depending on the task')
@@ -43,10 +47,26 @@ def parse_args(argv=None):
     return args
 
 
+def _has_open3d():
+    import importlib.util
+    return importlib.util.find_spec('open3d') is not None
+
+
 def trigger_visualization_hook(cfg, args):
+    from projects.sam_mtp.engine.launch import ConfigCheckError
+    from projects.sam_mtp.engine.show import SHOW_TASKS
+    if args.show_dir and not args.show and args.task in SHOW_TASKS:
+        # Our Matplotlib renderer (engine/show.py) instead of mmdet3d's, which needs open3d.
+        cfg.setdefault('default_hooks', {})['visualization'] = dict(type='PointCloudShowHook', out_dir=args.show_dir,
+                                                  task=args.task, score_thr=args.score_thr)
+        return cfg
+    if not _has_open3d():
+        what = '--show (an open3d window)' if args.show else f'--show-dir with --task {args.task}'
+        raise ConfigCheckError(f'{what} needs open3d, which this stack does not install; --show-dir DIR with '
+                               f'--task {" or ".join(SHOW_TASKS)} writes PNGs without it')
     default_hooks = cfg.default_hooks
     if 'visualization' not in default_hooks:
-        raise RuntimeError(f'{args.config}: --show/--show-dir need default_hooks.visualization '
+        raise ConfigCheckError(f'{args.config}: --show/--show-dir need default_hooks.visualization '
                            f'(mmdet3d\'s Det3DVisualizationHook) in the config')
     hook = default_hooks['visualization']
     hook['draw'] = True
