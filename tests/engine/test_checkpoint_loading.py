@@ -253,6 +253,13 @@ def test_evaluation_checkpoint_must_hold_every_weight_of_the_model(tmp_path):
     good = tmp_path / 'good.pth'
     torch.save(dict(state_dict={f'module.{k}': v for k, v in state.items()}, meta=dict(epoch=1)), good)
     check_checkpoint_fits_model(model, str(good))  # DDP-saved keys are the model's keys
+    from mmengine.model import BaseTTAModel
+
+    class TTA(BaseTTAModel):
+        def merge_preds(self, data_samples_list):
+            return data_samples_list
+    model.test_step = lambda data: data  # what BaseTTAModel requires of the model it wraps
+    check_checkpoint_fits_model(TTA(module=model), str(good))  # tools/test.py --tta: the wrapped model's keys
     extra = tmp_path / 'extra.pth'
     torch.save(dict(state_dict=dict(state, unused=torch.zeros(1))), extra)
     check_checkpoint_fits_model(model, str(extra))  # a key the model lacks is only logged

@@ -187,6 +187,35 @@ def test_test_tool_refuses_a_pretraining_checkpoint(finetune_ws, tmp_path):
     assert len(missing) == 1 and "'bbox_head.decoder_self_posembeds." in missing[0]
 
 
+def test_train_encoder_mismatch_is_one_line_and_the_keys_are_in_the_log(finetune_ws, tmp_path):
+    """Fine-tuning a 32-d encoder from the 64-d stage-2 checkpoint: 28 mis-shaped keys. It was a 26-line traceback
+    ending in an 865-character line; now one error line, before the first step, every key in the run's log."""
+    stage2 = str(finetune_ws / 'stage2.pth')
+    proc = _run([osp.join(ROOT, 'tools/train.py'), GROUPFREE, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+                 f'model.backbone.init_cfg.checkpoint={stage2}', 'model.backbone.encoder.embed_dims=32'],
+                cwd=finetune_ws, timeout=300)
+    assert proc.returncode == 1
+    assert 'Traceback' not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert errors == [proc.stderr.splitlines()[-1]]
+    # Expected: the encoder tensors whose shape follows embed_dims (64 in the file, 32 in the config).
+    saved = torch.load(stage2, weights_only=False)['state_dict']
+    from mmengine.config import Config
+
+    import projects.sam_mtp  # noqa: F401
+    from mmdet3d.registry import MODELS
+    encoder_cfg = Config.fromfile(GROUPFREE).model.backbone.encoder
+    own = MODELS.build(dict(encoder_cfg, embed_dims=32)).state_dict()
+    mis_shaped = [f'backbone.{k}' for k, v in own.items() if saved[f'backbone.{k}'].shape != v.shape]
+    assert errors[0].startswith(f'error: {stage2}: does not fit SamMtpPointBackbone.encoder: {len(mis_shaped)} '
+                                f'mismatching keys ({len(mis_shaped)} shape mismatches), first {mis_shaped[0]}: ')
+    assert f'(+{len(mis_shaped) - 3} more in the log)' in errors[0]
+    assert not glob.glob(str(tmp_path / 'work' / '*.pth'))  # no step, no checkpoint
+    log = open(glob.glob(str(tmp_path / 'work' / '*' / '*.log'))[0]).read()
+    logged = [line for line in log.splitlines() if f'{len(mis_shaped)} shape mismatches: [' in line]
+    assert len(logged) == 1 and all(f"'{key}: checkpoint " in logged[0] for key in mis_shaped)
+
+
 def test_test_tool_show_dir_writes_one_png_per_sample_without_open3d(finetune_ws, tmp_path):
     """The model's own (untrained) checkpoint passes the checkpoint check; --show-dir draws its predictions."""
     import importlib.util
