@@ -5,8 +5,26 @@
 # NUM_PROCS is the number of GPUs per node; on a machine without CUDA it is the number of CPU processes
 # (gloo backend, chosen automatically by tools/train.py).
 set -euo pipefail
+usage() {
+    echo "usage: tools/dist_train.sh CONFIG NUM_PROCS [train.py args...]"
+    echo "  NUM_PROCS: processes per node (GPUs; CPU processes with the gloo backend without CUDA)"
+    echo "  environment: NNODES (1), NODE_RANK (0), MASTER_ADDR (127.0.0.1), PORT (29500), PYTHON"
+    echo "  train.py's own options: python tools/train.py --help"
+}
+for arg in "${@:1:2}"; do
+    case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
+if [ $# -lt 2 ]; then
+    usage >&2
+    echo "error: tools/dist_train.sh needs CONFIG and NUM_PROCS, got $# argument(s)" >&2
+    exit 2
+fi
 CONFIG=$1
 NPROC=$2
+if ! [[ "$NPROC" =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: tools/dist_train.sh: NUM_PROCS must be a positive integer, got '$NPROC'" >&2
+    exit 2
+fi
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}

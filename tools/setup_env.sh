@@ -18,6 +18,18 @@
 # reruns reinstall it in seconds. GPU clusters: see README "Install on a GPU cluster".
 set -euo pipefail
 
+case "${1:-}" in
+    "") ;;
+    -h|--help)
+        # The header comment above is the usage.
+        echo "usage: bash tools/setup_env.sh [--help]"
+        sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+        exit 0 ;;
+    *)
+        echo "error: tools/setup_env.sh takes no arguments (got '$1'); see tools/setup_env.sh --help" >&2
+        exit 2 ;;
+esac
+
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SAM_MTP_VENV:-$ROOT/.venv}"
 CACHE="${SAM_MTP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sam_mtp}"

@@ -2,6 +2,10 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--score-thr 0.1] \
         [--task lidar_det] [--cfg-options k=v ...] [--launcher pytorch]
+
+A checkpoint that lacks some of the model's weights (or holds them in other shapes), e.g. a pretraining
+checkpoint given to a fine-tuning config, is refused before any sample is evaluated. ``--show-dir`` writes one
+top-down PNG per sample (points with boxes or class colours, drawn with Matplotlib; engine/show.py).
 """
 import argparse
 import os
@@ -26,9 +30,12 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--ceph', action='store_true', help='use ceph as data storage backend')
-    parser.add_argument('--show', action='store_true', help='show prediction results')
-    parser.add_argument('--show-dir', help='directory where painted images will be saved')
-    parser.add_argument('--score-thr', type=float, default=0.1, help='bbox score threshold for --show')
+    parser.add_argument('--show', action='store_true',
+                        help='show prediction results in an open3d window (needs open3d and a display)')
+    parser.add_argument('--show-dir', help='write one PNG per sample here (top-down points with the predicted and '
+                        'ground-truth boxes, or class colours for --task lidar_seg)')
+    parser.add_argument('--score-thr', type=float, default=0.1,
+                        help='predicted boxes scoring below it are not drawn (--show, --show-dir)')
     parser.add_argument('--task', type=str, default='lidar_det',
                         choices=['mono_det', 'multi-view_det', 'lidar_det', 'lidar_seg', 'multi-modality_det'],
                         help='determine the visualization method depending on the task')
@@ -45,10 +52,26 @@ def parse_args(argv=None):
     return args
 
 
+def _has_open3d():
+    import importlib.util
+    return importlib.util.find_spec('open3d') is not None
+
+
 def trigger_visualization_hook(cfg, args):
+    from projects.sam_mtp.engine.launch import ConfigCheckError
+    from projects.sam_mtp.engine.show import SHOW_TASKS
+    if args.show_dir and not args.show and args.task in SHOW_TASKS:
+        # Our Matplotlib renderer (engine/show.py) instead of mmdet3d's, which needs open3d.
+        cfg.setdefault('default_hooks', {})['visualization'] = dict(type='PointCloudShowHook', out_dir=args.show_dir,
+                                                  task=args.task, score_thr=args.score_thr)
+        return cfg
+    if not _has_open3d():
+        what = '--show (an open3d window)' if args.show else f'--show-dir with --task {args.task}'
+        raise ConfigCheckError(f'{what} needs open3d, which this stack does not install; --show-dir DIR with '
+                               f'--task {" or ".join(SHOW_TASKS)} writes PNGs without it')
     default_hooks = cfg.default_hooks
     if 'visualization' not in default_hooks:
-        raise RuntimeError(f'{args.config}: --show/--show-dir need default_hooks.visualization '
+        raise ConfigCheckError(f'{args.config}: --show/--show-dir need default_hooks.visualization '
                            f'(mmdet3d\'s Det3DVisualizationHook) in the config')
     hook = default_hooks['visualization']
     hook['draw'] = True
@@ -60,6 +83,23 @@ def trigger_visualization_hook(cfg, args):
     hook['vis_task'] = args.task
     hook['score_thr'] = args.score_thr
     return cfg
+
+
+def check_checkpoint_fits_config(cfg, checkpoint):
+    """mmengine loads the keys that match and only warns about the rest, so a checkpoint of another model would
+    be scored with untrained weights: compare it with the config's model (built alone, before the Runner)."""
+    import warnings
+
+    from mmdet3d.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    from projects.sam_mtp.engine.checkpoint import check_checkpoint_fits_model
+    init_default_scope(cfg.get('default_scope', 'mmdet3d'))
+    # The Runner builds the model again and shows its build-time warnings then; a refusal stays one line.
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = MODELS.build(cfg.model)
+    check_checkpoint_fits_model(model, checkpoint)
 
 
 def main(argv=None):
@@ -82,6 +122,7 @@ def main(argv=None):
             cfg.tta_model.module = cfg.model
             cfg.model = cfg.tta_model
         check_dataset_files(cfg, args.config, phases=('test', ))
+        check_checkpoint_fits_config(cfg, args.checkpoint)
         setup_cpu_distributed(args.launcher, cfg)
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.test()

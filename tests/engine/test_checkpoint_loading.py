@@ -208,3 +208,98 @@ def test_tools_end_in_one_line_for_bad_checkpoints(bad_checkpoints, tmp_path, mo
     message = str(info.value.code)
     assert message.startswith('error: ')
     _assert_one_line_refusal(message, path, reason, ran)
+
+
+# ------------------------------------------------------------------------------------- mismatching checkpoints
+def test_state_mismatch_is_one_line_with_counts_and_first_keys_and_the_full_list_in_the_log():
+    from mmengine.logging import MMLogger
+
+    from projects.sam_mtp.engine import describe_state_mismatch
+    shapes = [(f's{i}', (i, 2), (i, 3)) for i in range(2)]
+    missing = [f'm{i}' for i in range(4)]
+    unexpected = [f'u{i}' for i in range(5)]
+    logger = MMLogger.get_instance('test_state_mismatch', log_level='INFO')
+    records = []
+    handler = type('Collect', (__import__('logging').Handler, ), {'emit': lambda self, r: records.append(r)})()
+    logger.addHandler(handler)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(MMLogger, 'get_current_instance', classmethod(lambda cls: logger))
+            message = describe_state_mismatch('a.pth', 'the model', missing, unexpected, shapes, hint='do X')
+    finally:
+        logger.removeHandler(handler)
+    # 2 + 4 + 5 = 11 keys; shape mismatches first, then missing, then unexpected; three shown.
+    assert message == ('does not fit the model: 11 mismatching keys (2 shape mismatches, 4 missing keys, 5 unexpected '
+                       'keys), first s0: checkpoint (0, 2) vs model (0, 3), s1: checkpoint (1, 2) vs model (1, 3), '
+                       'm0 (missing) (+8 more in the log); do X')
+    logged = [r.getMessage() for r in records]
+    assert logged == ["a.pth vs the model: 2 shape mismatches: ['s0: checkpoint (0, 2) vs model (0, 3)', "
+                      "'s1: checkpoint (1, 2) vs model (1, 3)']",
+                      f'a.pth vs the model: 4 missing keys: {missing}',
+                      f'a.pth vs the model: 5 unexpected keys: {unexpected}']
+    # Up to three keys: no "more" note; kinds without keys are not counted.
+    assert describe_state_mismatch('a.pth', 'm', [], ['u0', 'u1'], []) == \
+        'does not fit m: 2 mismatching keys (2 unexpected keys), first u0 (unexpected), u1 (unexpected)'
+
+
+def _tiny_module():
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+
+
+def test_evaluation_checkpoint_must_hold_every_weight_of_the_model(tmp_path):
+    from projects.sam_mtp.engine import CheckpointLoadError, check_checkpoint_fits_model
+    model = _tiny_module()
+    state = model.state_dict()
+    good = tmp_path / 'good.pth'
+    torch.save(dict(state_dict={f'module.{k}': v for k, v in state.items()}, meta=dict(epoch=1)), good)
+    check_checkpoint_fits_model(model, str(good))  # DDP-saved keys are the model's keys
+    from mmengine.model import BaseTTAModel
+
+    class TTA(BaseTTAModel):
+        def merge_preds(self, data_samples_list):
+            return data_samples_list
+    model.test_step = lambda data: data  # what BaseTTAModel requires of the model it wraps
+    check_checkpoint_fits_model(TTA(module=model), str(good))  # tools/test.py --tta: the wrapped model's keys
+    extra = tmp_path / 'extra.pth'
+    torch.save(dict(state_dict=dict(state, unused=torch.zeros(1))), extra)
+    check_checkpoint_fits_model(model, str(extra))  # a key the model lacks is only logged
+    partial = tmp_path / 'partial.pth'
+    torch.save(dict(state_dict={k: v for k, v in state.items() if k != '2.bias'}), partial)
+    with pytest.raises(CheckpointLoadError) as info:
+        check_checkpoint_fits_model(model, str(partial))
+    assert str(info.value) == (f'{partial}: holds a state (3 keys under 0., 2.); does not fit the Sequential of the '
+                               f'config: 1 mismatching keys (1 missing keys), first 2.bias (missing); evaluating it '
+                               f'would score untrained weights')
+    reshaped = tmp_path / 'reshaped.pth'
+    torch.save(dict(state_dict=dict(state, **{'0.weight': torch.zeros(5, 3)})), reshaped)
+    with pytest.raises(CheckpointLoadError, match=r'first 0\.weight: checkpoint \(5, 3\) vs model \(4, 3\);'):
+        check_checkpoint_fits_model(model, str(reshaped))
+
+
+def test_pretraining_checkpoint_is_named_from_its_saved_config(tmp_path):
+    from mmengine.config import Config
+
+    import projects.sam_mtp  # noqa: F401  (registers the pretraining algorithms)
+    from projects.sam_mtp.engine import CheckpointLoadError, check_checkpoint_fits_model
+    from projects.sam_mtp.engine.checkpoint import _model_type_in_config_text
+    # mmengine saves the config's text; the model type is read from it without running it: the top-level
+    # type of `model`, not a nested one, nor one inside a string.
+    text = Config(dict(model=dict(backbone=dict(type='PlainPointTransformer'), teacher=dict(type='SamMtpDistiller'),
+                                  note="type='Fake'", type='SamMtpMaskedTokenPredictor'),
+                       other=dict(type='X'))).pretty_text
+    assert _model_type_in_config_text(text) == 'SamMtpMaskedTokenPredictor'
+    assert _model_type_in_config_text("model = dict(backbone=dict(type='A'))\n") is None
+    assert _model_type_in_config_text("x = dict(type='A')\n") is None
+    state = {'backbone.w': torch.zeros(2), 'decoder.w': torch.zeros(2), 'token_head.w': torch.zeros(2)}
+    path = tmp_path / 'stage2.pth'
+    torch.save(dict(state_dict=state, meta=dict(cfg=text)), path)
+    with pytest.raises(CheckpointLoadError) as info:
+        check_checkpoint_fits_model(_tiny_module(), str(path))
+    assert str(info.value) == (
+        f"{path}: holds a SamMtpMaskedTokenPredictor pretraining state (3 keys under backbone., decoder., "
+        f"token_head.), not a trained Sequential: fine-tune it first (tools/train.py with a fine-tuning config) or "
+        f"pass it as model.backbone.init_cfg=dict(type='Pretrained', checkpoint='{path}', prefix='backbone.')")
+    # A downstream model's checkpoint is named by its type and is not called a pretraining state.
+    torch.save(dict(state_dict=state, meta=dict(cfg="model = dict(type='VoteNet')\n")), path)
+    with pytest.raises(CheckpointLoadError, match=r'holds a VoteNet model state \(3 keys under .*; does not fit'):
+        check_checkpoint_fits_model(_tiny_module(), str(path))

@@ -164,18 +164,28 @@ def test_every_finetune_config_loads_its_stage2_checkpoint(tmp_path):
 
 
 def test_mismatching_checkpoints_raise_errors_naming_file_and_keys(tmp_path):
+    from projects.sam_mtp.engine import CheckpointLoadError
     ckpt = str(tmp_path / 'stage1_small.pth')
-    save_randomised(pretraining_model('configs/sam_mtp/stage1_scannet.py', SMALL_ENCODER), ckpt)
+    saved = save_randomised(pretraining_model('configs/sam_mtp/stage1_scannet.py', SMALL_ENCODER), ckpt)
     wider = dict(SMALL_ENCODER, embed_dims=48)
-    with pytest.raises(RuntimeError) as err:
-        downstream_detector(ckpt, encoder=wider).init_weights()
+    model = downstream_detector(ckpt, encoder=wider)
+    # Expected: every encoder tensor whose shape depends on the width, in the encoder's own key order.
+    own = model.backbone.encoder.state_dict()
+    mis_shaped = [k for k, v in own.items() if saved[f'backbone.{k}'].shape != v.shape]
+    assert len(mis_shaped) > 3
+    with pytest.raises(CheckpointLoadError) as err:  # the tools end with its one line (run_tool)
+        model.init_weights()
     message = str(err.value)
-    assert message.startswith(ckpt) and 'shape mismatch' in message
-    assert "backbone.pos_embed.mlp.2.weight: checkpoint (32, 16) vs config (48, 16)" in message
+    assert '\n' not in message
+    first = ', '.join(f'backbone.{k}: checkpoint {tuple(saved["backbone." + k].shape)} vs model {tuple(own[k].shape)}'
+                      for k in mis_shaped[:3])
+    assert message.startswith(f'{ckpt}: does not fit SamMtpPointBackbone.encoder: {len(mis_shaped)} mismatching keys '
+                              f'({len(mis_shaped)} shape mismatches), first {first} (+{len(mis_shaped) - 3} more in '
+                              f'the log); use the encoder settings')
 
-    with pytest.raises(RuntimeError, match=r"unknown to the encoder: \['backbone\.encoder\.blocks\.1\."):
+    with pytest.raises(RuntimeError, match=r"unexpected keys\), first backbone\.encoder\.blocks\.1\..* \(unexpected\)"):
         downstream_detector(ckpt, encoder=dict(SMALL_ENCODER, num_layers=1)).init_weights()
-    with pytest.raises(RuntimeError, match=r"encoder key\(s\) missing: \['backbone\.encoder\.blocks\.2\."):
+    with pytest.raises(RuntimeError, match=r"missing keys\), first backbone\.encoder\.blocks\.2\..* \(missing\)"):
         downstream_detector(ckpt, encoder=dict(SMALL_ENCODER, num_layers=3)).init_weights()
     with pytest.raises(RuntimeError, match=r"no key starts with prefix 'student\.'"):
         downstream_detector(ckpt, prefix='student.').init_weights()

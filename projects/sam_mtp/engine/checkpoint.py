@@ -15,15 +15,17 @@ whose message is one line naming the file and why it was refused (empty, truncat
 holding a type outside the allow-list, named). Nothing in a refused file is run, and the message never repeats
 torch's advice to retry with ``weights_only=False``.
 """
+import logging
 import os
 import pickle
 import pickletools
 import re
 import zipfile
-from typing import List
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmengine.logging import print_log
 
 _INSTALLED = False
 _SCHEME_INSTALLED = False
@@ -216,3 +218,117 @@ def install_safe_checkpoint_loading() -> None:
     CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
     _SCHEME_INSTALLED = True
 
+
+
+class CheckpointMismatchError(CheckpointLoadError):
+    """A readable checkpoint whose keys or shapes do not fit the model that should load it. ``str(err)`` is one
+    line (:func:`describe_state_mismatch`); the full lists are in the log."""
+
+
+def describe_state_mismatch(path: str, what: str, missing: Sequence[str] = (), unexpected: Sequence[str] = (),
+                            shapes: Sequence[Tuple[str, tuple, tuple]] = (), hint: str = '',
+                            show: int = 3) -> str:
+    """The one-line reason why the checkpoint ``path`` does not fit ``what``: the number of mismatching keys by
+    kind and the first ``show`` of them (mis-shaped, then missing, then unexpected), then ``hint``.
+
+    Every mismatching key is written to the log (mmengine's current logger), one line per kind, so that the
+    message stays one line however many keys differ. ``shapes`` holds ``(key, checkpoint shape, model shape)``.
+    """
+    kinds = [('shape mismatches', [f'{k}: checkpoint {tuple(a)} vs model {tuple(b)}' for k, a, b in shapes]),
+             ('missing keys', list(missing)), ('unexpected keys', list(unexpected))]
+    total = sum(len(items) for _, items in kinds)
+    for name, items in kinds:
+        if items:
+            print_log(f'{path} vs {what}: {len(items)} {name}: {items}', logger='current', level=logging.WARNING)
+    first = [f'{item} ({name.split()[0]})' if name != 'shape mismatches' else item
+             for name, items in kinds for item in items][:show]
+    counts = ', '.join(f'{len(items)} {name}' for name, items in kinds if items)
+    more = f' (+{total - len(first)} more in the log)' if total > len(first) else ''
+    hint = f'; {hint}' if hint else ''
+    return f'does not fit {what}: {total} mismatching keys ({counts}), first {", ".join(first)}{more}{hint}'
+
+
+def state_dict_of(checkpoint) -> Optional[Dict[str, torch.Tensor]]:
+    """The state dict of a loaded checkpoint (mmengine's ``state_dict``, or a bare one), with the ``module.``
+    of DDP-saved keys removed; None when it holds none."""
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        return None
+    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
+
+
+def _model_type_in_config_text(text: str) -> Optional[str]:
+    """``type`` of the top-level ``model = dict(...)`` in mmengine's ``meta['cfg']`` text, read without running
+    it (the text comes from the checkpoint file)."""
+    match = re.search(r'^model\s*=\s*dict\(', text, re.MULTILINE)
+    if match is None:
+        return None
+    depth, pos = 1, match.end()
+    for token in re.finditer(r"[()\[\]{}]|type\s*=\s*'(\w+)'|type\s*=\s*\"(\w+)\"|'(?:\\.|[^'])*'|\"(?:\\.|[^\"])*\"",
+                             text[pos:]):
+        char = token.group(0)
+        if char in '([{':
+            depth += 1
+        elif char in ')]}':
+            depth -= 1
+            if depth == 0:
+                return None
+        elif depth == 1 and (token.group(1) or token.group(2)):
+            return token.group(1) or token.group(2)
+    return None
+
+
+def describe_checkpoint(checkpoint, state: Dict[str, torch.Tensor]) -> str:
+    """What a checkpoint holds, for messages: its model type (from mmengine's saved config) and its top-level
+    key prefixes, e.g. ``a SamMtpMaskedTokenPredictor pretraining state (keys under backbone., decoder.)``."""
+    meta = checkpoint.get('meta', None) if isinstance(checkpoint, dict) else None
+    cfg_text = meta.get('cfg', None) if isinstance(meta, dict) else None
+    model_type = _model_type_in_config_text(cfg_text) if isinstance(cfg_text, str) else None
+    prefixes = list(dict.fromkeys(k.split('.')[0] + ('.' if '.' in k else '') for k in state))
+    shown = ', '.join(prefixes[:6]) + (f' and {len(prefixes) - 6} more' if len(prefixes) > 6 else '')
+    kind = 'model state'
+    if model_type is not None:
+        from mmdet3d.registry import MODELS
+
+        from projects.sam_mtp.models.algorithms.base import BaseTokenAlgorithm
+        model_cls = MODELS.get(model_type)
+        if isinstance(model_cls, type) and issubclass(model_cls, BaseTokenAlgorithm):
+            kind = 'pretraining state'
+    owner = f'a {model_type} {kind}' if model_type else 'a state'
+    return f'{owner} ({len(state)} keys under {shown})'
+
+
+def check_checkpoint_fits_model(model: torch.nn.Module, path: str) -> None:
+    """Refuse (CheckpointMismatchError) to evaluate ``model`` with a checkpoint that lacks some of its weights or
+    holds them in other shapes: mmengine would load what matches, warn, and score the rest untrained.
+
+    A pretraining checkpoint given to a fine-tuning config is named as such, with what to do instead. Keys the
+    model does not have only go to the log.
+    """
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+    if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module
+    checkpoint = load_checkpoint_file(path, map_location='cpu')
+    state = state_dict_of(checkpoint)
+    if state is None:
+        raise CheckpointMismatchError(path, f'holds no state dict (a {type(checkpoint).__name__})')
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items()
+              if k in state and hasattr(state[k], 'shape') and tuple(state[k].shape) != tuple(v.shape)]
+    if not missing and not shapes:
+        if unexpected:
+            print_log(f'{path}: {len(unexpected)} keys the model does not have, ignored: {unexpected}',
+                      logger='current', level=logging.WARNING)
+        return
+    held = describe_checkpoint(checkpoint, state)
+    what = f'the {type(model).__name__} of the config'
+    mismatch = describe_state_mismatch(path, what, missing, unexpected, shapes,
+                                       hint='evaluating it would score untrained weights')
+    if 'pretraining state' in held:
+        raise CheckpointMismatchError(path, (
+            f'holds {held}, not a trained {type(model).__name__}: fine-tune it first (tools/train.py with a '
+            f"fine-tuning config) or pass it as model.backbone.init_cfg=dict(type='Pretrained', "
+            f"checkpoint='{path}', prefix='backbone.')"))
+    raise CheckpointMismatchError(path, f'holds {held}; {mismatch}')

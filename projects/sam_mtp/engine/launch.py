@@ -20,17 +20,25 @@ _DATA_KEYS = ('ann_file', )
 
 def _iter_dataset_cfgs(dataset_cfg):
     """Yield every leaf dataset config below wrappers such as RepeatDataset / ConcatDataset / CBGSDataset."""
+    for _, leaf in _iter_dataset_cfgs_with_keys(dataset_cfg, ''):
+        yield leaf
+
+
+def _iter_dataset_cfgs_with_keys(dataset_cfg, key):
+    """Yield ``(config key, leaf dataset config)``; the key is the dotted path that ``--cfg-options`` takes, e.g.
+    ``train_dataloader.dataset.dataset`` below a RepeatDataset or ``...dataset.datasets.1`` in a ConcatDataset."""
     if dataset_cfg is None:
         return
     if isinstance(dataset_cfg, (list, tuple)):
-        for item in dataset_cfg:
-            yield from _iter_dataset_cfgs(item)
+        for i, item in enumerate(dataset_cfg):
+            yield from _iter_dataset_cfgs_with_keys(item, f'{key}.{i}')
         return
-    nested = dataset_cfg.get('dataset', None) or dataset_cfg.get('datasets', None)
-    if nested is not None:
-        yield from _iter_dataset_cfgs(nested)
-    else:
-        yield dataset_cfg
+    for wrapped in ('dataset', 'datasets'):
+        nested = dataset_cfg.get(wrapped, None)
+        if nested:
+            yield from _iter_dataset_cfgs_with_keys(nested, f'{key}.{wrapped}')
+            return
+    yield key, dataset_cfg
 
 
 def _resolve_ann_file(dataset_cfg):
@@ -42,22 +50,23 @@ def _resolve_ann_file(dataset_cfg):
 
 
 def check_dataset_files(cfg: Config, config_path: str, phases=('train', 'val', 'test')) -> None:
-    """Fail early, naming the config, when a dataset root or annotation file is missing or malformed.
+    """Fail early, naming the config, when a dataset root or annotation file is missing or malformed, or when an
+    info file does not fit the config (another dataset's infos, no samples, label features of another width).
 
-    Without this the failure surfaces deep inside a dataloader worker as a bare ``FileNotFoundError``.
+    Without this the failure surfaces deep inside a dataloader worker as a bare ``FileNotFoundError``, or at the
+    first training step as a shape error.
     """
     for phase in phases:
         loader = cfg.get(f'{phase}_dataloader', None)
         if not loader:
             continue
-        for ds in _iter_dataset_cfgs(loader.get('dataset', None)):
+        for key, ds in _iter_dataset_cfgs_with_keys(loader.get('dataset', None), f'{phase}_dataloader.dataset'):
             data_root = ds.get('data_root', None)
             if data_root and not osp.isdir(data_root):
                 raise ConfigCheckError(
                     f'{config_path}: {phase}_dataloader dataset {ds.get("type")} has data_root '
                     f'"{data_root}", which does not exist (cwd {os.getcwd()}). Prepare the data (see README '
-                    f'"Data preparation") or override it with --cfg-options {phase}_dataloader.dataset.'
-                    f'data_root=PATH')
+                    f'"Data preparation") or override it with --cfg-options {key}.data_root=PATH')
             ann_path = _resolve_ann_file(ds)
             if ann_path is None:
                 continue
@@ -66,7 +75,8 @@ def check_dataset_files(cfg: Config, config_path: str, phases=('train', 'val', '
                     f'{config_path}: {phase}_dataloader dataset {ds.get("type")} annotation file '
                     f'"{ann_path}" does not exist')
             if ann_path.endswith('.pkl'):
-                _check_info_pickle(ann_path, config_path, phase)
+                info = _check_info_pickle(ann_path, config_path, phase)
+                _check_info_fits_config(info, ann_path, cfg, config_path, key, ds, phase)
 
 
 def check_model_config(cfg: Config, config_path: str) -> None:
@@ -98,6 +108,89 @@ def _check_info_pickle(path, config_path, phase):
             f'{config_path}: {phase} annotation file "{path}" is malformed: expected mmengine\'s v2 info format, a '
             f'dict with "metainfo" (dict) and "data_list" (list), got {kind}. Files from mmdet3d < 1.1 need '
             f'mmdet3d\'s update_infos_to_v2 conversion')
+    return info
+
+
+# mmdet3d's converters name the dataset in the info's metainfo ('dataset'; 'DATASET' in older files); a config's
+# dataset type names the family it reads (ScanNetDataset, ScanNetSegDataset, SUNRGBDDataset, S3DISSegDataset).
+_DATASET_FAMILIES = {'scannet': 'ScanNet', 'sunrgbd': 'SUN RGB-D', 's3dis': 'S3DIS'}
+_FRAME_DATASET = 'SamMtpFrameDataset'
+
+
+def _dataset_family(name):
+    """'scannet' / 'sunrgbd' / 's3dis' for a dataset or type name that contains one (case and punctuation
+    ignored: 'ScanNet200', 'SUNRGBDDataset', 'SUN RGB-D'), else None."""
+    compact = re.sub(r'[^a-z0-9]', '', str(name).lower())
+    return next((family for family in _DATASET_FAMILIES if family in compact), None)
+
+
+def _info_dataset_name(metainfo):
+    for key in ('dataset', 'DATASET'):
+        if isinstance(metainfo.get(key), str):
+            return metainfo[key]
+    return None
+
+
+def _check_info_fits_config(info, ann_path, cfg, config_path, key, ds, phase):
+    """The info file is one the config's dataset can read, has samples, and (SAM-MTP label splits) has the label
+    feature width the model regresses. Errors start with the info file."""
+    ds_type = str(ds.get('type', ''))
+    metainfo = info['metainfo']
+    info_name = _info_dataset_name(metainfo)
+    is_label_split = 'feature_dim' in metainfo or 'label_format_version' in metainfo
+    where = f'{key} of {config_path}'
+    if ds_type == _FRAME_DATASET:
+        if not is_label_split:
+            described = f'an mmdet3d {info_name} info file' if info_name else 'not a SAM-MTP label split'
+            raise ConfigCheckError(
+                f'{ann_path}: {described} (its metainfo has no feature_dim), but {where} is a {_FRAME_DATASET}, '
+                f'which reads the label splits of tools/generate_sam_labels.py (<label dir>/train_labels.pkl)')
+    else:
+        config_family = _dataset_family(ds_type)
+        if is_label_split and config_family is not None:
+            raise ConfigCheckError(
+                f'{ann_path}: a SAM-MTP label split (pretraining frames), but {where} is a {ds_type}, which '
+                f'reads mmdet3d\'s {_DATASET_FAMILIES[config_family]} infos (tools/create_data.py)')
+        info_family = _dataset_family(info_name) if info_name else None
+        if config_family is not None and info_family is not None and info_family != config_family:
+            raise ConfigCheckError(
+                f'{ann_path}: a {_DATASET_FAMILIES[info_family]} info file (metainfo dataset={info_name!r}), but '
+                f'{where} is a {ds_type}, which reads {_DATASET_FAMILIES[config_family]} infos; point '
+                f'{key}.ann_file at {_DATASET_FAMILIES[config_family]} infos or use a '
+                f'{_DATASET_FAMILIES[info_family]} config')
+    data_list = info['data_list']
+    if not data_list:
+        raise ConfigCheckError(f'{ann_path}: no samples (data_list is empty); {where} would have nothing to '
+                               f'{"train on" if phase == "train" else "evaluate"}')
+    if ds_type == _FRAME_DATASET:
+        if ds.get('skip_empty_frames', True) and all(
+                isinstance(item, dict) and item.get('num_regions', 1) == 0 for item in data_list):
+            raise ConfigCheckError(
+                f'{ann_path}: no samples: all {len(data_list)} frames have num_regions=0 (no SAM region), and '
+                f'{where} skips such frames')
+        if phase == 'train':
+            _check_label_feature_dim(metainfo, ann_path, cfg, config_path)
+
+
+def _check_label_feature_dim(metainfo, ann_path, cfg, config_path):
+    """A model that regresses the label targets (stage 1, the joint ablation) needs
+    ``projector.out_channels == feature_dim`` of the split; otherwise the first step fails on the shapes."""
+    model = cfg.get('model', None) or {}
+    projector = model.get('projector', None)
+    if not isinstance(projector, dict) or projector.get('out_channels', None) is None:
+        return
+    from mmdet3d.registry import MODELS
+
+    from projects.sam_mtp.models.algorithms.distiller import SamMtpDistiller
+    model_cls = MODELS.get(model.get('type', ''))
+    if not (isinstance(model_cls, type) and issubclass(model_cls, SamMtpDistiller)):
+        return
+    label_dim, target_dim = metainfo.get('feature_dim'), projector['out_channels']
+    if label_dim is not None and int(label_dim) != int(target_dim):
+        raise ConfigCheckError(
+            f'{ann_path}: the labels have {label_dim}-d region features (metainfo feature_dim), but '
+            f'{config_path} regresses {target_dim}-d targets (model.projector.out_channels); use labels of '
+            f'the config\'s feature source or --cfg-options model.projector.out_channels={label_dim}')
 
 
 _REGISTRY_KEY_ERROR = re.compile(r"(?P<name>\S+) is not in the (?P<registry>\S+) registry")

@@ -4,7 +4,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import torch
 
-from ..engine.checkpoint import CheckpointLoadError, load_checkpoint_file
+from ..engine.checkpoint import CheckpointLoadError, describe_state_mismatch, load_checkpoint_file
 
 
 class CheckpointMismatchError(ValueError):
@@ -48,10 +48,11 @@ def read_state_dict(path: str, what: str, strip_prefixes: Sequence[str] = ('modu
 
 
 def load_state_dict_strict(model: torch.nn.Module, path: str, what: str,
-                           strip_prefixes: Sequence[str] = ('module.', ), show: int = 5,
+                           strip_prefixes: Sequence[str] = ('module.', ), show: int = 3,
                            keep: Optional[Callable[[str], bool]] = None) -> None:
     """Load ``path`` into ``model`` requiring identical keys and shapes; otherwise raise
-    CheckpointMismatchError listing (up to ``show`` of) the missing, unexpected and mis-shaped keys.
+    CheckpointMismatchError with the number of missing, unexpected and mis-shaped keys and the first ``show``
+    (all of them in the log).
 
     ``keep`` selects the keys of the file that belong to ``model`` (e.g. the text tower of a whole CLIP
     checkpoint); the selected keys must then match exactly."""
@@ -61,13 +62,9 @@ def load_state_dict_strict(model: torch.nn.Module, path: str, what: str,
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shapes = sorted(f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}'
+    shapes = sorted((k, tuple(state[k].shape), tuple(own[k].shape))
                     for k in set(own) & set(state) if state[k].shape != own[k].shape)
     if missing or unexpected or shapes:
-        parts = []
-        for name, items in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatches', shapes)):
-            if items:
-                more = f' (+{len(items) - show} more)' if len(items) > show else ''
-                parts.append(f'{len(items)} {name}: {items[:show]}{more}')
-        raise CheckpointMismatchError(f'{path}: does not match the {what} model; ' + '; '.join(parts))
+        raise CheckpointMismatchError(
+            f'{path}: ' + describe_state_mismatch(path, f'the {what} model', missing, unexpected, shapes, show=show))
     model.load_state_dict(state, strict=True)

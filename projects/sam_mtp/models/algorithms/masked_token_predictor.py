@@ -203,17 +203,21 @@ class SamMtpMaskedTokenPredictor(MaskedTokenPredictionMixin, BaseTokenAlgorithm)
         return results
 
 
-def load_frozen_state(module: nn.Module, checkpoint: str, owner: str, max_listed: int = 10) -> None:
-    """Load ``checkpoint`` into ``module`` requiring every key with its shape; errors name the file.
+def load_frozen_state(module: nn.Module, checkpoint: str, owner: str, max_listed: int = 3) -> None:
+    """Load ``checkpoint`` into ``module`` requiring every key with its shape; errors are one line naming the
+    file (CheckpointMismatchError: the number of missing and mis-shaped keys and the first ``max_listed``, all
+    of them in the log).
 
     ``module.`` prefixes of DDP-saved state dicts are stripped; extra keys are reported in the log only.
     """
     from mmengine.runner import CheckpointLoader
 
-    from projects.sam_mtp.engine.checkpoint import CheckpointLoadError, install_safe_checkpoint_loading
+    from projects.sam_mtp.engine.checkpoint import (CheckpointLoadError, CheckpointMismatchError,
+                                                    CheckpointNotFoundError, describe_state_mismatch,
+                                                    install_safe_checkpoint_loading)
 
     if '://' not in checkpoint and not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f'{checkpoint}: teacher checkpoint does not exist ({owner})')
+        raise CheckpointNotFoundError(checkpoint, f'teacher checkpoint does not exist ({owner})')
     install_safe_checkpoint_loading()
     try:
         loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
@@ -228,17 +232,12 @@ def load_frozen_state(module: nn.Module, checkpoint: str, owner: str, max_listed
     state = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
     expected = module.state_dict()
     missing = [k for k in expected if k not in state]
-    mismatched = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}'
+    mismatched = [(k, tuple(state[k].shape), tuple(v.shape))
                   for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
     if missing or mismatched:
-        lines = []
-        if missing:
-            lines.append(f'{len(missing)} missing keys: {missing[:max_listed]}')
-        if mismatched:
-            lines.append(f'{len(mismatched)} shape mismatches: {mismatched[:max_listed]}')
-        raise RuntimeError(f'{checkpoint}: does not fit the teacher ({owner}.teacher, '
-                           f'{type(module).__name__}): ' + '; '.join(lines) +
-                           '. Is it a stage-1 checkpoint of the same model config?')
+        raise CheckpointMismatchError(checkpoint, describe_state_mismatch(
+            checkpoint, f'the teacher ({owner}.teacher, {type(module).__name__})', missing, (), mismatched,
+            show=max_listed, hint='is it a stage-1 checkpoint of the same model config?'))
     unexpected = [k for k in state if k not in expected]
     if unexpected:
         print_log(f'{checkpoint}: {len(unexpected)} keys not used by the teacher, e.g. {unexpected[:max_listed]}',

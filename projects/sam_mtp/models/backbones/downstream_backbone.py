@@ -91,24 +91,27 @@ def fill_padded_tokens(padding_mask: Tensor, num_slots: Optional[int] = None) ->
 
 
 def load_encoder_state(encoder: nn.Module, checkpoint: str, prefix: str = 'backbone.', owner: str = 'encoder',
-                       map_location: str = 'cpu', max_listed: int = 8,
+                       map_location: str = 'cpu', max_listed: int = 3,
                        meta: Optional[dict] = None) -> Dict[str, Tensor]:
     """Strictly load the keys ``prefix + k`` of a checkpoint into ``encoder`` (its key ``k``).
 
     Accepts mmengine checkpoints (``dict(state_dict=..., meta=...)``) and bare state dicts; strips the
-    ``module.`` of DDP-saved keys. Raises FileNotFoundError for a missing file and RuntimeError (naming the
-    file, the keys and their shapes) when the checkpoint's encoder does not match ``encoder`` exactly. A
-    ``meta`` dict given is filled with the checkpoint's ``meta``.
+    ``module.`` of DDP-saved keys. Raises CheckpointNotFoundError (a FileNotFoundError) for a missing file and
+    CheckpointMismatchError (a RuntimeError; one line naming the file, the number of mismatching keys and the
+    first ``max_listed``, all of them in the log) when the checkpoint's encoder does not match ``encoder``
+    exactly. A ``meta`` dict given is filled with the checkpoint's ``meta``.
 
     Returns:
         The loaded ``{encoder key: tensor}``.
     """
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    from projects.sam_mtp.engine import CheckpointLoadError, install_safe_checkpoint_loading
+    from projects.sam_mtp.engine.checkpoint import (CheckpointLoadError, CheckpointMismatchError,
+                                                    CheckpointNotFoundError, describe_state_mismatch,
+                                                    install_safe_checkpoint_loading)
 
     if '://' not in checkpoint and not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f'{checkpoint}: pretrained checkpoint does not exist ({owner} init_cfg)')
+        raise CheckpointNotFoundError(checkpoint, f'pretrained checkpoint does not exist ({owner} init_cfg)')
     install_safe_checkpoint_loading()
     try:
         loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
@@ -123,26 +126,19 @@ def load_encoder_state(encoder: nn.Module, checkpoint: str, prefix: str = 'backb
     state = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
     selected = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if not selected:
-        raise RuntimeError(f'{checkpoint}: no key starts with prefix {prefix!r} (first keys: '
-                           f'{list(state)[:max_listed]}); stage-1 and stage-2 checkpoints keep the encoder under '
-                           "'backbone.'")
+        raise CheckpointMismatchError(
+            checkpoint, f'no key starts with prefix {prefix!r} (first keys: {list(state)[:max_listed]}); stage-1 '
+            "and stage-2 checkpoints keep the encoder under 'backbone.'")
     expected = encoder.state_dict()
-    missing = [k for k in expected if k not in selected]
-    unexpected = [k for k in selected if k not in expected]
-    mismatched = [f'{prefix}{k}: checkpoint {tuple(selected[k].shape)} vs config {tuple(v.shape)}'
+    missing = [prefix + k for k in expected if k not in selected]
+    unexpected = [prefix + k for k in selected if k not in expected]
+    mismatched = [(prefix + k, tuple(selected[k].shape), tuple(v.shape))
                   for k, v in expected.items() if k in selected and selected[k].shape != v.shape]
     if missing or unexpected or mismatched:
-        problems = []
-        if mismatched:
-            problems.append(f'{len(mismatched)} shape mismatch(es): {mismatched[:max_listed]}')
-        if missing:
-            problems.append(f'{len(missing)} encoder key(s) missing: {[prefix + k for k in missing[:max_listed]]}')
-        if unexpected:
-            problems.append(f'{len(unexpected)} key(s) under {prefix!r} unknown to the encoder: '
-                            f'{[prefix + k for k in unexpected[:max_listed]]}')
-        raise RuntimeError(f'{checkpoint}: its encoder does not match {owner}: ' + '; '.join(problems) +
-                           '. Use the encoder settings (embed_dims, num_layers, num_heads, mlp_ratio, '
-                           'pointnet_channels, pos_hidden_dims) of the pretraining config.')
+        raise CheckpointMismatchError(checkpoint, describe_state_mismatch(
+            checkpoint, owner, missing, unexpected, mismatched, show=max_listed,
+            hint='use the encoder settings (embed_dims, num_layers, num_heads, mlp_ratio, pointnet_channels, '
+            'pos_hidden_dims) of the pretraining config'))
     encoder.load_state_dict(selected, strict=True)
     if meta is not None and isinstance(loaded.get('meta'), dict):
         meta.update(loaded['meta'])
