@@ -19,7 +19,7 @@ from mmdet3d.structures import Det3DDataSample, PointData
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # The GPU check's benchmark script makes the synthetic detection scenes; reuse them.
-_spec = importlib.util.spec_from_file_location('gpu_check_bench', osp.join(ROOT, 'tools', 'gpu_check', 'bench.py'))
+_spec = importlib.util.spec_from_file_location('gpu_check_bench', osp.join(ROOT, 'dev', 'gpu_check', 'bench.py'))
 gpu_check_bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gpu_check_bench)
 detection_batch = gpu_check_bench.detection_batch

@@ -1,6 +1,6 @@
-"""Paper-size timings of the GPU check (tools/gpu_check/run.sh --phase bench runs them).
+"""Paper-size timings of the GPU check (dev/gpu_check/run.sh --phase bench runs them).
 
-    python tools/gpu_check/bench.py ITEM [ITEM ...] --out-dir DIR [--device cuda] [--steps 5] [--warmup 1] [--tiny]
+    python dev/gpu_check/bench.py ITEM [ITEM ...] --out-dir DIR [--device cuda] [--steps 5] [--warmup 1] [--tiny]
 
 Items (sizes from the configs, so that they follow the method's settings):
   stage1_step       stage-1 training step, configs/sam_mtp/stage1_scannet.py: 16 frames x 20k points per GPU
@@ -259,7 +259,7 @@ def _is_stand_in(module: str) -> bool:
 # hundreds (objects split into parts, walls and floor into pieces). 400 segments over 90 % of the points give
 # the bench's 8 scenes 458-462 tokens each for 3DETR (40k points: ~398 segment + ~63 fallback tokens) and
 # 475-479 for GroupFree3D (50k points); the item records the counts it timed (tokens_per_scene), and
-# tests/tools/test_gpu_check.py checks them against the tokenizer's rules.
+# tests/dev/test_gpu_check.py checks them against the tokenizer's rules.
 DETECTION_SCENE_SEGMENTS = 400
 
 
