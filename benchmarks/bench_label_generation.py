@@ -117,21 +117,11 @@ def main(argv=None):
     results['pooling_vit_b_768'] = _stats(times)
 
     if args.tiny_sam:
-        from functools import partial
-
         from segment_anything import SamAutomaticMaskGenerator
-        from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,
-                                               TwoWayTransformer)
+
+        from projects.sam_mtp.testing import build_tiny_sam
         torch.manual_seed(0)
-        sam = Sam(ImageEncoderViT(depth=1, embed_dim=32, img_size=256, mlp_ratio=2, num_heads=2,
-                                  norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), patch_size=16,
-                                  use_rel_pos=True, global_attn_indexes=(0, ), window_size=4, out_chans=32),
-                  PromptEncoder(embed_dim=32, image_embedding_size=(16, 16), input_image_size=(256, 256),
-                                mask_in_chans=4),
-                  MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=1, embedding_dim=32,
-                                                                                    mlp_dim=64, num_heads=2),
-                              transformer_dim=32, iou_head_hidden_dim=32),
-                  [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]).eval()
+        sam = build_tiny_sam(image_size=256).eval()
         amg = SamAutomaticMaskGenerator(sam, points_per_side=8, pred_iou_thresh=0.0, stability_score_thresh=0.0)
         image = np.ascontiguousarray(frame.color)
         times = []

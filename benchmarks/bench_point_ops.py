@@ -42,6 +42,7 @@ sys.path.insert(0, HERE)  # point_ops_table, docs_tables
 import projects.sam_mtp.ops as ops  # noqa: E402
 from projects.sam_mtp.labels.fileio import atomic_write_bytes  # noqa: E402
 from projects.sam_mtp.ops import cpu_kernels  # noqa: E402
+from projects.sam_mtp.testing import det3d_sample, room_scene  # noqa: E402  (the synthetic rooms)
 from point_ops_table import render  # noqa: E402
 from docs_tables import commit, machine, versions  # noqa: E402
 
@@ -81,51 +82,6 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default=None, help='write the results as JSON here')
     return parser.parse_args(argv)
-
-
-# -------------------------------------------------------------------- data
-def room_scene(num_points: int, seed: int, num_boxes: int = 12):
-    """A ScanNet-like room: points on the floor, four walls (8 x 8 x 3 m) and the faces of furniture boxes.
-
-    Returns:
-        dict: ``xyz`` (N, 3) float32, ``segment`` (N,) int64 (one per surface group, -1 for 10 % of points),
-        ``instance`` (N,) (box k + 1, 0 elsewhere), ``semantic`` (N,) (the box's class, NUM_CLASSES elsewhere),
-        ``boxes`` (K, 7) gravity-centre axis-aligned boxes and their ``labels``.
-    """
-    rng = np.random.default_rng(seed)
-    size = np.array([8.0, 8.0, 3.0])
-    centre_xy = rng.uniform(1.0, 7.0, (num_boxes, 2))
-    dims = np.c_[rng.uniform(0.4, 2.0, (num_boxes, 2)), rng.uniform(0.4, 1.5, num_boxes)]
-    lows = np.c_[centre_xy - dims[:, :2] / 2, np.zeros(num_boxes)]
-    # Planar patches: (origin, edge u, edge v, instance id).
-    patches = [(np.zeros(3), np.array([8.0, 0, 0]), np.array([0, 8.0, 0]), 0)]
-    for wall in range(4):
-        along = np.array([8.0, 0, 0]) if wall % 2 == 0 else np.array([0, 8.0, 0])
-        origin = np.zeros(3) if wall < 2 else (np.array([0, 8.0, 0]) if wall == 2 else np.array([8.0, 0, 0]))
-        patches.append((origin, along, np.array([0, 0, 3.0]), 0))
-    for k in range(num_boxes):
-        dx, dy, dz = np.diag(dims[k])
-        low = lows[k]
-        patches += [(low + dz, dx, dy, k + 1), (low, dx, dz, k + 1), (low + dy, dx, dz, k + 1),
-                    (low, dy, dz, k + 1), (low + dx, dy, dz, k + 1)]
-    areas = np.array([np.linalg.norm(np.cross(u, v)) for _, u, v, _ in patches])
-    counts = rng.multinomial(num_points, areas / areas.sum())
-    xyz, instance, group = [], [], []
-    for p, ((origin, u, v, inst), count) in enumerate(zip(patches, counts)):
-        st = rng.random((count, 2))
-        xyz.append(origin + st[:, :1] * u + st[:, 1:] * v)
-        instance.append(np.full(count, inst))
-        group.append(np.full(count, p if inst == 0 else len(patches) + inst))
-    xyz = np.clip(np.concatenate(xyz) + rng.normal(0, 0.005, (num_points, 3)), 0, size).astype(np.float32)
-    instance, group = np.concatenate(instance), np.concatenate(group)
-    segment = np.unique(group, return_inverse=True)[1]
-    segment[rng.random(num_points) < 0.1] = -1
-    labels = rng.integers(0, NUM_CLASSES, num_boxes)
-    semantic = np.where(instance > 0, labels[np.maximum(instance - 1, 0)], NUM_CLASSES)
-    order = rng.permutation(num_points)
-    boxes = np.c_[lows[:, :2] + dims[:, :2] / 2, dims[:, 2] / 2, dims, np.zeros(num_boxes)].astype(np.float32)
-    return dict(xyz=xyz[order], segment=segment[order], instance=instance[order], semantic=semantic[order],
-                boxes=boxes, labels=labels)
 
 
 # ----------------------------------------------------------------- timing
@@ -334,21 +290,14 @@ def measure_compile() -> dict:
 
 # ---------------------------------------------------------- training steps
 def _detection_batch(model_name: str, seed: int):
-    from mmengine.structures import InstanceData
-
-    from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes, PointData
     config, num_points, columns = TRAIN_MODELS[model_name]
-    scene = room_scene(num_points, seed)
+    scene = room_scene(num_points, seed, num_classes=NUM_CLASSES)
     points = torch.from_numpy(scene['xyz'])
     if columns == 'xyz+segment':
         points = torch.cat([points, torch.from_numpy(scene['segment']).float()[:, None]], 1)
-    sample = Det3DDataSample(metainfo=dict(box_type_3d=DepthInstance3DBoxes, sample_idx=seed))
-    sample.gt_instances_3d = InstanceData(
-        bboxes_3d=DepthInstance3DBoxes(torch.from_numpy(scene['boxes']), box_dim=7, with_yaw=False,
-                                       origin=(0.5, 0.5, 0.5)),
-        labels_3d=torch.from_numpy(scene['labels']))
-    sample.gt_pts_seg = PointData(pts_semantic_mask=torch.from_numpy(scene['semantic']),
-                                  pts_instance_mask=torch.from_numpy(scene['instance']))
+    sample = det3d_sample(torch.from_numpy(scene['boxes']), torch.from_numpy(scene['labels']),
+                          instance_mask=torch.from_numpy(scene['instance']),
+                          semantic_mask=torch.from_numpy(scene['semantic']), sample_idx=seed)
     return dict(inputs=dict(points=[points]), data_samples=[sample])
 
 

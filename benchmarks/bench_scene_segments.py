@@ -66,7 +66,7 @@ def bench_scannet(tmp, args):
 
 
 def bench_sunrgbd(tmp, args):
-    from projects.sam_mtp.datasets.synthetic_sunrgbd_s3dis import write_synthetic_sunrgbd
+    from projects.sam_mtp.datasets.synthetic import write_synthetic_sunrgbd
     from projects.sam_mtp.labels import make_sunrgbd_segments
     root = osp.join(tmp, 'sunrgbd')
     write_synthetic_sunrgbd(root, dict(train=args.sunrgbd_samples), seed=0, num_points=50000, image_size=(730, 530))
@@ -77,7 +77,7 @@ def bench_sunrgbd(tmp, args):
 
 
 def bench_s3dis_2d3ds(tmp, args):
-    from projects.sam_mtp.datasets.synthetic_sunrgbd_s3dis import write_synthetic_s3dis
+    from projects.sam_mtp.datasets.synthetic import write_synthetic_s3dis
     from projects.sam_mtp.labels import make_s3dis_segments
     root = osp.join(tmp, 's3dis')
     write_synthetic_s3dis(root, {1: 1}, seed=0, num_points=args.s3dis_points, frames_per_room=args.s3dis_frames,
@@ -93,7 +93,7 @@ def bench_s3dis_2d3ds(tmp, args):
 
 
 def bench_geometric(tmp, args):
-    from projects.sam_mtp.datasets.synthetic_sunrgbd_s3dis import write_synthetic_s3dis
+    from projects.sam_mtp.datasets.synthetic import write_synthetic_s3dis
     from projects.sam_mtp.labels import make_geometric_segments
     root = osp.join(tmp, 's3dis_geo')
     write_synthetic_s3dis(root, {2: 1}, seed=0, num_points=args.geometric_points)
@@ -105,7 +105,7 @@ def bench_geometric(tmp, args):
 
 
 def projection_errors():
-    from projects.sam_mtp.datasets.synthetic_sunrgbd_s3dis import render_sunrgbd_sample
+    from projects.sam_mtp.datasets.synthetic import render_sunrgbd_sample
     from projects.sam_mtp.labels.segment_projection import project_to_image, sunrgbd_projection
     out = {}
     for form in ('K@R', 'K.T@R'):

@@ -24,16 +24,7 @@ from docs_tables import atomic_write_text, finish_stamp, run_stamp  # noqa: E402
 from projects.sam_mtp.models.tokenizers import FPSKNNTokenizer, SAMGuidedTokenizer  # noqa: E402
 from projects.sam_mtp.models.tokenizers.fps_knn_tokenizer import knn_indices  # noqa: E402
 from projects.sam_mtp.ops import furthest_point_sample  # noqa: E402
-
-
-def synthetic_frame(num_points, num_regions, unassigned, batch, seed, device):
-    """(B, N, 3) points of a 4 x 3 m surface patch and (B, N) Voronoi region ids, ``unassigned`` set to 0."""
-    g = torch.Generator().manual_seed(seed)
-    points = torch.rand(batch, num_points, 3, generator=g) * torch.tensor([4., 3., 0.5])
-    seeds = torch.rand(batch, num_regions, 3, generator=g) * torch.tensor([4., 3., 0.5])
-    region = torch.cdist(points, seeds).argmin(-1) + 1
-    region[torch.rand(batch, num_points, generator=g) < unassigned] = 0
-    return points.to(device), region.to(device)
+from projects.sam_mtp.testing import region_points  # noqa: E402
 
 
 def time_call(fn, repeats, device):
@@ -71,7 +62,10 @@ def main(argv=None):
     rows = []
     with torch.no_grad():
         for num_points in args.points:
-            points, region = synthetic_frame(num_points, args.regions, args.unassigned, args.batch, 0, device)
+            # a 4 x 3 m surface patch (0.5 m deep)
+            points, region = region_points(args.batch, num_points, args.regions, (4., 3., 0.5), args.unassigned,
+                                           torch.Generator().manual_seed(0))
+            points, region = points.to(device), region.to(device)
 
             def fps_knn_ops():
                 centre_idx = furthest_point_sample(points, 256).long()

@@ -21,29 +21,14 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # docs_tables
 from docs_tables import atomic_write_text, finish_stamp, run_stamp  # noqa: E402
 
 
-def make_batch(batch, num_points, num_regions, feature_dim, num_groups, generator):
-    """A collated batch in ``sam_mtp_collate``'s format: regions are spatial blobs, ~10 % of points in none."""
-    import torch
-    points = torch.rand(batch, num_points, 3, generator=generator) * torch.tensor([6., 6., 3.])
-    seeds = torch.rand(batch, num_regions, 3, generator=generator) * torch.tensor([6., 6., 3.])
-    region = torch.cdist(points, seeds).argmin(-1) + 1
-    region[torch.rand(batch, num_points, generator=generator) < 0.1] = 0
-    inputs = dict(points=points, point_region=region)
-    data_samples = dict(
-        region_feat=torch.randn(batch, num_regions, feature_dim, generator=generator),
-        region_group=torch.randint(0, num_groups, (batch, num_regions), generator=generator),
-        region_mask=torch.ones(batch, num_regions, dtype=torch.bool),
-        region_weight=torch.full((batch, num_regions), 1.0 / num_groups),
-        num_groups=torch.full((batch, ), num_groups))
-    return inputs, data_samples
-
-
 def measure_stage(stage, args):
     import torch
     import projects.sam_mtp  # noqa: F401
     from mmdet3d.registry import MODELS
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
+
+    from projects.sam_mtp.testing import region_batch
 
     torch.set_num_threads(args.threads)
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'sam_mtp', f'stage{stage}_scannet.py'))
@@ -61,7 +46,7 @@ def measure_stage(stage, args):
     feature_dim = cfg.model.get('projector', cfg.model.get('teacher', {}).get('projector', {})).get(
         'out_channels', 768)
     gen = torch.Generator().manual_seed(0)
-    batch = make_batch(args.batch, args.points, args.regions, feature_dim, 32, gen)
+    batch = region_batch(args.batch, args.points, args.regions, feature_dim, 32, gen)
     times = []
     for step in range(args.steps + 1):
         data = model.data_preprocessor(dict(inputs=batch[0], data_samples=batch[1]), True)

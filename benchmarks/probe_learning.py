@@ -40,7 +40,7 @@ from mmengine.registry import DefaultScope  # noqa: E402
 import projects.sam_mtp.datasets  # noqa: E402,F401
 import projects.sam_mtp.models  # noqa: E402,F401
 from projects.sam_mtp.datasets import SamMtpFrameDataset, sam_mtp_collate  # noqa: E402
-from projects.sam_mtp.labels.format import group_weights, save_frame_labels, save_label_info  # noqa: E402
+from projects.sam_mtp.testing import write_label_split  # noqa: E402
 
 CLASSES = ('blob', 'plane', 'rod', 'box', 'ring')
 CLASS_FREQ = np.array([0.4, 0.25, 0.15, 0.12, 0.08])
@@ -87,15 +87,8 @@ def make_frame(rng, class_embed):
 
 
 def write_split(root, name, frames):
-    data_list = []
-    for i, arrays in enumerate(frames):
-        rel = osp.join(name, f'frame{i:05d}.npz')
-        save_frame_labels(osp.join(root, rel), arrays)
-        data_list.append(dict(label_path=rel, num_regions=len(arrays['region_feat'])))
-    counts = np.bincount(np.concatenate([f['region_group'] for f in frames]), minlength=len(CLASSES))
-    save_label_info(osp.join(root, f'{name}_labels.pkl'),
-                    dict(feature_dim=FEATURE_DIM, num_groups=len(CLASSES), group_counts=counts.tolist(),
-                         group_weights=group_weights(counts).tolist()), data_list)
+    """The split's label files and info under ``<root>/<name>/`` (groups = classes)."""
+    write_label_split(osp.join(root, name), frames, split=name, num_groups=len(CLASSES))
 
 
 def loader(root, name, train, batch_size, num_points=2048):
@@ -105,7 +98,7 @@ def loader(root, name, train, batch_size, num_points=2048):
                      dict(type='FrameRandomJitter', sigma=0.005, clip=0.02)]
     pipeline += [dict(type='FrameSamplePoints', num_points=num_points), dict(type='PackFrameInputs')]
     with DefaultScope.overwrite_default_scope('mmdet3d'):
-        dataset = SamMtpFrameDataset(ann_file=f'{name}_labels.pkl', data_root=root, pipeline=pipeline)
+        dataset = SamMtpFrameDataset(ann_file=f'{name}_labels.pkl', data_root=osp.join(root, name), pipeline=pipeline)
     return DataLoader(dataset, batch_size=batch_size, shuffle=train, collate_fn=sam_mtp_collate,
                       drop_last=train)
 

@@ -2,7 +2,7 @@
 
 ``requirements/lock.txt`` pins every package of the CPU stack, transitive dependencies and build tools included.
 ``tools/setup_env.sh`` installs with it as a pip constraints file, so a fresh install next month gets exactly the
-versions of today. ``tools/gpu_check/wheels.txt`` (what the GPU check carries to a bare GPU machine) takes its versions
+versions of today. ``dev/gpu_check/wheels.txt`` (what the GPU check carries to a bare GPU machine) takes its versions
 from the same lock: a line may differ only when its comment says ``!= lock`` and why.
 
 Refresh (newer releases), then run ``make test`` before committing both files::
@@ -23,8 +23,8 @@ from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / 'requirements' / 'lock.txt'
-WHEELS = ROOT / 'tools' / 'gpu_check' / 'wheels.txt'
-PREPARE = ROOT / 'tools' / 'gpu_check' / 'prepare.sh'
+WHEELS = ROOT / 'dev' / 'gpu_check' / 'wheels.txt'
+PREPARE = ROOT / 'dev' / 'gpu_check' / 'prepare.sh'
 # This project itself, installed editable, is not a dependency.
 OWN_DISTRIBUTIONS = {'sam-mtp'}
 HEADER = """\
@@ -80,7 +80,7 @@ def derive_wheel_list(wheels_text: str, lock: Dict[str, str]) -> str:
             continue
         name = normalise(match.group(1))
         if name not in lock:
-            raise ValueError(f'tools/gpu_check/wheels.txt:{number}: {name} is not in requirements/lock.txt; '
+            raise ValueError(f'dev/gpu_check/wheels.txt:{number}: {name} is not in requirements/lock.txt; '
                              'lock it or say "!= lock" and why')
         pin = f'{match.group(1)}=={lock[name]}'
         # Keep the comment where it was (its column moves with the length of the version).

@@ -1,4 +1,4 @@
-"""Fixtures of the CUDA tests. tools/gpu_check/run.sh --phase test runs them on a GPU machine; without a GPU they
+"""Fixtures of the CUDA tests. dev/gpu_check/run.sh --phase test runs them on a GPU machine; without a GPU they
 are skipped, visibly."""
 import pytest
 import torch

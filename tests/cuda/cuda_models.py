@@ -3,7 +3,6 @@
 The models are the ones this project ships at CPU size: the demo's stage-1/2 configs and the synthetic fine-tuning
 configs (3DETR, GroupFree3D, the segmentor), built with random weights; the inputs are synthetic batches.
 """
-import importlib.util
 import os.path as osp
 
 import torch
@@ -13,16 +12,10 @@ from mmengine.registry import init_default_scope
 import projects.sam_mtp  # noqa: F401  (registers the modules, installs the point-op dispatch)
 import projects.sam_mtp.models.detectors  # noqa: F401  (3DETR)
 import projects.sam_mtp.models.heads  # noqa: F401
-from helpers.labels import make_collated_batch
 from mmdet3d.registry import MODELS
-from mmdet3d.structures import Det3DDataSample, PointData
+from projects.sam_mtp.testing import detection_batch, make_collated_batch, segmentation_batch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-# The GPU check's benchmark script makes the synthetic detection scenes; reuse them.
-_spec = importlib.util.spec_from_file_location('gpu_check_bench', osp.join(ROOT, 'tools', 'gpu_check', 'bench.py'))
-gpu_check_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gpu_check_bench)
-detection_batch = gpu_check_bench.detection_batch
 
 init_default_scope('mmdet3d')
 
@@ -67,20 +60,3 @@ def make_batch(name: str, seed: int = 0) -> dict:
     if name in ('threedetr', 'groupfree3d'):
         return detection_batch(2, 1024, 4, generator, load_config(name).model.bbox_head.num_classes)
     return segmentation_batch(2, 1024, load_config(name).model.decode_head.num_classes, generator)
-
-
-def segmentation_batch(batch: int, num_points: int, num_classes: int, generator) -> dict:
-    """Points (N, 7) = xyz, colour in [0, 1], scene-segment id (as the segmentor's pipeline packs them) and a
-    semantic label per point; segments are 0.5 m cells, each with one class."""
-    points, samples = [], []
-    for _ in range(batch):
-        xyz = torch.rand(num_points, 3, generator=generator) * 2.0
-        cell = (xyz[:, 0] * 2).floor() * 4 + (xyz[:, 1] * 2).floor()
-        cell_class = torch.randint(0, num_classes, (16, ), generator=generator)
-        colour = torch.rand(num_points, 3, generator=generator)
-        points.append(torch.cat([xyz, colour, cell[:, None]], 1))
-        sample = Det3DDataSample()
-        sample.gt_pts_seg = PointData(pts_semantic_mask=cell_class[cell.long()])
-        samples.append(sample)
-    return dict(inputs=dict(points=points), data_samples=samples)
-

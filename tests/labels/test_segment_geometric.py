@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from projects.sam_mtp.datasets.synthetic_sunrgbd_s3dis import write_synthetic_s3dis
+from projects.sam_mtp.datasets.synthetic import write_synthetic_s3dis
 from projects.sam_mtp.labels.segment_geometric import estimate_normals, felzenszwalb_segments, geometric_segments
 
 

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from projects.sam_mtp.datasets.synthetic_sunrgbd_s3dis import render_sunrgbd_sample
+from projects.sam_mtp.datasets.synthetic import render_sunrgbd_sample
 from projects.sam_mtp.labels.segment_projection import (DEPTH_TO_CAMERA_AXES, CalibrationError, camera_projection,
                                                         lidar_projection, project_to_image, single_image_segments,
                                                         sunrgbd_projection)

@@ -5,13 +5,13 @@ import numpy as np
 import torch
 from mmengine.model import BaseModule
 from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData
 from torch import nn
 
 import projects.sam_mtp.models.detectors  # noqa: F401  (registers ThreeDETR)
 import projects.sam_mtp.models.heads  # noqa: F401  (registers the head, costs, loss)
 from mmdet3d.registry import MODELS
-from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes
+from mmdet3d.structures import DepthInstance3DBoxes
+from projects.sam_mtp.testing import det3d_sample as data_sample  # noqa: F401  (the 3DETR tests import it here)
 
 # Configs name mmdet3d modules without a scope prefix, as under the runner.
 init_default_scope('mmdet3d')
@@ -94,13 +94,6 @@ def synthetic_scene(seed: int, num_points: int = 1024, yaw: bool = False):
     points = points[rng.permutation(len(points))]
     gt_boxes = DepthInstance3DBoxes(torch.from_numpy(boxes), box_dim=7, with_yaw=yaw, origin=(0.5, 0.5, 0.5))
     return torch.from_numpy(points), gt_boxes, torch.from_numpy(SCENE_LABELS)
-
-
-def data_sample(boxes, labels):
-    sample = Det3DDataSample()
-    sample.set_metainfo(dict(box_type_3d=DepthInstance3DBoxes))
-    sample.gt_instances_3d = InstanceData(bboxes_3d=boxes, labels_3d=labels)
-    return sample
 
 
 def batch(seeds, yaw=False, num_points=1024):

@@ -53,7 +53,7 @@ def _stand_in_config(folder, base, extra=''):
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
     """data/sunrgbd and data/s3dis made by the synthetic writers, scene segments made by the tool."""
-    from projects.sam_mtp.datasets.synthetic_sunrgbd_s3dis import write_synthetic_s3dis, write_synthetic_sunrgbd
+    from projects.sam_mtp.datasets.synthetic import write_synthetic_s3dis, write_synthetic_sunrgbd
     ws = tmp_path_factory.mktemp('segments_ft')
     os.symlink(osp.join(ROOT, 'configs'), ws / 'configs')
     sun, s3dis = str(ws / 'data' / 'sunrgbd'), str(ws / 'data' / 's3dis')

@@ -1,7 +1,7 @@
 """Packing of the GPU check's wheels (prepare.sh) and their unpacking on the GPU machine (run.sh).
 
-    python tools/gpu_check/wheel_pack.py store WHEEL_DIR OUT_DIR       # each wheel re-zipped without compression
-    python tools/gpu_check/wheel_pack.py extract-lsap SCIPY_DIR OUT    # scipy's _lsap module + licence
+    python dev/gpu_check/wheel_pack.py store WHEEL_DIR OUT_DIR       # each wheel re-zipped without compression
+    python dev/gpu_check/wheel_pack.py extract-lsap SCIPY_DIR OUT    # scipy's _lsap module + licence
 
 Wheels are zip files compressed member by member, so xz gains nothing on them; stored (uncompressed) zips of the
 same members compress across files and packages: 62 MiB of wheels become about 40 MiB of wheels.tar.xz. The

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download, on a machine with registry access, everything the GPU check installs offline on the GPU machine
 # (docs/gpu_check.md) into .whl/ (git-ignored; carry it along):
-#   - every wheel of tools/gpu_check/wheels.txt, for CPython 3.12 manylinux x86-64 (pure-Python wheels as they
+#   - every wheel of dev/gpu_check/wheels.txt, for CPython 3.12 manylinux x86-64 (pure-Python wheels as they
 #     are), packed into wheels.tar.xz: each wheel re-zipped without compression (the same files, so the same
 #     RECORD hashes) so that xz compresses across them, about 40 MiB instead of 62;
 #   - mmcv's 2.1.0 sdist (built on the GPU machine against its torch, for its GPU);
@@ -9,14 +9,14 @@
 #     scipy wheel pinned below: the full scipy wheel (35 MB) does not fit;
 # and prints the total size: the tree that travels to the GPU machine is capped at 64 MiB.
 #
-#   bash tools/gpu_check/prepare.sh [--dest DIR] [--python-version 3.12]
+#   bash dev/gpu_check/prepare.sh [--dest DIR] [--python-version 3.12]
 #
 # --python-version 3.11 fetches the same pins for this project's CPU machines, to rehearse the offline install
 # here (run.sh --python <a Python with torch only>). Reruns reuse pip's cache; the folder is replaced atomically.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-HERE="$ROOT/tools/gpu_check"
+HERE="$ROOT/dev/gpu_check"
 DEST="$ROOT/.whl"
 PY_VERSION=3.12
 MMCV_SDIST="mmcv==2.1.0"

@@ -62,9 +62,9 @@ def test_the_environment_equals_the_lock():
 
 
 def test_gpu_wheel_list_and_prepare_are_derived_from_the_lock():
-    wheels = (ROOT / 'tools' / 'gpu_check' / 'wheels.txt').read_text()
+    wheels = (ROOT / 'dev' / 'gpu_check' / 'wheels.txt').read_text()
     assert update_lock.derive_wheel_list(wheels, LOCK) == wheels, 'rerun dev/update_lock.py'
-    prepare = (ROOT / 'tools' / 'gpu_check' / 'prepare.sh').read_text()
+    prepare = (ROOT / 'dev' / 'gpu_check' / 'prepare.sh').read_text()
     assert update_lock.derive_prepare(prepare, LOCK) == prepare, 'rerun dev/update_lock.py'
     assert f'SCIPY_FOR_LSAP="scipy=={LOCK["scipy"]}"' in prepare
 

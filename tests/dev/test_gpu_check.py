@@ -1,4 +1,4 @@
-"""tools/gpu_check without a GPU: arguments and phases, budgets that stop a phase, the report and the docs section
+"""dev/gpu_check without a GPU: arguments and phases, budgets that stop a phase, the report and the docs section
 made from it, the wheel list against requirements/, the CUDA test set, mmcv source pruning, the import-time
 stand-ins, the pytest plugin and a benchmark item at toy size."""
 import ast
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HERE = ROOT / 'tools' / 'gpu_check'
+HERE = ROOT / 'dev' / 'gpu_check'
 sys.path.insert(0, str(HERE))
 import bench  # noqa: E402
 import gpu_check  # noqa: E402
@@ -62,7 +62,7 @@ def test_run_sh_passes_arguments_and_its_python():
     out = subprocess.run(['bash', str(HERE / 'run.sh'), '--phase', 'test', '--python', '/bin/echo'],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.split() == [
-        'tools/gpu_check/gpu_check.py', '--phase', 'test', '--python', '/bin/echo']
+        'dev/gpu_check/gpu_check.py', '--phase', 'test', '--python', '/bin/echo']
 
 
 # ------------------------------------------------------------------------------------ budgets, phases
@@ -498,7 +498,7 @@ def _load(name, path):
 
 
 def test_numba_and_cv2_stand_ins():
-    numba = _load('numba_stand_in', HERE / 'shims' / 'numba' / '__init__.py')
+    numba = _load('numba_stand_in', gpu_check.STAND_IN_DIR / 'numba_stand_in.py')
 
     @numba.njit(cache=True)
     def add(a, b):
@@ -507,9 +507,9 @@ def test_numba_and_cv2_stand_ins():
     assert add(2, 3) == 5 and numba.jit(add) is add and numba.cuda.jit('(float32[:],)')(add) is add
     with pytest.raises(AttributeError, match='replaced it by an import-time stand-in'):
         numba.typed  # noqa: B018
-    errors = _load('numba_stand_in_errors', HERE / 'shims' / 'numba' / 'core' / 'errors.py')
+    errors = _load('numba_stand_in_errors', gpu_check.STAND_IN_DIR / 'numba_core_errors_stand_in.py')
     assert issubclass(errors.NumbaPerformanceWarning, Warning)  # mmdet3d filters it at import
-    cv2 = _load('cv2_stand_in', HERE / 'shims' / 'cv2' / '__init__.py')
+    cv2 = _load('cv2_stand_in', gpu_check.STAND_IN_DIR / 'cv2_stand_in.py')
     assert isinstance(cv2.INTER_LINEAR, int) and cv2.INTER_LINEAR != cv2.INTER_NEAREST
     assert cv2.INTER_LINEAR == cv2.INTER_LINEAR and cv2.setNumThreads(0) is None
     with pytest.raises(RuntimeError, match='cv2.imread: OpenCV is not installed here; the GPU check replaced it'):
@@ -521,9 +521,8 @@ def test_scipy_stand_in_has_only_the_real_linear_sum_assignment(tmp_path):
     lsap = list(Path(scipy.__file__).parent.glob('optimize/_lsap*.so'))
     if not lsap:
         pytest.skip('this scipy has no _lsap extension')
-    shim = tmp_path / 'scipy'
     import shutil
-    shutil.copytree(HERE / 'shims' / 'scipy', shim)
+    shim = gpu_check.write_stand_in('scipy', tmp_path)
     shutil.copy(lsap[0], shim / 'optimize')
     code = textwrap.dedent('''
         import numpy as np, scipy
@@ -543,6 +542,32 @@ def test_scipy_stand_in_has_only_the_real_linear_sum_assignment(tmp_path):
     first, second = out.stdout.splitlines()
     assert first == '[0, 1, 2] [1, 0, 2]'  # cost 1 + 2 + 2, the optimum of this matrix
     assert 'scipy.sparse.csr_matrix: scipy is not installed here; the GPU check replaced it' in second
+
+
+def test_stand_ins_are_written_as_packages_and_nothing_in_the_repository_bears_their_names(tmp_path):
+    """The templates become importable as numba / cv2 / scipy only where the check writes them; from the
+    repository's own paths (what the check's subprocesses get before the stand-ins) the real packages import."""
+    for name in gpu_check.STAND_INS:
+        gpu_check.write_stand_in(name, tmp_path)
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob('*.py'))
+    assert written == ['cv2/__init__.py', 'numba/__init__.py', 'numba/core/__init__.py', 'numba/core/errors.py',
+                       'scipy/__init__.py', 'scipy/optimize/__init__.py']
+    code = ('import cv2, numba, numba.core.errors, scipy\n'
+            'print([getattr(m, "SAM_MTP_IMPORT_SHIM", False) for m in (cv2, numba, scipy)],'
+            ' issubclass(numba.core.errors.NumbaPerformanceWarning, Warning))')
+
+    def shims_imported(*paths):
+        out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in paths)))
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    assert shims_imported(tmp_path) == ['[True,', 'True,', 'True]', 'True']
+    repository = [ROOT, ROOT / 'tests', HERE]  # the check's paths before the stand-ins (GPUCheck.env)
+    assert shims_imported(*repository) == ['[False,', 'False,', 'False]', 'True']
+    named = [p for top in ('benchmarks', 'configs', 'dev', 'projects', 'tests', 'tools')
+             for p in (ROOT / top).rglob('*') if p.stem in gpu_check.STAND_INS]
+    assert not named, f'named like a replaced package: {named}'
 
 
 def test_wheels_travel_as_stored_zips_in_an_xz_archive(tmp_path):
@@ -581,7 +606,7 @@ def test_pytest_plugin_records_each_outcome_and_skips_stand_in_failures(tmp_path
             pass
         def test_stand_in():
             raise RuntimeError('cv2.resize: OpenCV is not installed here; the GPU check replaced it by an '
-                               'import-time stand-in (tools/gpu_check/shims/cv2).')
+                               'import-time stand-in (dev/gpu_check/stand_ins/cv2_stand_in.py).')
     '''))
     (tmp_path / 'pytest.ini').write_text('[pytest]\n')
     log = tmp_path / 'log.jsonl'
@@ -600,7 +625,7 @@ def test_pytest_plugin_records_each_outcome_and_skips_stand_in_failures(tmp_path
 
 # ---------------------------------------------------------------------------------- wheels, test set
 def test_wheel_list_agrees_with_the_lock():
-    """Versions come from requirements/lock.txt (dev/update_lock.py derives them; tests/tools/test_lock.py checks the
+    """Versions come from requirements/lock.txt (dev/update_lock.py derives them; tests/dev/test_lock.py checks the
     derivation); here: the OpenMMLab stack, the stand-in policy and mmcv's version agree across the check's files."""
     lock = {}
     for line in (ROOT / 'requirements' / 'lock.txt').read_text().splitlines():
@@ -758,7 +783,7 @@ def test_docs_section_is_generated_from_the_recorded_report(tmp_path):
     recorded = ROOT / 'docs' / 'gpu_report.json'
     report = json.loads(recorded.read_text()) if recorded.exists() else None
     assert gpu_report.docs_section(docs_text) == gpu_report.render_docs_section(report), \
-        'docs/benchmarks.md was edited by hand: regenerate it with tools/gpu_check/gpu_report.py docs'
+        'docs/benchmarks.md was edited by hand: regenerate it with dev/gpu_check/gpu_report.py docs'
     # Recording a run stamps the section with its date, machine and commit, and fills the tables.
     docs, run, kept = tmp_path / 'benchmarks.md', tmp_path / 'run.json', tmp_path / 'gpu_report.json'
     docs.write_text(docs_text)
@@ -866,11 +891,11 @@ def test_detection_bench_scenes_have_hundreds_of_sam_tokens():
     from mmengine.config import Config
 
     from projects.sam_mtp.models.tokenizers import SAMGuidedTokenizer
+    from projects.sam_mtp.testing import detection_batch
     cfg = Config.fromfile(str(ROOT / 'configs/sam_mtp/finetune/_base_/sam_mtp_downstream.py')).det_sam_tokenizer
     tokenizer = SAMGuidedTokenizer(**{k: v for k, v in cfg.items() if k != 'type'}).eval()
     for points in (40_000, 50_000):
-        data = bench.detection_batch(1, points, 12, torch.Generator().manual_seed(0), 18,
-                                     bench.DETECTION_SCENE_SEGMENTS)
+        data = detection_batch(1, points, 12, torch.Generator().manual_seed(0), 18, bench.DETECTION_SCENE_SEGMENTS)
         for scene in data['inputs']['points']:
             segment = scene[:, 3].long()
             expected = _config_tokens(segment, cfg)

@@ -6,7 +6,7 @@ reason or the first line of the failure), and one ``{"collected": [...]}`` line.
 a test phase stopped by its time budget still reports every test that finished.
 
 A test that fails because it reached one of the GPU check's import-time stand-ins (a package absent on the
-machine, tools/gpu_check/shims/) is reported as skipped, with the stand-in's message as the reason: the machine
+machine, dev/gpu_check/stand_ins/) is reported as skipped, with the stand-in's message as the reason: the machine
 cannot run it, which says nothing about the code.
 """
 import json

@@ -1,11 +1,14 @@
-"""``scipy.optimize.linear_sum_assignment`` only: scipy's compiled ``_lsap`` module, copied next to this file
-by tools/gpu_check/run.sh from the folder prepare.sh filled (see the package docstring). Other names of
-scipy.optimize are stand-ins that raise when called."""
+"""``scipy.optimize`` of the scipy stand-in (written as ``scipy/optimize/__init__.py``, see
+``scipy_stand_in.py``): ``linear_sum_assignment`` only, scipy's compiled ``_lsap`` module, copied next to this file
+by the GPU check from the folder prepare.sh filled. Other names of scipy.optimize are stand-ins that raise
+when called."""
 import glob
 import importlib.util
 import os
+import sys
 
-from .. import missing
+# The stand-in scipy package, which the import system loads before its optimize module.
+missing = sys.modules['scipy'].missing
 
 _found = glob.glob(os.path.join(os.path.dirname(__file__), '_lsap*.so'))
 if not _found:

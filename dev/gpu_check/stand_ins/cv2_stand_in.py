@@ -6,8 +6,8 @@ OpenCV, and the opencv-python wheel (61-74 MB) exceeds what the check may carry 
 Constants are distinct integers, ``setNumThreads`` / ``ocl.setUseOpenCL`` do nothing, and every other function
 raises a clear error when called, so a result can never silently come from this stand-in.
 
-Never installed into an environment: run.sh puts this folder on ``PYTHONPATH`` only when ``import cv2`` fails
-there, and records that in the report.
+Never installed into an environment: the GPU check writes this file as ``cv2/__init__.py`` into its work folder
+and puts that on ``PYTHONPATH`` only when ``import cv2`` fails there, and records that in the report.
 """
 from typing import Any, Callable, Dict
 
@@ -29,7 +29,7 @@ def _missing(name: str) -> Callable:
 
     def raise_missing(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f'cv2.{name}: OpenCV is not installed here; the GPU check replaced it by an import-time '
-                           'stand-in (tools/gpu_check/shims/cv2). Install opencv-python for this path.')
+                           'stand-in (dev/gpu_check/stand_ins/cv2_stand_in.py). Install opencv-python for this path.')
 
     raise_missing.__name__ = name
     return raise_missing

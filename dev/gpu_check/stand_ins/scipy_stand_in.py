@@ -8,8 +8,9 @@ what the GPU check may carry (docs/gpu_check.md). mmdet imports other parts of s
 other ``scipy.*`` module imports, and each of its names is a function that raises when called, so no result can
 come from this stand-in.
 
-Never installed into an environment: run.sh puts this folder on ``PYTHONPATH`` only when ``import scipy`` fails
-there, and records that in the report.
+Never installed into an environment: the GPU check writes this file as ``scipy/__init__.py`` (and
+``scipy_optimize_stand_in.py`` as ``scipy/optimize/__init__.py``) into its work folder and puts that on
+``PYTHONPATH`` only when ``import scipy`` fails there, and records that in the report.
 """
 import importlib.abc
 import importlib.machinery
@@ -19,7 +20,7 @@ import types
 SAM_MTP_IMPORT_SHIM = True
 __version__ = '0.0.0'
 _MESSAGE = ('scipy is not installed here; the GPU check replaced it by an import-time stand-in '
-            '(tools/gpu_check/shims/scipy) that only has scipy.optimize.linear_sum_assignment')
+            '(dev/gpu_check/stand_ins/scipy_stand_in.py) that only has scipy.optimize.linear_sum_assignment')
 
 
 def missing(qualified_name: str):

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check (docs/gpu_check.md). On the GPU machine, from the repository root, with prepare.sh's .whl/:
-#   bash tools/gpu_check/run.sh --phase build,bench,test --mmcv cpu   # the one-call plan: install + mmcv's CPU ops,
+#   bash dev/gpu_check/run.sh --phase build,bench,test --mmcv cpu   # the one-call plan: install + mmcv's CPU ops,
 #                                                                      # timings, then the CUDA tests in the time left
 # Everything goes to $OUT: gpu_report.json/.md, test_outcomes.jsonl (one line per finished test),
 # gpu_check_logs.tar.gz; the call ends within --budget-total (560 s), kills included.
-# An environment that already has the stack:  bash tools/gpu_check/run.sh --phase bench,test --python .venv/bin/python
+# An environment that already has the stack:  bash dev/gpu_check/run.sh --phase bench,test --python .venv/bin/python
 # `--help` lists every option (phases, budgets, --mmcv auto|cuda|cpu|installed, --kernels point|all).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -17,4 +17,4 @@ for arg in "$@"; do
     prev="$arg"
 done
 cd "$ROOT"
-exec "$PY" tools/gpu_check/gpu_check.py "$@"
+exec "$PY" dev/gpu_check/gpu_check.py "$@"

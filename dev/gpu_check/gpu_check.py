@@ -1,9 +1,9 @@
 """The GPU check: offline install, mmcv's ops for this GPU, paper-size timings and the CUDA tests, one report.
 
-    bash tools/gpu_check/run.sh [--phase build,bench,test] [--python PY] [--mmcv auto|cuda|cpu|installed]
+    bash dev/gpu_check/run.sh [--phase build,bench,test] [--python PY] [--mmcv auto|cuda|cpu|installed]
 
 Made for a bare, short-lived GPU machine without network (docs/gpu_check.md): it runs from the repository root
-with the wheels that ``tools/gpu_check/prepare.sh`` downloaded into ``.whl/``.
+with the wheels that ``dev/gpu_check/prepare.sh`` downloaded into ``.whl/``.
 
 Phases (comma-separated, run in the order given; build first when it is given; ``all`` = build,bench,test):
   build  install the wheels (unpacked from .whl/wheels.tar.xz) with ``pip install --no-index --no-deps
@@ -12,7 +12,7 @@ Phases (comma-separated, run in the order given; build first when it is given; `
          CUDA build fails, would not finish in its budget, or its ``mmcv.ops`` does not import (a crash
          included), mmcv's CPU-only ops are built instead: **fallback mode**, where the plugin's dispatch runs
          CUDA tensors through its PyTorch point ops; the report says why.
-  bench  paper-size step times and peak memory (tools/gpu_check/bench.py), and the projections users ask for.
+  bench  paper-size step times and peak memory (dev/gpu_check/bench.py), and the projections users ask for.
   test   the CUDA tests with pytest (op parity mmcv kernel vs PyTorch, tokenizers / backbone / heads / losses on
          CUDA tensors, fp16/bf16 autocast training steps, a 1-process NCCL ``dist_train.sh``); every outcome is
          appended to ``<out>/test_outcomes.jsonl`` as it finishes.
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
-HERE = ROOT / 'tools' / 'gpu_check'
+HERE = ROOT / 'dev' / 'gpu_check'
 sys.path.insert(0, str(HERE))
 from bench import ITEMS  # noqa: E402  (both modules import only the standard library at the top)
 from gpu_report import compute_projections, fmt_mib, fmt_s, render_markdown  # noqa: E402
@@ -70,16 +70,24 @@ MMCV_VERSION = '2.1.0'
 WHEEL_LIST = HERE / 'wheels.txt'
 SCHEMA_VERSION = 1
 
-# Imported on the check's paths, too large to carry (docs/gpu_check.md): replaced by the stand-ins of
-# tools/gpu_check/shims/ when, and only when, the machine lacks them (scipy's carries its real
-# linear_sum_assignment).
-SHIMMED_MODULES = ('numba', 'cv2', 'scipy')
+# Imported on the check's paths, too large to carry (docs/gpu_check.md): replaced by import-time stand-ins when,
+# and only when, the machine lacks them (scipy's carries its real linear_sum_assignment). Each stand-in package is
+# written file by file into <work>/shims/ from templates in stand_ins/ that are not named like the package they
+# replace, so that nothing in the repository imports them, or a static tool resolves them, by the real names.
+STAND_IN_DIR = HERE / 'stand_ins'
+STAND_INS: Dict[str, Dict[str, str]] = {  # module -> {file in its package: template in stand_ins/}
+    'numba': {'__init__.py': 'numba_stand_in.py', 'core/__init__.py': 'numba_core_stand_in.py',
+              'core/errors.py': 'numba_core_errors_stand_in.py'},
+    'cv2': {'__init__.py': 'cv2_stand_in.py'},
+    'scipy': {'__init__.py': 'scipy_stand_in.py', 'optimize/__init__.py': 'scipy_optimize_stand_in.py'},
+}
+SHIMMED_MODULES = tuple(STAND_INS)
 # What the test and bench phases import.
 STACK_MODULES = ('numpy', 'torch', 'mmengine', 'mmcv', 'mmcv.ops', 'mmdet', 'mmdet3d', 'mmdet3d.models',
                  'mmpretrain', 'segment_anything', 'torchvision', 'pytest', 'pytest_timeout')
 
 # The CUDA test set: whole folders/files, plus the tests named *cuda* in files that mostly hold CPU tests
-# (pytest -k cuda selects exactly those there; tests/tools/test_gpu_check.py checks that every test gated on
+# (pytest -k cuda selects exactly those there; tests/dev/test_gpu_check.py checks that every test gated on
 # CUDA is in this set).
 CUDA_TEST_PATHS = (
     'tests/cuda',
@@ -117,7 +125,7 @@ BENCH_ITEM_CAP = 150  # seconds one item may take at most (model building includ
 # --------------------------------------------------------------------------------------------- arguments
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog='tools/gpu_check/run.sh', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog='dev/gpu_check/run.sh', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--phase', default='all',
                         help='build, bench, test, a comma-separated list run in its order (build first), or all '
                         '(build,bench,test)')
@@ -325,6 +333,15 @@ def wheel_name(path: Path) -> str:
 
 def wheel_files(wheel_dir: Path) -> List[Path]:
     return sorted(p for p in wheel_dir.glob('*.whl'))
+
+
+def write_stand_in(name: str, dest: Path) -> Path:
+    """Write the stand-in package of module ``name`` into ``dest/name`` from its templates (STAND_INS)."""
+    for target, template in STAND_INS[name].items():
+        path = dest / name / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(STAND_IN_DIR / template, path)
+    return dest / name
 
 
 def commit_of_checkout() -> Dict[str, object]:
@@ -634,7 +651,7 @@ class GPUCheck:
         archive = wheel_dir / ARCHIVE
         wheels = unpack_wheels(archive, self.work / 'wheels') if archive.exists() else wheel_files(wheel_dir)
         if not wheels:
-            raise RuntimeError(f'no wheels in {wheel_dir}: run tools/gpu_check/prepare.sh on a machine with '
+            raise RuntimeError(f'no wheels in {wheel_dir}: run dev/gpu_check/prepare.sh on a machine with '
                                'registry access and carry .whl/ along')
         missing = sorted(set(pins) - {wheel_name(w) for w in wheels})
         if missing:
@@ -682,7 +699,7 @@ class GPUCheck:
         shim_dir = self.work / 'shims'
         shutil.rmtree(shim_dir, ignore_errors=True)
         for name in absent:
-            shutil.copytree(HERE / 'shims' / name, shim_dir / name)
+            write_stand_in(name, shim_dir)
         if 'scipy' in absent:  # scipy's own linear_sum_assignment module, extracted by prepare.sh
             lsap = sorted((Path(self.args.wheels) / 'scipy_lsap').glob('*'))
             if not any(p.suffix == '.so' for p in lsap):
@@ -868,7 +885,7 @@ class GPUCheck:
         if not self.stack_ready:
             broken = [f'{m}: {stack[m]["error"]}' for m in (*STACK_MODULES, 'projects.sam_mtp.ops')
                       if not stack[m]['ok']]
-            record['error'] = ('the stack does not import; run `tools/gpu_check/run.sh --phase build` first ('
+            record['error'] = ('the stack does not import; run `dev/gpu_check/run.sh --phase build` first ('
                                + '; '.join(broken) + ')')
             self.say(record['error'])
             return False
@@ -1158,7 +1175,7 @@ def prune_cuda_sources(cuda_dir: Path, keep: Sequence[str]) -> List[str]:
     # A removed item keeps its preprocessor lines (the #includes lead the first declaration).
     kept = [item if a else ''.join(line for line in item.splitlines(keepends=True) if line.lstrip().startswith('#'))
             for item, a in zip(items, alive)]
-    bind.write_text('// Pruned by tools/gpu_check (--kernels point): registrations of the kept kernels only.\n'
+    bind.write_text('// Pruned by dev/gpu_check (--kernels point): registrations of the kept kernels only.\n'
                     + ''.join(kept))
     return removed_files
 

@@ -1,8 +1,8 @@
 """Seeded synthetic SUN RGB-D and S3DIS samples in mmdet3d's on-disk formats (and Stanford 2D-3D-S frames).
 
-The rooms, the ray caster and the surface sampler are those of :mod:`.synthetic` (ScanNet-style rooms); this
-module only writes them the way mmdet3d's converters write SUN RGB-D and S3DIS, so the scene-segment tool and the
-fine-tuning configs can be tested on data of the real formats.
+The rooms, the ray caster and the surface sampler are those of the synthetic ScanNet rooms (:mod:`.rooms`,
+:mod:`.raycast`, :mod:`.points`); this module only writes them the way mmdet3d's converters write SUN RGB-D and
+S3DIS, so the scene-segment tool and the fine-tuning configs can be tested on data of the real formats.
 
 **SUN RGB-D** (``write_synthetic_sunrgbd``), one RGB-D view per sample, as SUN RGB-D's toolbox
 (``read3dPoints``) and mmdet3d's converter (``sunrgbd_data_utils.py``, ``update_infos_to_v2.py``) make it::
@@ -40,8 +40,11 @@ from typing import Dict
 import cv2
 import numpy as np
 
-from .synthetic import (SCANNET_DET_CLASSES, _scene_streams, _write_bytes, _write_image, generate_scene,
-                        make_camera_poses, render_frame, sample_scene_points)
+from .cameras import make_camera_poses
+from .files import write_bytes, write_image
+from .points import sample_scene_points
+from .raycast import render_frame
+from .rooms import SCANNET_DET_CLASSES, generate_scene, scene_streams
 
 SUNRGBD_CLASSES = ('bed', 'table', 'sofa', 'chair', 'toilet', 'desk', 'dresser', 'night_stand', 'bookshelf',
                    'bathtub')
@@ -86,7 +89,7 @@ def render_sunrgbd_sample(seed: int, index: int, num_points: int = 4000, image_s
     if calib_form not in ('K@R', 'K.T@R'):
         raise ValueError(f"calib_form must be 'K@R' or 'K.T@R', got {calib_form!r}")
     scene = generate_scene(seed, index)
-    _, cam_rng, point_rng, _ = _scene_streams(seed, index)
+    _, cam_rng, point_rng, _ = scene_streams(seed, index)
     width, height = image_size
     k0 = _pinhole(width, height, focal_factor)
     pose = make_camera_poses(scene, 1, cam_rng)[0]                      # camera -> raw frame
@@ -147,9 +150,9 @@ def write_synthetic_sunrgbd(out_dir: str, splits: Dict[str, int] = None, seed: i
         for _ in range(count):
             sample = render_sunrgbd_sample(seed, index, num_points, image_size, calib_form=calib_form)
             name = f'{index:06d}'
-            _write_bytes(osp.join(out_dir, 'points', f'{name}.bin'), sample['points'].tobytes())
-            _write_bytes(osp.join(out_dir, 'sunrgbd_trainval', 'image', f'{name}.jpg'), sample['jpg'])
-            _write_image(osp.join(out_dir, 'sunrgbd_trainval', 'instance', f'{name}.png'), sample['instance'])
+            write_bytes(osp.join(out_dir, 'points', f'{name}.bin'), sample['points'].tobytes())
+            write_bytes(osp.join(out_dir, 'sunrgbd_trainval', 'image', f'{name}.jpg'), sample['jpg'])
+            write_image(osp.join(out_dir, 'sunrgbd_trainval', 'instance', f'{name}.png'), sample['instance'])
             h, w = sample['image_hw']
             data_list.append(dict(
                 images=dict(CAM0=dict(img_path=f'{name}.jpg', height=int(h), width=int(w),
@@ -158,7 +161,7 @@ def write_synthetic_sunrgbd(out_dir: str, splits: Dict[str, int] = None, seed: i
             index += 1
         metainfo = dict(categories={c: i for i, c in enumerate(SUNRGBD_CLASSES)}, dataset='sunrgbd',
                         info_version='1.1')
-        _write_bytes(osp.join(out_dir, f'sunrgbd_infos_{split}.pkl'),
+        write_bytes(osp.join(out_dir, f'sunrgbd_infos_{split}.pkl'),
                      pickle.dumps(dict(metainfo=metainfo, data_list=data_list), protocol=pickle.HIGHEST_PROTOCOL))
         names[split] = [osp.splitext(d['lidar_points']['lidar_path'])[0] for d in data_list]
     return names
@@ -194,18 +197,18 @@ def write_synthetic_s3dis(out_dir: str, rooms: Dict[int, int] = None, seed: int 
         data_list, labels = [], []
         for r in range(count):
             scene = generate_scene(seed, 1000 + index)
-            _, cam_rng, point_rng, frame_rng = _scene_streams(seed, 1000 + index)
+            _, cam_rng, point_rng, frame_rng = scene_streams(seed, 1000 + index)
             room = f'office_{r + 1}'
             sample = f'Area_{area}_{room}'
             pts = sample_scene_points(scene, num_points, point_rng)
             shift = pts['xyz'].min(0)
             xyz = (pts['xyz'] - shift).astype(np.float32)
-            _write_bytes(osp.join(out_dir, 'points', f'{sample}.bin'),
+            write_bytes(osp.join(out_dir, 'points', f'{sample}.bin'),
                          np.concatenate([xyz, pts['rgb'].astype(np.float32)], 1).tobytes())
             semantic = _s3dis_semantic(scene, pts['surface'])
-            _write_bytes(osp.join(out_dir, 'instance_mask', f'{sample}.bin'),
+            write_bytes(osp.join(out_dir, 'instance_mask', f'{sample}.bin'),
                          pts['instance'].astype(np.int64).tobytes())
-            _write_bytes(osp.join(out_dir, 'semantic_mask', f'{sample}.bin'), semantic.tobytes())
+            write_bytes(osp.join(out_dir, 'semantic_mask', f'{sample}.bin'), semantic.tobytes())
             instances = []
             for obj in scene.objects:
                 name = _TO_S3DIS.get(SCANNET_DET_CLASSES[obj.det_label])
@@ -227,7 +230,7 @@ def write_synthetic_s3dis(out_dir: str, rooms: Dict[int, int] = None, seed: int 
             index += 1
         metainfo = dict(categories={c: i for i, c in enumerate(S3DIS_DET_CLASSES)}, dataset='s3dis',
                         info_version='1.1')
-        _write_bytes(osp.join(out_dir, f's3dis_infos_Area_{area}.pkl'),
+        write_bytes(osp.join(out_dir, f's3dis_infos_Area_{area}.pkl'),
                      pickle.dumps(dict(metainfo=metainfo, data_list=data_list), protocol=pickle.HIGHEST_PROTOCOL))
         os.makedirs(osp.join(out_dir, 'seg_info'), exist_ok=True)
         counts = np.array([len(x) for x in labels], np.float64)
@@ -250,10 +253,10 @@ def _write_2d3ds_room(root: str, area: int, room: str, scene, aligned_to_area: n
         base = f'camera_{uuid}_{room}_frame_{j}_domain_'
         depth, color, instance, _ = render_frame(area_scene, pose, k, size, size)
         raw = np.where(depth > 0, np.round(depth * 512.0), 65535).astype(np.uint16)
-        _write_image(osp.join(data, 'rgb', base + 'rgb.png'), cv2.cvtColor(color, cv2.COLOR_RGB2BGR))
-        _write_image(osp.join(data, 'depth', base + 'depth.png'), raw)
-        _write_image(osp.join(data, 'instance', base + 'rgb.png'), instance.astype(np.uint16))
+        write_image(osp.join(data, 'rgb', base + 'rgb.png'), cv2.cvtColor(color, cv2.COLOR_RGB2BGR))
+        write_image(osp.join(data, 'depth', base + 'depth.png'), raw)
+        write_image(osp.join(data, 'instance', base + 'rgb.png'), instance.astype(np.uint16))
         rt = np.linalg.inv(pose)[:3]
         meta = dict(camera_k_matrix=k.tolist(), camera_rt_matrix=rt.tolist(), camera_location=pose[:3, 3].tolist(),
                     camera_uuid=uuid, frame_num=j, room=f'{room}_{area}', field_of_view_rads=2 * np.arctan(1 / 1.2))
-        _write_bytes(osp.join(data, 'pose', base + 'pose.json'), json.dumps(meta).encode())
+        write_bytes(osp.join(data, 'pose', base + 'pose.json'), json.dumps(meta).encode())

@@ -1,6 +1,6 @@
-"""Paper-size timings of the GPU check (tools/gpu_check/run.sh --phase bench runs them).
+"""Paper-size timings of the GPU check (dev/gpu_check/run.sh --phase bench runs them).
 
-    python tools/gpu_check/bench.py ITEM [ITEM ...] --out-dir DIR [--device cuda] [--steps 5] [--warmup 1] [--tiny]
+    python dev/gpu_check/bench.py ITEM [ITEM ...] --out-dir DIR [--device cuda] [--steps 5] [--warmup 1] [--tiny]
 
 Items (sizes from the configs, so that they follow the method's settings):
   stage1_step       stage-1 training step, configs/sam_mtp/stage1_scannet.py: 16 frames x 20k points per GPU
@@ -30,7 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
@@ -93,9 +93,10 @@ def _train_step_timing(model, optim_cfg, data, timer: Timer, what: str, **extra)
 
 
 def stage_step(stage: int, args, timer: Timer) -> dict:
-    from benchmarks.bench_train_step import make_batch
     import torch
     from mmdet3d.registry import MODELS
+
+    from projects.sam_mtp.testing import region_batch
 
     cfg = config(f'configs/sam_mtp/demo/stage{stage}_demo.py' if args.tiny else
                  f'configs/sam_mtp/stage{stage}_scannet.py')
@@ -112,7 +113,7 @@ def stage_step(stage: int, args, timer: Timer) -> dict:
         feature_dim = cfg.model.projector.out_channels
     model = MODELS.build(cfg.model).to(timer.device)
     model.init_weights()  # stage 2: loads the teacher
-    inputs, samples = make_batch(batch, points, regions, feature_dim, 32, torch.Generator().manual_seed(0))
+    inputs, samples = region_batch(batch, points, regions, feature_dim, 32, torch.Generator().manual_seed(0))
     return _train_step_timing(
         model, cfg.optim_wrapper, dict(inputs=inputs, data_samples=samples), timer,
         f'stage-{stage} training step, {batch} frames x {points:,} points, ~{regions} SAM regions',
@@ -142,15 +143,13 @@ def sam_amg(args, timer: Timer) -> dict:
     from segment_anything import SamAutomaticMaskGenerator
 
     from projects.sam_mtp.labels.mask_sources import masks_to_region_map
+    from projects.sam_mtp.testing import TINY_SAM_ARCH, voronoi_image
     cfg = config(LABEL_CONFIG)
     settings = {k: v for k, v in cfg.mask_source.items() if k not in ('type', 'checkpoint', 'model_type', 'arch',
                                                                        'device')}
     model_type, arch = cfg.mask_source.model_type, cfg.mask_source.get('arch')
     if args.tiny:
-        model_type, settings['points_per_side'] = 'custom', 2
-        arch = dict(encoder_embed_dim=16, encoder_depth=1, encoder_num_heads=2, encoder_global_attn_indexes=[0],
-                    image_size=128, prompt_embed_dim=16, decoder_depth=1, decoder_mlp_dim=16, decoder_num_heads=2,
-                    iou_head_hidden_dim=16, mask_in_chans=4)
+        model_type, settings['points_per_side'], arch = 'custom', 2, dict(TINY_SAM_ARCH)
     # Random weights predict low IoU and stability for every mask: at the spec's thresholds nothing is kept and
     # SAM's generator then fails on its empty crop list. With both thresholds at 0 every mask reaches box NMS,
     # so the decoder and post-processing run on real numbers of masks (reported as masks_kept).
@@ -163,7 +162,7 @@ def sam_amg(args, timer: Timer) -> dict:
     generator = SamAutomaticMaskGenerator(sam_model_on(timer.device, model_type, arch), output_mode='binary_mask',
                                           **settings)
     height, width = cfg.label_cfg.mask_size
-    image = _synthetic_image(height, width)
+    image = voronoi_image(height, width)  # edges for SAM to find; its weights are random anyway
 
     # The image encoder first, kept at once: the mask loop below is the slow part, and an item stopped in it
     # (its cap, the phase budget) still reports the encoder's time per crop.
@@ -195,13 +194,13 @@ def _crops(crop_n_layers: int) -> int:
 
 
 def dinov2(args, timer: Timer) -> dict:
-    import numpy as np
     import torch
 
     from projects.sam_mtp.labels.feature_sources import ViTFeatureSource
     from projects.sam_mtp.labels.pooling import pool_region_features
+    from projects.sam_mtp.testing import TINY_VIT_ARCH, voronoi_regions
     cfg = config(LABEL_CONFIG).feature_source
-    arch = dict(embed_dims=32, num_layers=1, num_heads=2, feedforward_channels=64) if args.tiny else cfg.arch
+    arch = dict(TINY_VIT_ARCH) if args.tiny else cfg.arch
     # The DINOv2 source minus its checkpoint: random weights, same network and input size.
     source = ViTFeatureSource(arch=arch, patch_size=cfg.patch_size, img_size=cfg.img_size,
                               layer_scale_init_value=cfg.layer_scale_init_value, short_side=cfg.short_side,
@@ -219,29 +218,12 @@ def dinov2(args, timer: Timer) -> dict:
                    f'({width // cfg.patch_size}x{height // cfg.patch_size} patches; the CPU resize is not included)')
     features = forward()[0].float()
     mask_h, mask_w = config(LABEL_CONFIG).label_cfg.mask_size
-    region_map = torch.as_tensor(_voronoi_regions(mask_h, mask_w, 100), device=timer.device)
+    region_map = torch.as_tensor(voronoi_regions(mask_h, mask_w, 100), device=timer.device)
     pooled = timer(lambda: pool_region_features(features, region_map),
                    f'mean + max pooling of {features.shape[0]}-d features into 100 regions at {mask_w}x{mask_h}')
     result['pooling_s'] = pooled['median_s']
     result['parts'] = dict(pooling=pooled)
     return result
-
-
-def _synthetic_image(height: int, width: int):
-    """An RGB uint8 frame of flat-coloured Voronoi cells (edges for SAM to find; its weights are random anyway)."""
-    import numpy as np
-    regions = _voronoi_regions(height, width, 60)
-    colours = np.random.default_rng(0).integers(0, 256, (regions.max() + 1, 3), dtype=np.uint8)
-    return colours[regions]
-
-
-def _voronoi_regions(height: int, width: int, count: int):
-    import numpy as np
-    rng = np.random.default_rng(1)
-    seeds = rng.uniform((0, 0), (height, width), (count, 2))
-    yy, xx = np.mgrid[0:height, 0:width]
-    dist = (yy[..., None] - seeds[:, 0]) ** 2 + (xx[..., None] - seeds[:, 1]) ** 2
-    return dist.argmin(-1).astype(np.int64) + 1
 
 
 def _is_stand_in(module: str) -> bool:
@@ -259,49 +241,8 @@ def _is_stand_in(module: str) -> bool:
 # hundreds (objects split into parts, walls and floor into pieces). 400 segments over 90 % of the points give
 # the bench's 8 scenes 458-462 tokens each for 3DETR (40k points: ~398 segment + ~63 fallback tokens) and
 # 475-479 for GroupFree3D (50k points); the item records the counts it timed (tokens_per_scene), and
-# tests/tools/test_gpu_check.py checks them against the tokenizer's rules.
+# tests/dev/test_gpu_check.py checks them against the tokenizer's rules.
 DETECTION_SCENE_SEGMENTS = 400
-
-
-def detection_batch(batch: int, num_points: int, num_boxes: int, generator, num_classes: int,
-                    num_segments: Optional[int] = None):
-    """Synthetic ScanNet-like scenes in mmdet3d's format: points (N, 4) = xyz + scene-segment id, axis-aligned
-    boxes with labels, instance / semantic masks (GroupFree3D's targets). Segments: one per box and per 1 m
-    floor cell, or with ``num_segments`` that many cells of nearest seed points (seeds drawn from the scene's
-    points); 10 % of the points in none (-1) either way."""
-    import torch
-    from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes, PointData
-    from mmengine.structures import InstanceData
-    points, samples = [], []
-    for _ in range(batch):
-        size = torch.rand(num_boxes, 3, generator=generator) * 1.5 + 0.3
-        centre = torch.rand(num_boxes, 3, generator=generator) * torch.tensor([6., 6., 0.]) + 1.
-        centre[:, 2] = size[:, 2] / 2
-        num_floor = num_points * 3 // 10
-        box_of = torch.randint(0, num_boxes, (num_points - num_floor, ), generator=generator)
-        inside = centre[box_of] + (torch.rand(len(box_of), 3, generator=generator) - 0.5) * size[box_of]
-        floor = torch.rand(num_floor, 3, generator=generator) * torch.tensor([8., 8., 0.])
-        xyz = torch.cat([floor, inside])
-        if num_segments is None:
-            cells = (floor[:, 0].floor() * 8 + floor[:, 1].floor()).long()
-            segment = torch.cat([num_boxes + cells, box_of])
-        else:
-            seeds = xyz[torch.randperm(num_points, generator=generator)[:num_segments]]
-            segment = torch.cdist(xyz, seeds).argmin(dim=1)
-        segment[torch.rand(num_points, generator=generator) < 0.1] = -1
-        labels = torch.randint(0, num_classes, (num_boxes, ), generator=generator)
-        instance = torch.cat([torch.zeros(num_floor, dtype=torch.long), box_of + 1])
-        semantic = torch.cat([torch.full((num_floor, ), num_classes, dtype=torch.long), labels[box_of]])
-        sample = Det3DDataSample()
-        sample.set_metainfo(dict(box_type_3d=DepthInstance3DBoxes))
-        boxes = torch.cat([centre, size, torch.zeros(num_boxes, 1)], 1)
-        sample.gt_instances_3d = InstanceData(
-            bboxes_3d=DepthInstance3DBoxes(boxes, box_dim=7, with_yaw=False, origin=(0.5, 0.5, 0.5)),
-            labels_3d=labels)
-        sample.gt_pts_seg = PointData(pts_instance_mask=instance, pts_semantic_mask=semantic)
-        points.append(torch.cat([xyz, segment[:, None].float()], 1))
-        samples.append(sample)
-    return dict(inputs=dict(points=points), data_samples=samples)
 
 
 def detector_step(name: str, args, timer: Timer) -> dict:
@@ -311,6 +252,7 @@ def detector_step(name: str, args, timer: Timer) -> dict:
     import projects.sam_mtp.models.detectors  # noqa: F401  (3DETR)
     import projects.sam_mtp.models.heads  # noqa: F401
     from projects.sam_mtp.models.tokenizers import SAMGuidedTokenizer
+    from projects.sam_mtp.testing import detection_batch
 
     init_default_scope('mmdet3d')
     path = dict(threedetr='configs/sam_mtp/finetune/{}3detr_sam-mtp-ft_{}scannet-3d.py',

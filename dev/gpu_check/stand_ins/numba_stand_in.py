@@ -6,8 +6,10 @@ pipelines; nothing the GPU check runs calls them. The real numba needs llvmlite,
 exceeds what the GPU check may carry (see docs/gpu_check.md). The decorators here return the Python function
 unchanged, so a call still computes the right answer, only without compilation; anything else raises.
 
-Never installed into an environment: run.sh puts this folder on ``PYTHONPATH`` only when ``import numba``
-fails there, and records that in the report.
+Never installed into an environment: the GPU check writes this file as ``numba/__init__.py`` (with
+``numba_core_stand_in.py`` and ``numba_core_errors_stand_in.py`` as ``numba/core/__init__.py`` and
+``numba/core/errors.py``) into its work folder and puts that on ``PYTHONPATH`` only when ``import numba`` fails
+there, and records that in the report.
 """
 from typing import Any, Callable
 
@@ -37,4 +39,4 @@ class cuda:  # noqa: N801  (numba.cuda's module name)
 
 def __getattr__(name: str) -> Any:
     raise AttributeError(f'numba.{name}: numba is not installed here; the GPU check replaced it by an import-time '
-                         'stand-in (tools/gpu_check/shims/numba) that only provides the decorators')
+                         'stand-in (dev/gpu_check/stand_ins/numba_stand_in.py) that only provides the decorators')
