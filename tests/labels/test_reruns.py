@@ -200,7 +200,7 @@ def test_labels_written_before_settings_were_recorded_are_refused(synthetic_root
 @pytest.fixture(scope='module')
 def sun_segments(tmp_path_factory):
     """Synthetic SUN RGB-D (3 samples) with a stand-in SAM config and a finished scene_segments folder."""
-    from projects.sam_mtp.datasets.synthetic_sunrgbd_s3dis import write_synthetic_sunrgbd
+    from projects.sam_mtp.datasets.synthetic import write_synthetic_sunrgbd
     base = tmp_path_factory.mktemp('sun_reruns')
     root = str(base / 'sunrgbd')
     write_synthetic_sunrgbd(root, dict(train=2, val=1), seed=0, num_points=1500, image_size=(96, 72))

@@ -1,7 +1,7 @@
 # The SAM-MTP backbone swapped into mmdet3d's OWN GroupFree3D ScanNet config, every change written out: the worked
 # example of docs/finetune.md ("Swapping the backbone into a stock mmdet3d config"). It inherits nothing but the
 # stock config, so this file is the complete diff a swap needs. It resolves to the same model, pipelines and
-# optimizer as groupfree3d_sam-mtp-ft_scannet-3d.py (paper Table 1, "GroupFree3D + Ours"; tests/test_configs.py
+# optimizer as groupfree3d_sam-mtp-ft_scannet-3d.py (the "GroupFree3D + Ours" row of Table 1; tests/test_configs.py
 # checks it), and tests/tools/test_paper_row_configs.py trains it. Needs data/scannet/scene_segments/<scene>.bin
 # (tools/make_scene_segments.py) and a stage-2 checkpoint:
 #   bash tools/dist_train.sh configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft-swap_scannet-3d.py 4 \
