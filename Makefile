@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: env demo test test-slow bench clean-demo
+.PHONY: env demo test test-slow lint bench clean-demo
 
 env:
 	bash tools/setup_env.sh
@@ -19,6 +19,10 @@ test: env
 
 test-slow: env
 	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
+
+# Lint and import order (pyproject.toml [tool.ruff]); `.venv/bin/ruff check --fix .` sorts imports.
+lint: env
+	.venv/bin/ruff check .
 
 bench: env
 	$(PY) benchmarks/run_all.py
