@@ -51,10 +51,13 @@ FPS_HEIGHTS = (5, 7, 9)
 TARGETS = {'furthest_point_sample': 1.5, 'knn': 2.0, 'ball_query': 2.0, 'ball_query_stacked': 2.0, 'three_nn': 2.0}
 # Detectors of the training-step comparison: config, points per scene, input columns.
 TRAIN_MODELS = {
-    '3detr-knn': ('configs/sam_mtp/finetune/3detr_sam-mtp-ft-knn_scannet-3d.py', 40000, 'xyz'),
-    '3detr-sam': ('configs/sam_mtp/finetune/3detr_sam-mtp-ft_scannet-3d.py', 40000, 'xyz+segment'),
+    '3detr-knn': ('configs/sam_mtp/ablations/threedetr_plain-transformer-sam-mtp-knn-tokens_1xb8-1080e_scannet-3d.py',
+                  40000, 'xyz'),
+    '3detr-sam': ('configs/sam_mtp/benchmarks/threedetr_plain-transformer-sam-mtp_1xb8-1080e_scannet-3d.py',
+                  40000, 'xyz+segment'),
     'groupfree3d-pointnet2': ('mmdet3d::groupfree3d/groupfree3d_head-L6-O256_4xb8_scannet-seg.py', 50000, 'xyz'),
-    'groupfree3d-sam': ('configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_scannet-3d.py', 50000, 'xyz+segment'),
+    'groupfree3d-sam': ('configs/sam_mtp/benchmarks/groupfree3d_plain-transformer-sam-mtp_4xb8-80e_scannet-3d.py',
+                        50000, 'xyz+segment'),
 }
 NUM_CLASSES = 18  # ScanNet detection
 

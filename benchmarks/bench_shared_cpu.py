@@ -4,10 +4,11 @@ thread settings (projects/sam_mtp/engine/cpu_threads.py, issue 20 item 11).
     python benchmarks/bench_shared_cpu.py [--iters 6] [--repeats 3] [--busy 2] \
         [--out work_dirs/benchmarks/shared_cpu.json]
 
-The demo's stage-1 config (configs/sam_mtp/demo/stage1_demo.py) trains on a small data set that the project's
-tools make (tools/make_synthetic_data.py, tools/generate_sam_labels.py with the demo's class-embedding stand-in
-targets; made once and kept in --data-dir). Each run is one process (libgomp reads its settings when torch loads)
-that trains through mmengine's Runner and times every iteration, as mmengine's IterTimerHook does (data included):
+The demo's stage-1 config (configs/sam_mtp/demo/sam-mtp-stage1_plain-transformer_1xb8-15e_synthetic-scannet-frames.py)
+trains on a small data set that the project's tools make (tools/make_synthetic_data.py, tools/generate_sam_labels.py
+with the demo's class-embedding stand-in targets; made once and kept in --data-dir). Each run is one process (libgomp
+reads its settings when torch loads) that trains through mmengine's Runner and times every iteration, as mmengine's
+IterTimerHook does (data included):
 a warm-up, then ``--repeats`` times ``--iters`` iterations on a quiet machine followed by ``--iters`` under a fixed
 background load: ``--busy`` busy-loop processes at ``nice -n 19``, started and killed by the run. They run in a
 session of their own, as another user's jobs would: Linux's autogroup scheduling then gives their session its
@@ -36,7 +37,8 @@ sys.path.insert(0, HERE)  # docs_tables
 
 from docs_tables import atomic_write_text, finish_stamp, run_stamp, stamp_line  # noqa: E402
 
-STAGE1_CONFIG = osp.join(ROOT, 'configs', 'sam_mtp', 'demo', 'stage1_demo.py')
+STAGE1_CONFIG = osp.join(ROOT, 'configs', 'sam_mtp', 'demo',
+                         'sam-mtp-stage1_plain-transformer_1xb8-15e_synthetic-scannet-frames.py')
 LABEL_CONFIG = osp.join(ROOT, 'configs', 'sam_mtp', 'labels', 'demo_class_targets.py')
 THREADS_MODULE = osp.join(ROOT, 'projects', 'sam_mtp', 'engine', 'cpu_threads.py')
 SETTINGS = ('before', 'after')

@@ -3,8 +3,8 @@
     python benchmarks/bench_train_step.py [--points 20000] [--batch 4] [--steps 5] [--device cpu] [--out f.json]
 
 Each stage is measured in its own subprocess so that its peak resident memory (CPU) or peak allocated memory
-(CUDA) is its own. The model is built from configs/sam_mtp/stage{1,2}_scannet.py unchanged (3 blocks, 256-d,
-SAM-guided tokens of 128 points, at most 128 tokens); inputs are synthetic frames with ~100 regions.
+(CUDA) is its own. The model is built from configs/sam_mtp/pretrain/sam-mtp-stage{1,2}_*.py unchanged (3 blocks,
+256-d, SAM-guided tokens of 128 points, at most 128 tokens); inputs are synthetic frames with ~100 regions.
 """
 import argparse
 import json
@@ -31,7 +31,8 @@ def measure_stage(stage, args):
     from projects.sam_mtp.testing import region_batch
 
     torch.set_num_threads(args.threads)
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'sam_mtp', f'stage{stage}_scannet.py'))
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'sam_mtp', 'pretrain',
+                                   f'sam-mtp-stage{stage}_plain-transformer_4xb16-120e_scannet-frames.py'))
     device = torch.device(args.device)
     if stage == 2:
         # The teacher's weights do not change the cost of a step: save a random stage-1 model as its checkpoint.

@@ -1,7 +1,7 @@
-"""The documented backbone swap (configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft-swap_scannet-3d.py): it inherits
-only mmdet3d's own GroupFree3D ScanNet config, differs from it in exactly the backbone, the segment loading of
-every pipeline and one optimizer key, resolves to the paper-row config, and is the config docs/finetune.md shows.
-tests/tools/test_paper_row_configs.py trains it one iteration."""
+"""The documented backbone swap (SWAP, configs/sam_mtp/benchmarks/groupfree3d_plain-transformer-sam-mtp-swap_*.py):
+it inherits only mmdet3d's own GroupFree3D ScanNet config, differs from it in exactly the backbone, the segment
+loading of every pipeline and one optimizer key, resolves to the paper-row config, and is the config
+docs/finetune.md shows. tests/tools/test_paper_row_configs.py trains it one iteration."""
 import ast
 import os.path as osp
 import re
@@ -9,8 +9,8 @@ import re
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SWAP = osp.join(REPO, 'configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft-swap_scannet-3d.py')
-ROW = osp.join(REPO, 'configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_scannet-3d.py')
+SWAP = osp.join(REPO, 'configs/sam_mtp/benchmarks/groupfree3d_plain-transformer-sam-mtp-swap_4xb8-80e_scannet-3d.py')
+ROW = osp.join(REPO, 'configs/sam_mtp/benchmarks/groupfree3d_plain-transformer-sam-mtp_4xb8-80e_scannet-3d.py')
 STOCK_NAME = 'groupfree3d/groupfree3d_head-L6-O256_4xb8_scannet-seg.py'
 
 
@@ -69,8 +69,8 @@ def test_differs_from_the_stock_config_in_the_backbone_the_segments_and_one_lr_k
     assert backbone.segment_channel == len(use_dim) and backbone.in_channels == len(use_dim) + 1
     assert backbone.out_channels == stock.model.bbox_head.in_channels == 288
     assert backbone.num_output_tokens >= backbone.tokenizer.max_tokens >= stock.model.bbox_head.num_proposal
-    assert backbone.init_cfg == dict(type='Pretrained', checkpoint='work_dirs/stage2_scannet/epoch_120.pth',
-                                     prefix='backbone.')
+    stage2_checkpoint = 'work_dirs/sam-mtp-stage2_plain-transformer_4xb16-120e_scannet-frames/epoch_120.pth'
+    assert backbone.init_cfg == dict(type='Pretrained', checkpoint=stage2_checkpoint, prefix='backbone.')
     assert not set(backbone) & set(stock.model.backbone) - {'type', 'in_channels', 'init_cfg'}  # _delete_ worked
 
     # Nothing else changed: every other leaf of the resolved config equals the stock one.

@@ -18,7 +18,12 @@ CONFIG_ROOT = osp.join(REPO, 'configs')
 ALL_CONFIGS = sorted(
     osp.relpath(p, REPO) for p in glob.glob(osp.join(CONFIG_ROOT, '**', '*.py'), recursive=True)
     if f'{os.sep}_base_{os.sep}' not in p)
-PRETRAIN_CONFIGS = [c for c in ALL_CONFIGS if osp.basename(c).startswith(('stage1', 'stage2', 't3-', 't4-', 'q6_'))]
+# SAM-MTP pretraining at paper scale: the two stages (pretrain/) and their ablations (ablations/).
+PRETRAIN_CONFIGS = [c for c in ALL_CONFIGS if osp.basename(c).startswith('sam-mtp-') and
+                    osp.basename(osp.dirname(c)) in ('pretrain', 'ablations')]
+STAGE1 = 'configs/sam_mtp/pretrain/sam-mtp-stage1_plain-transformer_4xb16-120e_scannet-frames.py'
+STAGE2 = 'configs/sam_mtp/pretrain/sam-mtp-stage2_plain-transformer_4xb16-120e_scannet-frames.py'
+ABLATION = 'configs/sam_mtp/ablations/sam-mtp-{}_plain-transformer_4xb16-120e_scannet-frames.py'
 
 
 def _load(rel_path):
@@ -38,7 +43,7 @@ def _walk_strings(node):
 
 def test_pretraining_configs_are_found():
     names = {osp.basename(c) for c in PRETRAIN_CONFIGS}
-    assert {'stage1_scannet.py', 'stage2_scannet.py', 't4-r2_joint_distill-mtp.py'} <= names
+    assert {osp.basename(STAGE1), osp.basename(STAGE2), osp.basename(ABLATION.format('joint'))} <= names
     assert len(PRETRAIN_CONFIGS) >= 11
 
 
@@ -59,7 +64,7 @@ def test_config_loads_and_builds(rel_path):
 
 
 def test_main_configs_keep_the_paper_settings():
-    stage1, stage2 = _load('configs/sam_mtp/stage1_scannet.py'), _load('configs/sam_mtp/stage2_scannet.py')
+    stage1, stage2 = _load(STAGE1), _load(STAGE2)
     for cfg in (stage1, stage2):
         assert cfg.custom_imports == dict(imports=['projects.sam_mtp'], allow_failed_imports=False)
         assert cfg.optim_wrapper.optimizer.type == 'AdamW'
@@ -78,18 +83,18 @@ def test_main_configs_keep_the_paper_settings():
 
 
 def test_ablation_switches():
-    r2 = _load('configs/sam_mtp/ablations/t3-r2_stage1_knn-tokens_no-reweight.py')
+    r2 = _load(ABLATION.format('stage1-knn-tokens-no-reweight'))
     assert r2.model.tokenizer == dict(type='FPSKNNTokenizer', num_tokens=256, num_points_per_token=128)
     assert not r2.model.loss.use_group_weights
-    r3 = _load('configs/sam_mtp/ablations/t3-r3_stage2_knn-tokens_no-reweight.py')
+    r3 = _load(ABLATION.format('stage2-knn-tokens-no-reweight'))
     assert r3.model.tokenizer.type == r3.model.teacher.tokenizer.type == 'FPSKNNTokenizer'
     assert 'min_points' not in r3.model.teacher.tokenizer
-    r5 = _load('configs/sam_mtp/ablations/t3-r5_stage1_no-reweight.py')
+    r5 = _load(ABLATION.format('stage1-no-reweight'))
     assert r5.model.tokenizer.type == 'SAMGuidedTokenizer' and not r5.model.loss.use_group_weights
-    joint = _load('configs/sam_mtp/ablations/t4-r2_joint_distill-mtp.py')
+    joint = _load(ABLATION.format('joint'))
     assert joint.model.type == 'SamMtpJointPretrainer' and joint.model.mask_ratio == 0.6
-    assert _load('configs/sam_mtp/ablations/q6_stage2_target-projector.py').model.target == 'projector'
-    assert _load('configs/sam_mtp/ablations/q6_stage2_target-layernorm.py').model.target_norm
+    assert _load(ABLATION.format('stage2-projector-target')).model.target == 'projector'
+    assert _load(ABLATION.format('stage2-layernorm-target')).model.target_norm
     readme = open(osp.join(CONFIG_ROOT, 'sam_mtp', 'ablations', 'README.md')).read()
     for path in glob.glob(osp.join(CONFIG_ROOT, 'sam_mtp', 'ablations', '*.py')):
         assert osp.basename(path) in readme, f'{osp.basename(path)} is not in the ablation README'
@@ -129,12 +134,12 @@ def test_stage1_then_stage2_with_runner(tmp_path):
     frames = [make_frame_arrays(rng, (60, 40, 30), 20, feature_dim=8, num_groups=3) for _ in range(4)]
     data_root = str(tmp_path / 'labels')
     write_label_split(data_root, frames)
-    stage1 = _tiny(_load('configs/sam_mtp/stage1_scannet.py'), data_root, str(tmp_path / 'stage1'))
+    stage1 = _tiny(_load(STAGE1), data_root, str(tmp_path / 'stage1'))
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         Runner.from_cfg(stage1).train()
     ckpt = str(tmp_path / 'stage1' / 'epoch_1.pth')
     assert osp.isfile(ckpt)
-    stage2 = _tiny(_load('configs/sam_mtp/stage2_scannet.py'), data_root, str(tmp_path / 'stage2'))
+    stage2 = _tiny(_load(STAGE2), data_root, str(tmp_path / 'stage2'))
     stage2.model.teacher_checkpoint = ckpt
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         runner = Runner.from_cfg(stage2)

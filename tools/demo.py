@@ -43,7 +43,9 @@ runpy.run_path(osp.join(ROOT, 'projects', 'sam_mtp', 'engine', 'cpu_threads.py')
 # Configs are found from the repository, so the demo runs from any folder (data and work dirs are relative to it).
 CONFIGS = osp.join(ROOT, 'configs', 'sam_mtp')
 DEMO_CONFIGS = osp.join(CONFIGS, 'demo')
-SYNTHETIC_CONFIGS = osp.join(CONFIGS, 'finetune', 'synthetic')
+# Pretraining configs of the demo: the paper's stage 1 and stage 2 at CPU scale.
+STAGE1_CONFIG = osp.join(DEMO_CONFIGS, 'sam-mtp-stage1_plain-transformer_1xb8-15e_synthetic-scannet-frames.py')
+STAGE2_CONFIG = osp.join(DEMO_CONFIGS, 'sam-mtp-stage2_plain-transformer_1xb8-30e_synthetic-scannet-frames.py')
 
 # Lines of a tool's output that are worth showing live; everything goes to the step's log file.
 PROGRESS = re.compile(r'mmengine - (INFO|WARNING|ERROR) - (Epoch\(train\).*\]\[\s*(\d+)/\3\]|wrote|merged|'
@@ -51,9 +53,9 @@ PROGRESS = re.compile(r'mmengine - (INFO|WARNING|ERROR) - (Epoch\(train\).*\]\[\
 
 # Fine-tuning tasks of the demo: the synthetic-scale twins of the paper's downstream configs.
 FINETUNE_CONFIGS = {
-    'groupfree3d': osp.join(SYNTHETIC_CONFIGS, 'groupfree3d_sam-mtp-ft_synthetic-scannet-3d.py'),
-    '3detr': osp.join(SYNTHETIC_CONFIGS, '3detr_sam-mtp-ft_synthetic-scannet-3d.py'),
-    'seg': osp.join(SYNTHETIC_CONFIGS, 'tokenseg_sam-mtp-ft_synthetic-scannet-seg.py'),
+    'groupfree3d': osp.join(DEMO_CONFIGS, 'groupfree3d_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py'),
+    '3detr': osp.join(DEMO_CONFIGS, 'threedetr_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py'),
+    'seg': osp.join(DEMO_CONFIGS, 'tokeninterp_plain-transformer-sam-mtp_1xb4-2e_synthetic-scannet-seg.py'),
 }
 # The probe reads its backbone (tokenizer + encoder) and scenes from the segmentation config.
 PROBE_CONFIG = FINETUNE_CONFIGS['seg']
@@ -420,13 +422,13 @@ class Demo:
         for seed in self.args.seeds:
             stage1_dir = osp.join(self.work_dir, 'pretrain', f'seed{seed}', 'stage1')
             self.run(f'stage1_seed{seed}', self.tool(
-                'train.py', osp.join(DEMO_CONFIGS, 'stage1_demo.py'), '--work-dir', stage1_dir,
+                'train.py', STAGE1_CONFIG, '--work-dir', stage1_dir,
                 '--cfg-options', *self._pretrain_options(seed)),
                 f'3/6 seed {seed} stage 1: SAM-guided tokens -> transformer -> group-balanced region distillation')
             self.stage1_ckpts[seed] = self._last_checkpoint(stage1_dir)
             stage2_dir = osp.join(self.work_dir, 'pretrain', f'seed{seed}', 'stage2')
             self.run(f'stage2_seed{seed}', self.tool(
-                'train.py', osp.join(DEMO_CONFIGS, 'stage2_demo.py'), '--work-dir', stage2_dir,
+                'train.py', STAGE2_CONFIG, '--work-dir', stage2_dir,
                 '--cfg-options', f'model.teacher_checkpoint={self.stage1_ckpts[seed]}',
                 *self._pretrain_options(seed)),
                 f'3/6 seed {seed} stage 2: masked token prediction from the frozen stage-1 teacher')
@@ -579,7 +581,7 @@ class Demo:
         info = load_label_info(osp.join(self.label_root, 'val_labels.pkl'))
         item = max(info['data_list'], key=lambda d: d['num_regions'])
         frame = load_frame_labels(osp.join(self.label_root, item['label_path']))
-        cfg = Config.fromfile(osp.join(DEMO_CONFIGS, 'stage2_demo.py'))
+        cfg = Config.fromfile(STAGE2_CONFIG)
         points = torch.from_numpy(frame['points'])[None]
         region = torch.from_numpy(frame['point_region']).long()[None]
         token_rgb = {}
@@ -607,7 +609,7 @@ class Demo:
 
 def _config_value(name):
     from mmengine.config import Config
-    return Config.fromfile(osp.join(DEMO_CONFIGS, '_base_', 'demo_scale.py'))[name]
+    return Config.fromfile(osp.join(CONFIGS, '_base_', 'demo_scale.py'))[name]
 
 
 def environment():

@@ -22,7 +22,7 @@ def parse_args(argv=None):
     parser.add_argument('label_root', nargs='?', help='label root of tools/generate_sam_labels.py')
     parser.add_argument('--split', default='train')
     parser.add_argument('--min-points', type=int, default=16,
-                        help="the tokenizer's min_points (configs/sam_mtp/stage1_scannet.py: 16)")
+                        help="the tokenizer's min_points (16 in configs/sam_mtp/pretrain/sam-mtp-stage1_*.py)")
     parser.add_argument('--caps', type=int, nargs='*', default=[64, 128, 256],
                         help='max_tokens values to report the merge rate of')
     parser.add_argument('--out-dir', default=os.path.join('work_dirs', 'label_stats'))

@@ -5,7 +5,7 @@ every point's semantic class? (projects/sam_mtp/engine/linear_probe.py explains 
         [--weight-decay 1e-4] [--cfg-options k=v ...]
 
 SEG_CONFIG is a segmentation fine-tuning config (SamMtpPointBackbone + a ScanNet-format seg dataset), e.g.
-configs/sam_mtp/finetune/synthetic/tokenseg_sam-mtp-ft_synthetic-scannet-seg.py: its backbone (tokenizer and
+configs/sam_mtp/demo/tokeninterp_plain-transformer-sam-mtp_1xb4-2e_synthetic-scannet-seg.py: its backbone (tokenizer and
 encoder), its training scenes (fit) and its test scenes (score), each scene once through its test pipeline.
 Every CHECKPOINT (stage 1, stage 2 or fine-tuned; encoder keys under ``backbone.``) and every random
 initialisation (--random-init SEED) is probed; one JSON line per encoder is printed, and --out writes all.

@@ -1,7 +1,8 @@
 """Train a model from a config, with mmdet3d's ``tools/train.py`` flags.
 
-    python tools/train.py configs/sam_mtp/stage1_scannet.py [--work-dir DIR] [--resume [CKPT]] \
-        [--amp] [--auto-scale-lr] [--sync_bn torch] [--cfg-options k=v ...] [--launcher pytorch]
+    python tools/train.py configs/sam_mtp/pretrain/sam-mtp-stage1_plain-transformer_4xb16-120e_scannet-frames.py \
+        [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--sync_bn torch] [--cfg-options k=v ...] \
+        [--launcher pytorch]
 """
 import argparse
 import logging

@@ -3,12 +3,16 @@
     python dev/gpu_check/bench.py ITEM [ITEM ...] --out-dir DIR [--device cuda] [--steps 5] [--warmup 1] [--tiny]
 
 Items (sizes from the configs, so that they follow the method's settings):
-  stage1_step       stage-1 training step, configs/sam_mtp/stage1_scannet.py: 16 frames x 20k points per GPU
-  stage2_step       stage-2 training step (frozen teacher forward included), configs/sam_mtp/stage2_scannet.py
+  stage1_step       stage-1 training step, 16 frames x 20k points per GPU,
+                    configs/sam_mtp/pretrain/sam-mtp-stage1_plain-transformer_4xb16-120e_scannet-frames.py
+  stage2_step       stage-2 training step (frozen teacher forward included),
+                    configs/sam_mtp/pretrain/sam-mtp-stage2_plain-transformer_4xb16-120e_scannet-frames.py
   sam_vit_h_amg     SAM ViT-H automatic masks on one 640x480 frame, configs/sam_mtp/labels/scannet_sam_dinov2.py
   dinov2_vit_b      DINOv2 ViT-B/14 features of one frame (and region pooling), same config
-  threedetr_step    3DETR + SAM-MTP encoder step, configs/sam_mtp/finetune/3detr_sam-mtp-ft_scannet-3d.py (8 x 40k)
-  groupfree3d_step  GroupFree3D + SAM-MTP encoder step, .../groupfree3d_sam-mtp-ft_scannet-3d.py (8 x 50k)
+  threedetr_step    3DETR + SAM-MTP encoder step (8 x 40k),
+                    configs/sam_mtp/benchmarks/threedetr_plain-transformer-sam-mtp_1xb8-1080e_scannet-3d.py
+  groupfree3d_step  GroupFree3D + SAM-MTP encoder step (8 x 50k),
+                    configs/sam_mtp/benchmarks/groupfree3d_plain-transformer-sam-mtp_4xb8-80e_scannet-3d.py
   point_ops         FPS / ball query / kNN / three-NN at scene sizes: mmcv's kernels (if built) and ours on CUDA
 
 Weights are random: the cost of a step or a forward does not depend on them. SAM's automatic mask generator
@@ -98,8 +102,9 @@ def stage_step(stage: int, args, timer: Timer) -> dict:
 
     from projects.sam_mtp.testing import region_batch
 
-    cfg = config(f'configs/sam_mtp/demo/stage{stage}_demo.py' if args.tiny else
-                 f'configs/sam_mtp/stage{stage}_scannet.py')
+    cfg = config(f'configs/sam_mtp/demo/sam-mtp-stage{stage}_plain-transformer_1xb8-'
+                 f'{(15, 30)[stage - 1]}e_synthetic-scannet-frames.py' if args.tiny else
+                 f'configs/sam_mtp/pretrain/sam-mtp-stage{stage}_plain-transformer_4xb16-120e_scannet-frames.py')
     batch = 2 if args.tiny else cfg.train_dataloader.batch_size
     points = 2048 if args.tiny else cfg.num_points
     regions = 16 if args.tiny else args.regions
@@ -235,8 +240,8 @@ def _is_stand_in(module: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- detection
-# Scene segments per detection bench scene. The configs' SAM tokenizer (configs/sam_mtp/finetune/_base_/
-# sam_mtp_downstream.py) makes one token per segment of >= 16 points, up to 1,024 per scene, plus one fallback
+# Scene segments per detection bench scene. The configs' SAM tokenizer (configs/sam_mtp/_base_/models/
+# sam-mtp-point-backbone.py) makes one token per segment of >= 16 points, up to 1,024 per scene, plus one fallback
 # token per ~64 points in no segment; SAM masks of a ScanNet room's frames merged into 3D give segments by the
 # hundreds (objects split into parts, walls and floor into pieces). 400 segments over 90 % of the points give
 # the bench's 8 scenes 458-462 tokens each for 3DETR (40k points: ~398 segment + ~63 fallback tokens) and
@@ -255,9 +260,11 @@ def detector_step(name: str, args, timer: Timer) -> dict:
     from projects.sam_mtp.testing import detection_batch
 
     init_default_scope('mmdet3d')
-    path = dict(threedetr='configs/sam_mtp/finetune/{}3detr_sam-mtp-ft_{}scannet-3d.py',
-                groupfree3d='configs/sam_mtp/finetune/{}groupfree3d_sam-mtp-ft_{}scannet-3d.py')[name]
-    cfg = config(path.format('synthetic/', 'synthetic-') if args.tiny else path.format('', ''))
+    paths = dict(threedetr=('benchmarks/threedetr_plain-transformer-sam-mtp_1xb8-1080e_scannet-3d.py',
+                            'demo/threedetr_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py'),
+                 groupfree3d=('benchmarks/groupfree3d_plain-transformer-sam-mtp_4xb8-80e_scannet-3d.py',
+                              'demo/groupfree3d_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py'))[name]
+    cfg = config('configs/sam_mtp/' + paths[1 if args.tiny else 0])
     cfg.model.backbone.init_cfg = None  # random weights
     batch = 2 if args.tiny else cfg.train_dataloader.batch_size
     points = 2048 if args.tiny else _sampled_points(cfg)

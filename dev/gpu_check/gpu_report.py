@@ -36,8 +36,8 @@ PROJECTION_GPUS = 4
 
 # What each bench item measures, for the tables of a report that does not have it yet.
 ITEM_TITLES = dict(
-    stage1_step='stage-1 training step, 16 frames x 20k points per GPU (configs/sam_mtp/stage1_scannet.py)',
-    stage2_step='stage-2 training step incl. the frozen teacher, 16 x 20k per GPU (stage2_scannet.py)',
+    stage1_step='stage-1 training step, 16 frames x 20k points per GPU (pretrain/sam-mtp-stage1_*.py)',
+    stage2_step='stage-2 training step incl. the frozen teacher, 16 x 20k per GPU (pretrain/sam-mtp-stage2_*.py)',
     sam_vit_h_amg='SAM ViT-H automatic masks, one 640x480 frame (labels/scannet_sam_dinov2.py)',
     dinov2_vit_b='DINOv2 ViT-B/14 features of one frame, 602x448 input, + region pooling',
     threedetr_step='3DETR + SAM-MTP encoder training step, 8 scenes x 40k points, 400 segments each',

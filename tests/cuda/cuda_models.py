@@ -20,11 +20,11 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 init_default_scope('mmdet3d')
 
 CONFIGS = dict(
-    stage1='configs/sam_mtp/demo/stage1_demo.py',
-    stage2='configs/sam_mtp/demo/stage2_demo.py',
-    threedetr='configs/sam_mtp/finetune/synthetic/3detr_sam-mtp-ft_synthetic-scannet-3d.py',
-    groupfree3d='configs/sam_mtp/finetune/synthetic/groupfree3d_sam-mtp-ft_synthetic-scannet-3d.py',
-    segmentor='configs/sam_mtp/finetune/synthetic/tokenseg_sam-mtp-ft_synthetic-scannet-seg.py',
+    stage1='configs/sam_mtp/demo/sam-mtp-stage1_plain-transformer_1xb8-15e_synthetic-scannet-frames.py',
+    stage2='configs/sam_mtp/demo/sam-mtp-stage2_plain-transformer_1xb8-30e_synthetic-scannet-frames.py',
+    threedetr='configs/sam_mtp/demo/threedetr_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py',
+    groupfree3d='configs/sam_mtp/demo/groupfree3d_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py',
+    segmentor='configs/sam_mtp/demo/tokeninterp_plain-transformer-sam-mtp_1xb4-2e_synthetic-scannet-seg.py',
 )
 MODEL_NAMES = tuple(CONFIGS)
 

@@ -11,7 +11,7 @@ import torch
 from helpers.labels import make_frame_arrays, write_label_split
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-STAGE1 = osp.join(ROOT, 'configs/sam_mtp/demo/stage1_demo.py')
+STAGE1 = osp.join(ROOT, 'configs/sam_mtp/demo/sam-mtp-stage1_plain-transformer_1xb8-15e_synthetic-scannet-frames.py')
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 

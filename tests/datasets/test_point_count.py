@@ -99,8 +99,8 @@ def test_hint_and_bad_settings(tmp_path, logged):
 
 def test_3detr_configs_state_their_50k_points():
     """The 3DETR recipes (ScanNet, SUN RGB-D, their SAM-MTP rows) carry the check with VoteNet's 50k points."""
-    for rel in ('configs/sam_mtp/downstream/threedetr_1xb8-1080e_scannet-3d.py',
-                'configs/sam_mtp/downstream/threedetr_1xb8-1080e_sunrgbd-3d.py',
-                'configs/sam_mtp/finetune/3detr_sam-mtp-ft_scannet-3d.py'):
+    for rel in ('configs/sam_mtp/benchmarks/threedetr_vanilla-encoder_1xb8-1080e_scannet-3d.py',
+                'configs/sam_mtp/benchmarks/threedetr_vanilla-encoder_1xb8-1080e_sunrgbd-3d.py',
+                'configs/sam_mtp/benchmarks/threedetr_plain-transformer-sam-mtp_1xb8-1080e_scannet-3d.py'):
         hooks = [h for h in Config.fromfile(osp.join(REPO, rel)).custom_hooks if h['type'] == 'ScenePointCountHook']
         assert len(hooks) == 1 and hooks[0]['expected_points'] == 50000 and hooks[0]['max_ratio'] == 2.0, rel

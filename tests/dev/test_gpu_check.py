@@ -892,7 +892,7 @@ def test_detection_bench_scenes_have_hundreds_of_sam_tokens():
 
     from projects.sam_mtp.models.tokenizers import SAMGuidedTokenizer
     from projects.sam_mtp.testing import detection_batch
-    cfg = Config.fromfile(str(ROOT / 'configs/sam_mtp/finetune/_base_/sam_mtp_downstream.py')).det_sam_tokenizer
+    cfg = Config.fromfile(str(ROOT / 'configs/sam_mtp/_base_/models/sam-mtp-point-backbone.py')).det_sam_tokenizer
     tokenizer = SAMGuidedTokenizer(**{k: v for k, v in cfg.items() if k != 'type'}).eval()
     for points in (40_000, 50_000):
         data = detection_batch(1, points, 12, torch.Generator().manual_seed(0), 18, bench.DETECTION_SCENE_SEGMENTS)

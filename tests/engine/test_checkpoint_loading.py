@@ -190,8 +190,8 @@ def test_tools_end_in_one_line_for_bad_checkpoints(bad_checkpoints, tmp_path, mo
     fixture = osp.join(root, 'tests', 'data', 'mmdet3d', 'scannet')
     with pytest.raises(SystemExit) as info:
         _load_tool('test').main([
-            osp.join(root, 'configs/sam_mtp/foundation/votenet_1xb4_synthetic-scannet-3d.py'), path, '--work-dir',
-            str(tmp_path / 'test'), '--cfg-options', f'test_dataloader.dataset.data_root={fixture}/',
+            osp.join(root, 'configs/sam_mtp/demo/votenet_pointnet2-ssg_1xb4-2e_synthetic-scannet-3d.py'), path,
+            '--work-dir', str(tmp_path / 'test'), '--cfg-options', f'test_dataloader.dataset.data_root={fixture}/',
             'test_dataloader.dataset.ann_file=scannet_infos.pkl'])
     message = str(info.value.code)
     assert message.startswith('error: ')
@@ -202,7 +202,9 @@ def test_tools_end_in_one_line_for_bad_checkpoints(bad_checkpoints, tmp_path, mo
     path, reason = files['truncated']
     with pytest.raises(SystemExit) as info:
         _load_tool('train').main([
-            osp.join(root, 'configs/sam_mtp/demo/stage1_demo.py'), '--work-dir', str(tmp_path / 'train'),
+            osp.join(root, 'configs/sam_mtp/demo',
+                     'sam-mtp-stage1_plain-transformer_1xb8-15e_synthetic-scannet-frames.py'),
+            '--work-dir', str(tmp_path / 'train'),
             '--resume', path, '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/labels/',
             'train_dataloader.batch_size=2'])
     message = str(info.value.code)

@@ -15,14 +15,16 @@ import projects.sam_mtp.ops  # noqa: F401
 from mmdet3d.registry import MODELS, TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DOWNSTREAM = osp.join(REPO, 'configs', 'sam_mtp', 'downstream')
-CONFIGS = sorted(glob.glob(osp.join(DOWNSTREAM, '*.py')))
+BENCHMARKS = osp.join(REPO, 'configs', 'sam_mtp', 'benchmarks')
+CONFIGS = sorted(glob.glob(osp.join(BENCHMARKS, '*.py')))
 # Table 1's 3DETR rows: baseline, "+ Plain Transformer" (random init), "+ Ours" (pretrained).
 TABLE1_3DETR = {
-    'scannet': ('downstream/threedetr_1xb8-1080e_scannet-3d.py', 'finetune/3detr_plain-transformer_scannet-3d.py',
-                'finetune/3detr_sam-mtp-ft_scannet-3d.py'),
-    'sunrgbd': ('downstream/threedetr_1xb8-1080e_sunrgbd-3d.py', 'finetune/3detr_plain-transformer_sunrgbd-3d.py',
-                'finetune/3detr_sam-mtp-ft_sunrgbd-3d.py'),
+    'scannet': ('benchmarks/threedetr_vanilla-encoder_1xb8-1080e_scannet-3d.py',
+                'benchmarks/threedetr_plain-transformer_1xb8-1080e_scannet-3d.py',
+                'benchmarks/threedetr_plain-transformer-sam-mtp_1xb8-1080e_scannet-3d.py'),
+    'sunrgbd': ('benchmarks/threedetr_vanilla-encoder_1xb8-1080e_sunrgbd-3d.py',
+                'benchmarks/threedetr_plain-transformer_1xb8-1080e_sunrgbd-3d.py',
+                'benchmarks/threedetr_plain-transformer-sam-mtp_1xb8-1080e_sunrgbd-3d.py'),
 }
 # What a run depends on (the helper variables of the bases, e.g. the tokenizer presets, are not).
 RUN_KEYS = ('model', 'optim_wrapper', 'param_scheduler', 'train_cfg', 'val_cfg', 'test_cfg', 'train_dataloader',
@@ -75,9 +77,10 @@ def differing(a, b):
 
 def test_there_are_configs():
     names = {osp.basename(c) for c in CONFIGS}
-    assert {'threedetr_1xb8-1080e_scannet-3d.py', 'threedetr_1xb8-1080e_sunrgbd-3d.py',
-            'threedetr-m_1xb8-1080e_scannet-3d.py', 'threedetr-m_1xb8-1080e_sunrgbd-3d.py',
-            'groupfree3d_head-L6-O256_4xb8_sunrgbd-3d.py'} <= names
+    assert {'threedetr_vanilla-encoder_1xb8-1080e_scannet-3d.py', 'threedetr_vanilla-encoder_1xb8-1080e_sunrgbd-3d.py',
+            'threedetr-m_masked-encoder_1xb8-1080e_scannet-3d.py',
+            'threedetr-m_masked-encoder_1xb8-1080e_sunrgbd-3d.py',
+            'groupfree3d_pointnet2-ssg_4xb8-80e_sunrgbd-3d.py'} <= names
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
@@ -91,7 +94,7 @@ def test_every_downstream_pipeline_builds(path):
 
 
 def test_scannet_baseline_is_3detrs_scannet_recipe():
-    cfg = load('downstream/threedetr_1xb8-1080e_scannet-3d.py')
+    cfg = load('benchmarks/threedetr_vanilla-encoder_1xb8-1080e_scannet-3d.py')
     enc = cfg.model.backbone
     assert enc.type == 'ThreeDETREncoder' and enc.in_channels == 3
     assert (enc.num_points, enc.radius, enc.num_samples, tuple(enc.sa_channels)) == (2048, 0.2, 64, (64, 128, 256))
@@ -123,9 +126,11 @@ def test_scannet_baseline_is_3detrs_scannet_recipe():
     assert rotation['scale_ratio_range'] == [1.0, 1.0]
 
 
-SUN_3DETR_CONFIGS = ['downstream/threedetr_1xb8-1080e_sunrgbd-3d.py', 'downstream/threedetr-m_1xb8-1080e_sunrgbd-3d.py',
-                     'finetune/3detr_plain-transformer_sunrgbd-3d.py', 'finetune/3detr_sam-mtp-ft_sunrgbd-3d.py',
-                     'finetune/3detr_sam-tokens-scratch_sunrgbd-3d.py']
+SUN_3DETR_CONFIGS = ['benchmarks/threedetr_vanilla-encoder_1xb8-1080e_sunrgbd-3d.py',
+                     'benchmarks/threedetr-m_masked-encoder_1xb8-1080e_sunrgbd-3d.py',
+                     'benchmarks/threedetr_plain-transformer_1xb8-1080e_sunrgbd-3d.py',
+                     'benchmarks/threedetr_plain-transformer-sam-mtp_1xb8-1080e_sunrgbd-3d.py',
+                     'ablations/threedetr_plain-transformer-sam-tokens_1xb8-1080e_sunrgbd-3d.py']
 
 
 @pytest.mark.parametrize('rel', SUN_3DETR_CONFIGS)
@@ -157,8 +162,8 @@ def test_sunrgbd_configs_follow_3detrs_sunrgbd_recipe(rel):
 
 
 def test_masked_variants_are_3detr_m():
-    scannet, sun = load('downstream/threedetr-m_1xb8-1080e_scannet-3d.py'), \
-        load('downstream/threedetr-m_1xb8-1080e_sunrgbd-3d.py')
+    scannet, sun = load('benchmarks/threedetr-m_masked-encoder_1xb8-1080e_scannet-3d.py'), \
+        load('benchmarks/threedetr-m_masked-encoder_1xb8-1080e_sunrgbd-3d.py')
     for cfg in (scannet, sun):
         assert cfg.model.backbone.type == 'ThreeDETRMaskedEncoder'
         assert cfg.model.bbox_head.num_memory_proj_hidden == 1
@@ -210,7 +215,7 @@ def test_every_parameter_is_decayed_as_in_3detr_and_bridge3d():
 
 def test_3detr_detector_with_3detr_encoder_trains_and_predicts():
     torch.manual_seed(0)
-    cfg = load('downstream/threedetr_1xb8-1080e_scannet-3d.py')
+    cfg = load('benchmarks/threedetr_vanilla-encoder_1xb8-1080e_scannet-3d.py')
     cfg.model.backbone.update(num_points=64, num_samples=8)
     cfg.model.bbox_head.update(num_classes=3, num_queries=16, num_decoder_layers=2)
     model = MODELS.build(cfg.model)
@@ -231,7 +236,7 @@ def test_3detr_detector_with_3detr_encoder_trains_and_predicts():
 def test_segmentation_config_runs_loss_with_pointnet2():
     from mmdet3d.structures import Det3DDataSample, PointData
     torch.manual_seed(0)
-    cfg = load('downstream/tokeninterp_pointnet2_2xb16-cosine-200e_scannet-seg.py')
+    cfg = load('benchmarks/tokeninterp_pointnet2-ssg_2xb16-200e_scannet-seg.py')
     model = MODELS.build(cfg.model)
     gen = torch.Generator().manual_seed(0)
     points = torch.rand(2048, 6, generator=gen) * torch.tensor([3.0, 3.0, 2.0, 1.0, 1.0, 1.0])

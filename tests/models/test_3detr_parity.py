@@ -21,7 +21,7 @@ from mmdet3d.registry import MODELS
 from mmdet3d.structures import DepthInstance3DBoxes
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DOWNSTREAM = osp.join(REPO, 'configs', 'sam_mtp', 'downstream')
+BENCHMARKS = osp.join(REPO, 'configs', 'sam_mtp', 'benchmarks')
 
 
 def sigmoid(x):
@@ -134,7 +134,7 @@ def reference_3detr_parameters(num_classes, num_angle_bins, masked=False):
 
 
 def our_parameters(config):
-    cfg = Config.fromfile(osp.join(DOWNSTREAM, config))
+    cfg = Config.fromfile(osp.join(BENCHMARKS, config))
     model = MODELS.build(cfg.model)
     return sum(p.numel() for p in model.parameters())
 
@@ -142,10 +142,10 @@ def our_parameters(config):
 @pytest.mark.parametrize('config,num_classes,num_angle_bins,masked,expected', [
     # ScanNet: 3DETR's dataset config has num_angle_bin = 1; its two 1-bin heading heads are built and trained
     # (criterion.loss_angle), although the heading they give is multiplied by 0.
-    ('threedetr_1xb8-1080e_scannet-3d.py', 18, 1, False, 7_305_691),
-    ('threedetr_1xb8-1080e_sunrgbd-3d.py', 10, 12, False, 7_309_289),
-    ('threedetr-m_1xb8-1080e_scannet-3d.py', 18, 1, True, 7_438_555),
-    ('threedetr-m_1xb8-1080e_sunrgbd-3d.py', 10, 12, True, 7_442_153),
+    ('threedetr_vanilla-encoder_1xb8-1080e_scannet-3d.py', 18, 1, False, 7_305_691),
+    ('threedetr_vanilla-encoder_1xb8-1080e_sunrgbd-3d.py', 10, 12, False, 7_309_289),
+    ('threedetr-m_masked-encoder_1xb8-1080e_scannet-3d.py', 18, 1, True, 7_438_555),
+    ('threedetr-m_masked-encoder_1xb8-1080e_sunrgbd-3d.py', 10, 12, True, 7_442_153),
 ], ids=['scannet', 'sunrgbd', 'scannet-masked', 'sunrgbd-masked'])
 def test_parameter_count_equals_the_reference_architecture(config, num_classes, num_angle_bins, masked, expected):
     counts = reference_3detr_parameters(num_classes, num_angle_bins, masked)
@@ -478,7 +478,7 @@ def test_scannet_head_end_to_end_equals_3detr_rebuilt_from_its_source():
     """One tiny ScanNet scene through the head of the ScanNet config (widths shrunk, dropout off, train mode):
     query positions, Fourier key and query embeddings, the encoder-to-decoder projection, every decoder layer's
     output, the box parameters, the 1-bin heading outputs and every layer's losses equal 3DETR's computation."""
-    cfg = Config.fromfile(osp.join(DOWNSTREAM, 'threedetr_1xb8-1080e_scannet-3d.py'))
+    cfg = Config.fromfile(osp.join(BENCHMARKS, 'threedetr_vanilla-encoder_1xb8-1080e_scannet-3d.py'))
     num_classes, dims = 3, 16
     small = dict(cfg.model.bbox_head, num_classes=num_classes, in_channels=dims, num_queries=8, embed_dims=dims,
                  num_decoder_layers=2, num_heads=2, feedforward_channels=dims, mlp_channels=(dims, dims), dropout=0.0,

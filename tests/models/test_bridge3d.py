@@ -28,7 +28,7 @@ init_default_scope('mmdet3d')
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FULL_CONFIG = 'configs/sam_mtp/pretrain/bridge3d_plain-transformer_8xb8-120e_scannet-frames.py'
-DEMO_CONFIG = 'configs/sam_mtp/demo/bridge3d_demo.py'
+DEMO_CONFIG = 'configs/sam_mtp/demo/bridge3d_plain-transformer_1xb8-30e_synthetic-scannet-frames.py'
 IMAGE_DIM, TEXT_DIM, POINTS = 8, 6, 8
 TEXT_TABLE = np.random.default_rng(7).normal(size=(3, TEXT_DIM)).astype(np.float32)
 
@@ -386,8 +386,8 @@ def test_demo_config_trains_one_iteration_and_its_encoder_loads_into_finetuning(
     others = {k.split('.')[0] for k in state if not k.startswith('backbone.')}
     assert others == {'global_queries', 'decoder', 'reconstruction_head', 'region_image_head', 'region_text_head',
                       'scene_image_head', 'scene_text_head'}
-    for rel in ('configs/sam_mtp/finetune/synthetic/tokenseg_sam-mtp-ft_synthetic-scannet-seg.py',
-                'configs/sam_mtp/finetune/synthetic/3detr_sam-mtp-ft_synthetic-scannet-3d.py'):
+    for rel in ('configs/sam_mtp/demo/tokeninterp_plain-transformer-sam-mtp_1xb4-2e_synthetic-scannet-seg.py',
+                'configs/sam_mtp/demo/threedetr_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py'):
         backbone_cfg = _cfg(rel).model.backbone
         backbone_cfg.init_cfg = dict(type='Pretrained', checkpoint=ckpt, prefix='backbone.')
         backbone = MODELS.build(backbone_cfg)
@@ -405,11 +405,12 @@ def test_full_config_encoder_loads_into_every_real_finetuning_config(tmp_path):
              for k, v in model.state_dict().items()}
     ckpt = str(tmp_path / 'bridge3d.pth')
     torch.save(dict(state_dict=state, meta=dict()), ckpt)
-    configs = [c for c in sorted(os.listdir(osp.join(REPO, 'configs/sam_mtp/finetune')))
-               if c.endswith(('-ft_scannet-3d.py', '-ft_scannet-seg.py'))]
-    assert configs
+    # The pretrained ScanNet rows: <head>_plain-transformer-sam-mtp_<NxB-schedule>_scannet-{3d,seg}.py.
+    configs = [c for c in sorted(os.listdir(osp.join(REPO, 'configs/sam_mtp/benchmarks')))
+               if '_plain-transformer-sam-mtp_' in c and c.endswith(('_scannet-3d.py', '_scannet-seg.py'))]
+    assert len(configs) == 3, configs  # 3DETR, GroupFree3D, segmentation
     for name in configs:
-        backbone_cfg = _cfg(f'configs/sam_mtp/finetune/{name}').model.backbone
+        backbone_cfg = _cfg(f'configs/sam_mtp/benchmarks/{name}').model.backbone
         backbone_cfg.init_cfg = dict(type='Pretrained', checkpoint=ckpt, prefix='backbone.')
         backbone = MODELS.build(backbone_cfg)
         backbone.init_weights()

@@ -14,7 +14,7 @@ from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes, PointData
 from projects.sam_mtp.models.heads.groupfree3d_head import with_points_in_boxes_all
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SUN_CONFIG = osp.join(REPO, 'configs', 'sam_mtp', 'downstream', 'groupfree3d_head-L6-O256_4xb8_sunrgbd-3d.py')
+SUN_CONFIG = osp.join(REPO, 'configs', 'sam_mtp', 'benchmarks', 'groupfree3d_pointnet2-ssg_4xb8-80e_sunrgbd-3d.py')
 WIDTH = 32
 
 # Two oriented boxes (bottom-centre x, y, z, dx, dy, dz, yaw) in a 4 m x 4 m room.

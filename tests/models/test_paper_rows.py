@@ -20,9 +20,9 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/
 from helpers.labels import make_frame_arrays, write_label_split  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-FINETUNE = 'configs/sam_mtp/finetune/'
+FINETUNE = 'configs/sam_mtp/benchmarks/'
 DOCS = osp.join(REPO, 'docs', 'finetune.md')
-POINT_MAE_DEMO = 'configs/sam_mtp/demo/point-mae_demo.py'
+POINT_MAE_DEMO = 'configs/sam_mtp/demo/point-mae_plain-transformer_1xb8-30e_synthetic-scannet-frames.py'
 # Default checkpoints: work_dirs/<pretraining config name>/epoch_120.pth, where tools/train.py saves them.
 CHECKPOINT = {
     'point-mae': 'work_dirs/point-mae_plain-transformer_8xb8-120e_scannet-frames/epoch_120.pth',
@@ -38,30 +38,31 @@ DET_KNN = dict(type='FPSKNNTokenizer', num_tokens=2048, num_points_per_token=128
 SEG_KNN = dict(type='FPSKNNTokenizer', num_tokens=256, num_points_per_token=32)
 # new config: (base config, method, flattened keys that differ, tokenizer or None when the base's is kept)
 RIVAL_ROWS = {
-    '3detr_point-mae-ft_scannet-3d.py': ('3detr_plain-transformer_scannet-3d.py', 'point-mae',
+    'threedetr_plain-transformer-point-mae_1xb8-1080e_scannet-3d.py': ('threedetr_plain-transformer_1xb8-1080e_scannet-3d.py', 'point-mae',
                                         {INIT + 'type', INIT + 'checkpoint', INIT + 'prefix'}, None),
-    '3detr_point-mae-ft_sunrgbd-3d.py': ('3detr_plain-transformer_sunrgbd-3d.py', 'point-mae',
+    'threedetr_plain-transformer-point-mae_1xb8-1080e_sunrgbd-3d.py': ('threedetr_plain-transformer_1xb8-1080e_sunrgbd-3d.py', 'point-mae',
                                         {INIT + 'type', INIT + 'checkpoint', INIT + 'prefix'}, None),
-    '3detr_bridge3d-ft_scannet-3d.py': ('3detr_point-mae-ft_scannet-3d.py', 'bridge3d', {INIT + 'checkpoint'}, None),
-    '3detr_bridge3d-ft_sunrgbd-3d.py': ('3detr_point-mae-ft_sunrgbd-3d.py', 'bridge3d', {INIT + 'checkpoint'}, None),
-    'groupfree3d_point-mae-ft_scannet-3d.py': ('groupfree3d_sam-mtp-ft_scannet-3d.py', 'point-mae',
+    'threedetr_plain-transformer-bridge3d_1xb8-1080e_scannet-3d.py': ('threedetr_plain-transformer-point-mae_1xb8-1080e_scannet-3d.py', 'bridge3d', {INIT + 'checkpoint'}, None),
+    'threedetr_plain-transformer-bridge3d_1xb8-1080e_sunrgbd-3d.py': ('threedetr_plain-transformer-point-mae_1xb8-1080e_sunrgbd-3d.py', 'bridge3d', {INIT + 'checkpoint'}, None),
+    'groupfree3d_plain-transformer-point-mae_4xb8-80e_scannet-3d.py': ('groupfree3d_plain-transformer-sam-mtp_4xb8-80e_scannet-3d.py', 'point-mae',
                                                SAM_TO_KNN | {INIT + 'checkpoint', 'model.backbone.num_output_tokens'},
                                                DET_KNN),
-    'groupfree3d_point-mae-ft_sunrgbd-3d.py': ('groupfree3d_sam-mtp-ft_sunrgbd-3d.py', 'point-mae',
+    'groupfree3d_plain-transformer-point-mae_4xb8-80e_sunrgbd-3d.py': ('groupfree3d_plain-transformer-sam-mtp_4xb8-80e_sunrgbd-3d.py', 'point-mae',
                                                SAM_TO_KNN | {INIT + 'checkpoint', 'model.backbone.num_output_tokens'},
                                                DET_KNN),
-    'groupfree3d_bridge3d-ft_scannet-3d.py': ('groupfree3d_point-mae-ft_scannet-3d.py', 'bridge3d',
+    'groupfree3d_plain-transformer-bridge3d_4xb8-80e_scannet-3d.py': ('groupfree3d_plain-transformer-point-mae_4xb8-80e_scannet-3d.py', 'bridge3d',
                                               {INIT + 'checkpoint'}, None),
-    'groupfree3d_bridge3d-ft_sunrgbd-3d.py': ('groupfree3d_point-mae-ft_sunrgbd-3d.py', 'bridge3d',
+    'groupfree3d_plain-transformer-bridge3d_4xb8-80e_sunrgbd-3d.py': ('groupfree3d_plain-transformer-point-mae_4xb8-80e_sunrgbd-3d.py', 'bridge3d',
                                               {INIT + 'checkpoint'}, None),
     # 256 SAM slots before and 256 kNN tokens after: num_output_tokens keeps its value.
-    'tokenseg_point-mae-ft_scannet-seg.py': ('tokenseg_sam-mtp-ft_scannet-seg.py', 'point-mae',
+    'tokeninterp_plain-transformer-point-mae_2xb16-200e_scannet-seg.py': ('tokeninterp_plain-transformer-sam-mtp_2xb16-200e_scannet-seg.py', 'point-mae',
                                              SAM_TO_KNN | {INIT + 'checkpoint'}, SEG_KNN),
-    'tokenseg_point-mae-ft_s3dis-seg.py': ('tokenseg_sam-mtp-ft-knn_s3dis-seg.py', 'point-mae', {INIT + 'checkpoint'},
+    'tokeninterp_plain-transformer-point-mae_2xb16-50e_s3dis-seg.py': (
+        '../ablations/tokeninterp_plain-transformer-sam-mtp-knn-tokens_2xb16-50e_s3dis-seg.py', 'point-mae', {INIT + 'checkpoint'},
                                            None),
-    'tokenseg_bridge3d-ft_scannet-seg.py': ('tokenseg_point-mae-ft_scannet-seg.py', 'bridge3d', {INIT + 'checkpoint'},
+    'tokeninterp_plain-transformer-bridge3d_2xb16-200e_scannet-seg.py': ('tokeninterp_plain-transformer-point-mae_2xb16-200e_scannet-seg.py', 'bridge3d', {INIT + 'checkpoint'},
                                             None),
-    'tokenseg_bridge3d-ft_s3dis-seg.py': ('tokenseg_point-mae-ft_s3dis-seg.py', 'bridge3d', {INIT + 'checkpoint'},
+    'tokeninterp_plain-transformer-bridge3d_2xb16-50e_s3dis-seg.py': ('tokeninterp_plain-transformer-point-mae_2xb16-50e_s3dis-seg.py', 'bridge3d', {INIT + 'checkpoint'},
                                           None),
 }
 
@@ -99,7 +100,7 @@ PAPER = {
 }
 DATASET_IN_NAME = {'ScanNetV2': 'scannet', 'SUN RGB-D': 'sunrgbd', 'S3DIS': 's3dis'}
 # What a paper row's config name says about its method (the row name's suffix after the detector/segmentor).
-METHOD_IN_NAME = {'+Point-MAE': '_point-mae-ft_', '+Bridge3D': '_bridge3d-ft_', '+Ours': '_sam-mtp-ft_'}
+METHOD_IN_NAME = {'+Point-MAE': '-point-mae_', '+Bridge3D': '-bridge3d_', '+Ours': '-sam-mtp_'}
 
 
 def _load(rel):
@@ -144,20 +145,26 @@ def _transform_types(node):
     return []
 
 
+def _dataloaders(cfg):
+    """What the runs load (the dataset bases also define unused pipeline variants, e.g. segments_*_pipeline)."""
+    return {key: cfg.get(key) for key in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
+
+
 # ------------------------------------------------------------------------------------------------ config deltas
 @pytest.mark.parametrize('name', sorted(RIVAL_ROWS))
 def test_rival_row_config_differs_from_its_base_only_in_checkpoint_and_tokens(name):
     base_name, method, expected_keys, tokenizer = RIVAL_ROWS[name]
     cfg, base = _load(FINETUNE + name), _load(FINETUNE + base_name)
-    assert f"_base_ = ['./{base_name}']" in _read(cfg.filename)  # really its base
+    relative = base_name if base_name.startswith('../') else './' + base_name
+    assert f"_base_ = ['{relative}']" in _read(cfg.filename)  # really its base
     ours, theirs = (_flatten(_without_scene_segments(c.to_dict())) for c in (cfg, base))
     diff = {k for k in set(ours) | set(theirs) if ours.get(k, '<absent>') != theirs.get(k, '<absent>')}
     assert diff == expected_keys, sorted(diff ^ expected_keys)
 
     backbone = cfg.model.backbone
     assert backbone.init_cfg == dict(type='Pretrained', checkpoint=CHECKPOINT[method], prefix='backbone.')
-    segments_in_base = 'LoadSceneSegments' in _transform_types(base.to_dict())
-    assert 'LoadSceneSegments' not in _transform_types(cfg.to_dict())  # no rival config needs scene segments
+    segments_in_base = 'LoadSceneSegments' in _transform_types(_dataloaders(base))
+    assert 'LoadSceneSegments' not in _transform_types(_dataloaders(cfg))  # no rival config needs scene segments
     if tokenizer is None:
         assert backbone.tokenizer == base.model.backbone.tokenizer and not segments_in_base
         return
@@ -170,7 +177,7 @@ def test_rival_row_config_differs_from_its_base_only_in_checkpoint_and_tokens(na
 
 def test_rival_checkpoints_name_the_pretraining_configs():
     """tools/train.py saves under work_dirs/<config name>/: both pretraining configs are in this repository."""
-    shared = _load(FINETUNE + '_base_/sam_mtp_downstream.py')
+    shared = _load('configs/sam_mtp/_base_/models/sam-mtp-point-backbone.py')
     assert shared.point_mae_checkpoint == CHECKPOINT['point-mae']
     assert shared.bridge3d_checkpoint == CHECKPOINT['bridge3d']
     for method in ('point-mae', 'bridge3d'):
@@ -232,7 +239,7 @@ def test_docs_table_names_existing_configs_of_the_right_row():
         if method:
             assert METHOD_IN_NAME[method[0]] in name, (row, config)
         elif row.endswith('+Plain Transformer') or row == 'Plain Transformer':
-            assert '_plain-transformer_' in name or '_scratch_' in name, (row, config)
+            assert '_plain-transformer_' in name or '_plain-transformer-sam-tokens_' in name, (row, config)
             assert Config.fromfile(path).model.backbone.get('init_cfg') is None, (row, config)  # not pretrained
         if not config.startswith('`mmdet3d::'):
             header = _read(path).split('\n_base_')[0]
@@ -269,7 +276,7 @@ def test_docs_table_quotes_the_papers_numbers():
 # ------------------------------------------------------------------------------------------------ checkpoints
 @pytest.fixture(scope='module')
 def point_mae_demo_checkpoint(tmp_path_factory):
-    """configs/sam_mtp/demo/point-mae_demo.py trained one Runner iteration on two synthetic label frames."""
+    """configs/sam_mtp/demo/point-mae_plain-transformer_1xb8-30e_synthetic-scannet-frames.py trained one Runner iteration on two synthetic label frames."""
     from mmengine.runner import Runner
     root = tmp_path_factory.mktemp('point_mae_demo')
     rng = np.random.default_rng(0)
@@ -328,7 +335,7 @@ def test_loaded_point_mae_encoder_trains_in_the_s3dis_segmentor(point_mae_demo_c
     the encoder's first layer."""
     from mmdet3d.structures import Det3DDataSample, PointData
     path, _, demo_encoder = point_mae_demo_checkpoint
-    cfg = _load(FINETUNE + 'tokenseg_point-mae-ft_s3dis-seg.py')
+    cfg = _load(FINETUNE + 'tokeninterp_plain-transformer-point-mae_2xb16-50e_s3dis-seg.py')
     cfg.model.backbone.init_cfg.checkpoint = path
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         torch.manual_seed(0)

@@ -21,8 +21,9 @@ from helpers.labels import make_collated_batch, make_frame_arrays, write_label_s
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FULL_CONFIG = 'configs/sam_mtp/pretrain/point-mae_plain-transformer_8xb8-120e_scannet-frames.py'
-DEMO_CONFIG = 'configs/sam_mtp/demo/point-mae_demo.py'
-SYNTHETIC_FINETUNE = 'configs/sam_mtp/finetune/synthetic/tokenseg_sam-mtp-ft_synthetic-scannet-seg.py'
+DEMO_CONFIG = 'configs/sam_mtp/demo/point-mae_plain-transformer_1xb8-30e_synthetic-scannet-frames.py'
+STAGE1_CONFIG = 'configs/sam_mtp/pretrain/sam-mtp-stage1_plain-transformer_4xb16-120e_scannet-frames.py'
+SYNTHETIC_FINETUNE = 'configs/sam_mtp/demo/tokeninterp_plain-transformer-sam-mtp_1xb4-2e_synthetic-scannet-seg.py'
 GROUP = 8
 TINY = dict(
     type='PointMAE',
@@ -251,7 +252,7 @@ def test_group_size_larger_than_the_frames_stops_before_the_first_step(tmp_path,
         'of that many distinct points')
     cfg.train_dataloader.dataset.pipeline[-2].num_points = 128
     check_model_config(cfg, FULL_CONFIG)  # equal is enough
-    check_model_config(_load('configs/sam_mtp/stage1_scannet.py'), 'stage1')  # other models are not asked
+    check_model_config(_load(STAGE1_CONFIG), 'stage1')  # other models are not asked
     # Through tools/train.py: one "error:" line naming the config and the setting, before the Runner exists.
     rng = np.random.default_rng(0)
     write_label_split(str(tmp_path / 'labels'), [make_frame_arrays(rng, (60, 40), 20) for _ in range(2)])
@@ -275,7 +276,7 @@ def test_group_size_larger_than_the_frames_stops_before_the_first_step(tmp_path,
 
 # ----------------------------------------------------------------------------------------------- configs
 def test_configs_keep_the_scene_settings():
-    cfg, stage1 = _load(FULL_CONFIG), _load('configs/sam_mtp/stage1_scannet.py')
+    cfg, stage1 = _load(FULL_CONFIG), _load(STAGE1_CONFIG)
     model = cfg.model
     assert model.type == 'PointMAE' and model.mask_ratio == 0.75
     assert model.tokenizer == dict(type='FPSKNNTokenizer', num_tokens=256, num_points_per_token=128)
@@ -298,12 +299,13 @@ def test_full_size_checkpoint_keys_load_strictly_into_the_finetune_encoders(tmp_
     stage-1 encoder, plus only ``decoder.`` and ``head.``; it loads strictly into a fine-tuning encoder."""
     model = MODELS.build(_load(FULL_CONFIG).model)
     state = model.state_dict()
-    stage1 = MODELS.build(_load('configs/sam_mtp/stage1_scannet.py').model).state_dict()
+    stage1 = MODELS.build(_load(STAGE1_CONFIG).model).state_dict()
     assert {k for k in state if k.startswith('backbone.')} == {k for k in stage1 if k.startswith('backbone.')}
     assert all(k.startswith(('backbone.', 'decoder.', 'head.')) for k in state)
     ckpt = str(tmp_path / 'point_mae.pth')
     torch.save(dict(state_dict=state, meta=dict()), ckpt)
-    backbone_cfg = _load('configs/sam_mtp/finetune/tokenseg_sam-mtp-ft_scannet-seg.py').model.backbone
+    backbone_cfg = _load(
+        'configs/sam_mtp/benchmarks/tokeninterp_plain-transformer-sam-mtp_2xb16-200e_scannet-seg.py').model.backbone
     backbone_cfg.init_cfg = dict(type='Pretrained', checkpoint=ckpt, prefix='backbone.')
     backbone = MODELS.build(backbone_cfg)
     backbone.init_weights()  # strict: raises on a missing, unknown or mis-shaped encoder key

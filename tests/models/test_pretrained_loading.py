@@ -1,6 +1,7 @@
-"""Pretraining -> fine-tuning: stage-1 and stage-2 checkpoints (built from configs/sam_mtp/stage{1,2}_scannet.py)
-load strictly into SamMtpPointBackbone through init_cfg=dict(type='Pretrained', ...); every encoder weight takes
-the checkpoint's value, only the listed head/projection keys stay fresh, and mismatching files fail clearly."""
+"""Pretraining -> fine-tuning: stage-1 and stage-2 checkpoints (built from
+configs/sam_mtp/pretrain/sam-mtp-stage{1,2}_*.py) load strictly into SamMtpPointBackbone through
+init_cfg=dict(type='Pretrained', ...); every encoder weight takes the checkpoint's value, only the listed
+head/projection keys stay fresh, and mismatching files fail clearly."""
 import glob
 import os.path as osp
 
@@ -17,6 +18,12 @@ from mmengine.registry import init_default_scope
 init_default_scope('mmdet3d')
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+STAGE1 = 'configs/sam_mtp/pretrain/sam-mtp-stage1_plain-transformer_4xb16-120e_scannet-frames.py'
+STAGE2 = 'configs/sam_mtp/pretrain/sam-mtp-stage2_plain-transformer_4xb16-120e_scannet-frames.py'
+DEMO_STAGE1 = 'configs/sam_mtp/demo/sam-mtp-stage1_plain-transformer_1xb8-15e_synthetic-scannet-frames.py'
+DEMO_STAGE2 = 'configs/sam_mtp/demo/sam-mtp-stage2_plain-transformer_1xb8-30e_synthetic-scannet-frames.py'
+KNN_STAGE1 = 'configs/sam_mtp/ablations/sam-mtp-stage1-knn-tokens_plain-transformer_4xb16-120e_scannet-frames.py'
+KNN_STAGE2 = 'configs/sam_mtp/ablations/sam-mtp-stage2-knn-tokens_plain-transformer_4xb16-120e_scannet-frames.py'
 SMALL_ENCODER = dict(embed_dims=32, num_layers=2, num_heads=4, pointnet_channels=(16, 32, 32), pos_hidden_dims=16)
 # Downstream keys that no pretraining stage has: the detection head and the backbone's output projection.
 EXPECTED_MISSING_PREFIXES = ('bbox_head.', 'backbone.out_proj.')
@@ -102,7 +109,7 @@ def assert_encoder_loaded(model, saved, prefix='backbone.'):
     assert len(encoder_keys) == len(model.backbone.encoder.state_dict())
 
 
-@pytest.mark.parametrize('stage', ['configs/sam_mtp/stage1_scannet.py', 'configs/sam_mtp/stage2_scannet.py'])
+@pytest.mark.parametrize('stage', [STAGE1, STAGE2])
 def test_pretraining_checkpoint_loads_into_the_downstream_backbone(tmp_path, stage):
     pretrain = pretraining_model(stage, SMALL_ENCODER)
     ckpt = str(tmp_path / 'epoch_120.pth')
@@ -115,17 +122,17 @@ def test_pretraining_checkpoint_loads_into_the_downstream_backbone(tmp_path, sta
 
 def test_ddp_prefixed_checkpoint_and_prefix_without_dot(tmp_path):
     ckpt = str(tmp_path / 'ddp.pth')
-    saved = save_randomised(pretraining_model('configs/sam_mtp/stage1_scannet.py', SMALL_ENCODER), ckpt,
+    saved = save_randomised(pretraining_model(STAGE1, SMALL_ENCODER), ckpt,
                             key_prefix='module.')
     assert_encoder_loaded(downstream_detector(ckpt, prefix='backbone'), saved)
 
 
 def test_loaded_encoder_reproduces_the_pretraining_features(tmp_path):
     """Same tokens in, same features out: the downstream encoder is the pretraining encoder (key for key)."""
-    pretrain = pretraining_model('configs/sam_mtp/stage1_scannet.py', SMALL_ENCODER).eval()
+    pretrain = pretraining_model(STAGE1, SMALL_ENCODER).eval()
     ckpt = str(tmp_path / 'stage1.pth')
     torch.save(dict(state_dict=pretrain.state_dict(), meta=dict()), ckpt)
-    model = downstream_detector(ckpt, tokenizer=_load_cfg('configs/sam_mtp/stage1_scannet.py').model.tokenizer)
+    model = downstream_detector(ckpt, tokenizer=_load_cfg(STAGE1).model.tokenizer)
     model.backbone.encoder.encoder.pos_every_block = True  # as in pretraining, for this comparison only
     model.init_weights()
     model.eval()
@@ -141,18 +148,20 @@ def test_loaded_encoder_reproduces_the_pretraining_features(tmp_path):
 
 
 def test_every_finetune_config_loads_its_stage2_checkpoint(tmp_path):
-    """The real configs: a full-size model of configs/sam_mtp/stage2_scannet.py loads strictly into the backbone of
-    every fine-tuning config, and the CPU demo's configs/sam_mtp/demo/stage2_demo.py into the synthetic ones."""
+    """The real configs: a full-size model of the stage-2 config (STAGE2) loads strictly into the backbone of every
+    fine-tuning config, and the CPU demo's stage-2 model (DEMO_STAGE2) into the demo's fine-tuning configs."""
     full, demo = str(tmp_path / 'stage2_full.pth'), str(tmp_path / 'stage2_demo.pth')
-    save_randomised(pretraining_model('configs/sam_mtp/stage2_scannet.py'), full)
-    save_randomised(pretraining_model('configs/sam_mtp/demo/stage2_demo.py'), demo)
-    encoders = {full: _load_cfg('configs/sam_mtp/stage1_scannet.py').model.backbone,
-                demo: _load_cfg('configs/sam_mtp/demo/stage1_demo.py').model.backbone}
-    configs = sorted(glob.glob(osp.join(REPO, 'configs/sam_mtp/finetune/**/*.py'), recursive=True))
-    configs = [c for c in configs if f'{osp.sep}_base_{osp.sep}' not in c]
-    assert len(configs) >= 16
+    save_randomised(pretraining_model(STAGE2), full)
+    save_randomised(pretraining_model(DEMO_STAGE2), demo)
+    encoders = {full: _load_cfg(STAGE1).model.backbone, demo: _load_cfg(DEMO_STAGE1).model.backbone}
+    # Every config with the SAM-MTP fine-tuning backbone: the paper rows and baselines (benchmarks/), the
+    # fine-tuning ablations (ablations/) and the demo's CPU-size twins (demo/).
+    configs = [path for folder in ('benchmarks', 'ablations', 'demo')
+               for path in sorted(glob.glob(osp.join(REPO, 'configs', 'sam_mtp', folder, '*.py')))
+               if Config.fromfile(path).model.backbone.type == 'SamMtpPointBackbone']
+    assert len(configs) >= 20
     for path in configs:
-        checkpoint = demo if f'{osp.sep}synthetic{osp.sep}' in path else full
+        checkpoint = demo if f'{osp.sep}demo{osp.sep}' in path else full
         backbone = Config.fromfile(path).model.backbone
         # The fine-tuning encoder is the pretraining one (only pos_every_block may differ, see 3DETR).
         for key, value in encoders[checkpoint].items():
@@ -166,7 +175,7 @@ def test_every_finetune_config_loads_its_stage2_checkpoint(tmp_path):
 def test_mismatching_checkpoints_raise_errors_naming_file_and_keys(tmp_path):
     from projects.sam_mtp.engine import CheckpointLoadError
     ckpt = str(tmp_path / 'stage1_small.pth')
-    saved = save_randomised(pretraining_model('configs/sam_mtp/stage1_scannet.py', SMALL_ENCODER), ckpt)
+    saved = save_randomised(pretraining_model(STAGE1, SMALL_ENCODER), ckpt)
     wider = dict(SMALL_ENCODER, embed_dims=48)
     model = downstream_detector(ckpt, encoder=wider)
     # Expected: every encoder tensor whose shape depends on the width, in the encoder's own key order.
@@ -229,7 +238,7 @@ def warnings_logged(monkeypatch):
 
 
 def test_finetuning_with_another_tokenizer_than_pretraining_warns_once(tmp_path, warnings_logged):
-    knn = _save_with_config('configs/sam_mtp/ablations/t3-r4_stage1_knn-tokens.py', str(tmp_path / 'knn.pth'))
+    knn = _save_with_config(KNN_STAGE1, str(tmp_path / 'knn.pth'))
     for _ in range(2):  # two models of one run (e.g. a rebuilt model), each initialised twice: one warning
         model = downstream_detector(knn)  # SAM-guided tokens
         model.init_weights()
@@ -239,20 +248,20 @@ def test_finetuning_with_another_tokenizer_than_pretraining_warns_once(tmp_path,
     assert message.startswith(f'{knn}: its encoder was pretrained on FPSKNNTokenizer tokens but is fine-tuned on '
                               'SAMGuidedTokenizer tokens'), message
 
-    sam = _save_with_config('configs/sam_mtp/stage2_scannet.py', str(tmp_path / 'sam.pth'))
+    sam = _save_with_config(STAGE2, str(tmp_path / 'sam.pth'))
     downstream_detector(sam, tokenizer=KNN_TOKENIZER).init_weights()  # the other direction
     assert len(warnings_logged()) == 2 and 'pretrained on SAMGuidedTokenizer tokens but is fine-tuned on ' \
         'FPSKNNTokenizer tokens' in warnings_logged()[1]
 
 
 def test_the_pretraining_tokenizer_gives_no_warning(tmp_path, warnings_logged):
-    sam = _save_with_config('configs/sam_mtp/stage1_scannet.py', str(tmp_path / 'sam.pth'))
+    sam = _save_with_config(STAGE1, str(tmp_path / 'sam.pth'))
     downstream_detector(sam).init_weights()
-    knn = _save_with_config('configs/sam_mtp/ablations/t3-r4_stage2_knn-tokens.py', str(tmp_path / 'knn.pth'))
+    knn = _save_with_config(KNN_STAGE2, str(tmp_path / 'knn.pth'))
     downstream_detector(knn, tokenizer=KNN_TOKENIZER).init_weights()
     # Unknown: a checkpoint without the config text (saved by hand) says nothing, so nothing is claimed.
     bare = str(tmp_path / 'bare.pth')
-    save_randomised(pretraining_model('configs/sam_mtp/ablations/t3-r4_stage1_knn-tokens.py', SMALL_ENCODER), bare)
+    save_randomised(pretraining_model(KNN_STAGE1, SMALL_ENCODER), bare)
     downstream_detector(bare).init_weights()
     assert warnings_logged() == []
 

@@ -19,19 +19,21 @@ import torch
 from helpers.cpu import CPU_ENV, force_cpu
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-SYNTHETIC = 'configs/sam_mtp/finetune/synthetic/'
+SYNTHETIC = 'configs/sam_mtp/demo/'
 DATA = 'data/demo/scannet'
-PRETRAINED = 'work_dirs/demo/pretrain/seed0/stage2/epoch_30.pth'  # demo_pretrained_checkpoint of synthetic/_base_/demo.py
+# ft_pretrained_checkpoint of configs/sam_mtp/_base_/demo_finetune_scale.py
+PRETRAINED = 'work_dirs/demo/pretrain/seed0/stage2/epoch_30.pth'
 # Evaluate on the training scene itself.
 ON_TRAIN_SCENE = ['test_dataloader.dataset.ann_file=scannet_infos_train.pkl']
 # name: (config, train --cfg-options giving 150 (detection) or 200 (segmentation) iterations on the one
 # training scene, metric)
 CASES = {
-    'groupfree3d': (SYNTHETIC + 'groupfree3d_sam-mtp-ft_synthetic-scannet-3d.py',
+    'groupfree3d': (SYNTHETIC + 'groupfree3d_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py',
                     ['train_dataloader.dataset.times=300', 'randomness.seed=0'], 'AP_0.25'),
-    '3detr': (SYNTHETIC + '3detr_sam-mtp-ft_synthetic-scannet-3d.py',
+    '3detr': (SYNTHETIC + 'threedetr_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py',
               ['train_dataloader.dataset.times=300', 'randomness.seed=0'], 'AP_0.25'),
-    'segmentor': (SYNTHETIC + 'tokenseg_sam-mtp-ft_synthetic-scannet-seg.py', ['randomness.seed=0'], 'miou'),
+    'segmentor': (SYNTHETIC + 'tokeninterp_plain-transformer-sam-mtp_1xb4-2e_synthetic-scannet-seg.py',
+                  ['randomness.seed=0'], 'miou'),
 }
 
 
@@ -56,8 +58,8 @@ def _write_stand_in_segments(data_root, seed=0):
 
 
 def _write_demo_pretrained_checkpoint(path):
-    """A (randomly initialised) model of configs/sam_mtp/demo/stage2_demo.py in mmengine's checkpoint format, as
-    tools/demo.py's stage 2 writes it."""
+    """A (randomly initialised) model of the demo's stage-2 config in mmengine's checkpoint format, as tools/demo.py's
+    stage 2 writes it."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -65,7 +67,8 @@ def _write_demo_pretrained_checkpoint(path):
     from mmdet3d.registry import MODELS
     init_default_scope('mmdet3d')
     torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(osp.join(ROOT, 'configs/sam_mtp/demo/stage2_demo.py')).model)
+    stage2 = SYNTHETIC + 'sam-mtp-stage2_plain-transformer_1xb8-30e_synthetic-scannet-frames.py'
+    model = MODELS.build(Config.fromfile(osp.join(ROOT, stage2)).model)
     os.makedirs(osp.dirname(path), exist_ok=True)
     torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=12)), path)
 

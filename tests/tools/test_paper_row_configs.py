@@ -27,9 +27,11 @@ from mmengine.config.utils import _get_cfg_metainfo as _UNCACHED_CFG_METAINFO
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURES = osp.join(REPO, 'tests', 'data', 'mmdet3d')
-PRETRAINED = 'work_dirs/stage2_scannet/epoch_120.pth'  # pretrained_checkpoint of finetune/_base_/sam_mtp_downstream.py
-PRETRAINED_KNN = 'work_dirs/t3-r4_stage2_knn-tokens/epoch_120.pth'  # the *-ft-knn configs' (same encoder weights)
-# point_mae_checkpoint of finetune/_base_/sam_mtp_downstream.py: the "+Point-MAE" configs' (same encoder keys)
+# pretrained_checkpoint of configs/sam_mtp/_base_/models/sam-mtp-point-backbone.py
+PRETRAINED = 'work_dirs/sam-mtp-stage2_plain-transformer_4xb16-120e_scannet-frames/epoch_120.pth'
+# the *-sam-mtp-knn-tokens configs' (same encoder weights)
+PRETRAINED_KNN = 'work_dirs/sam-mtp-stage2-knn-tokens_plain-transformer_4xb16-120e_scannet-frames/epoch_120.pth'
+# point_mae_checkpoint of configs/sam_mtp/_base_/models/sam-mtp-point-backbone.py: the "+Point-MAE" configs'
 PRETRAINED_POINT_MAE = 'work_dirs/point-mae_plain-transformer_8xb8-120e_scannet-frames/epoch_120.pth'
 
 
@@ -39,33 +41,37 @@ def _mmdet3d_config(rel):
 
 
 # (config, dataset, task): paper row in the comment.
+B, A = 'configs/sam_mtp/benchmarks/', 'configs/sam_mtp/ablations/'
 ROWS = [
-    ('configs/sam_mtp/downstream/threedetr_1xb8-1080e_scannet-3d.py', 'scannet', 'det'),  # T1 3DETR
-    ('configs/sam_mtp/downstream/threedetr_1xb8-1080e_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 3DETR
-    ('configs/sam_mtp/finetune/3detr_plain-transformer_scannet-3d.py', 'scannet', 'det'),  # T1 3DETR + Plain T.
-    ('configs/sam_mtp/finetune/3detr_plain-transformer_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 3DETR + Plain T.
-    ('configs/sam_mtp/finetune/3detr_sam-mtp-ft_scannet-3d.py', 'scannet', 'det'),  # T1 3DETR + Ours
-    ('configs/sam_mtp/finetune/3detr_sam-mtp-ft_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 3DETR + Ours
-    ('configs/sam_mtp/finetune/3detr_sam-mtp-ft-knn_scannet-3d.py', 'scannet', 'det'),  # T3 rows 2-4
+    (B + 'threedetr_vanilla-encoder_1xb8-1080e_scannet-3d.py', 'scannet', 'det'),  # T1 3DETR
+    (B + 'threedetr_vanilla-encoder_1xb8-1080e_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 3DETR
+    (B + 'threedetr_plain-transformer_1xb8-1080e_scannet-3d.py', 'scannet', 'det'),  # T1 3DETR + Plain T.
+    (B + 'threedetr_plain-transformer_1xb8-1080e_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 3DETR + Plain T.
+    (B + 'threedetr_plain-transformer-sam-mtp_1xb8-1080e_scannet-3d.py', 'scannet', 'det'),  # T1 3DETR + Ours
+    (B + 'threedetr_plain-transformer-sam-mtp_1xb8-1080e_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 3DETR + Ours
+    (A + 'threedetr_plain-transformer-sam-mtp-knn-tokens_1xb8-1080e_scannet-3d.py', 'scannet', 'det'),  # T3 rows 2-4
     ('mmdet3d:groupfree3d/groupfree3d_head-L6-O256_4xb8_scannet-seg.py', 'scannet', 'det'),  # T1 GroupFree3D
-    ('configs/sam_mtp/downstream/groupfree3d_head-L6-O256_4xb8_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D
-    ('configs/sam_mtp/finetune/groupfree3d_scratch_scannet-3d.py', 'scannet', 'det'),  # T1 GroupFree3D + Plain T.
-    ('configs/sam_mtp/finetune/groupfree3d_scratch_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D + Plain T.
-    ('configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_scannet-3d.py', 'scannet', 'det'),  # T1 GroupFree3D + Ours
+    (B + 'groupfree3d_pointnet2-ssg_4xb8-80e_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D
+    # T1 GroupFree3D + Plain T.
+    (B + 'groupfree3d_plain-transformer-sam-tokens_4xb8-80e_scannet-3d.py', 'scannet', 'det'),
+    # T1 GroupFree3D + Plain T.
+    (B + 'groupfree3d_plain-transformer-sam-tokens_4xb8-80e_sunrgbd-3d.py', 'sunrgbd', 'det'),
+    (B + 'groupfree3d_plain-transformer-sam-mtp_4xb8-80e_scannet-3d.py', 'scannet', 'det'),  # T1 GroupFree3D + Ours
     # T1 GroupFree3D + Ours, written as the backbone swap into mmdet3d's own config (docs/finetune.md)
-    ('configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft-swap_scannet-3d.py', 'scannet', 'det'),
-    ('configs/sam_mtp/finetune/groupfree3d_sam-mtp-ft_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D + Ours
-    ('configs/sam_mtp/finetune/tokenseg_scratch_scannet-seg.py', 'scannet', 'seg'),  # T2 Plain Transformer
-    ('configs/sam_mtp/finetune/tokenseg_scratch_s3dis-seg.py', 's3dis', 'seg'),  # T2 Plain Transformer
-    ('configs/sam_mtp/finetune/tokenseg_sam-mtp-ft_scannet-seg.py', 'scannet', 'seg'),  # T2 + Ours
-    ('configs/sam_mtp/finetune/tokenseg_sam-mtp-ft_s3dis-seg.py', 's3dis', 'seg'),  # T2 + Ours
-    ('configs/sam_mtp/finetune/tokenseg_sam-mtp-ft-knn_s3dis-seg.py', 's3dis', 'seg'),  # T3 rows 2-4
+    (B + 'groupfree3d_plain-transformer-sam-mtp-swap_4xb8-80e_scannet-3d.py', 'scannet', 'det'),
+    (B + 'groupfree3d_plain-transformer-sam-mtp_4xb8-80e_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D + Ours
+    # T2 Plain Transformer
+    (B + 'tokeninterp_plain-transformer-sam-tokens_2xb16-200e_scannet-seg.py', 'scannet', 'seg'),
+    (B + 'tokeninterp_plain-transformer-sam-tokens_2xb16-50e_s3dis-seg.py', 's3dis', 'seg'),  # T2 Plain Transformer
+    (B + 'tokeninterp_plain-transformer-sam-mtp_2xb16-200e_scannet-seg.py', 'scannet', 'seg'),  # T2 + Ours
+    (B + 'tokeninterp_plain-transformer-sam-mtp_2xb16-50e_s3dis-seg.py', 's3dis', 'seg'),  # T2 + Ours
+    (A + 'tokeninterp_plain-transformer-sam-mtp-knn-tokens_2xb16-50e_s3dis-seg.py', 's3dis', 'seg'),  # T3 rows 2-4
     # The rival rows whose model is new here: GroupFree3D and the ScanNet segmentor on FPS/kNN tokens. The other
     # "+Point-MAE" configs are configs above with a checkpoint, the "+Bridge3D" ones "+Point-MAE" ones with another
     # (tests/models/test_paper_rows.py compares them key by key).
-    ('configs/sam_mtp/finetune/groupfree3d_point-mae-ft_scannet-3d.py', 'scannet', 'det'),  # T1 GroupFree3D + P-MAE
-    ('configs/sam_mtp/finetune/groupfree3d_point-mae-ft_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D + P-MAE
-    ('configs/sam_mtp/finetune/tokenseg_point-mae-ft_scannet-seg.py', 'scannet', 'seg'),  # T2 + Point-MAE
+    (B + 'groupfree3d_plain-transformer-point-mae_4xb8-80e_scannet-3d.py', 'scannet', 'det'),  # T1 GroupFree3D + P-MAE
+    (B + 'groupfree3d_plain-transformer-point-mae_4xb8-80e_sunrgbd-3d.py', 'sunrgbd', 'det'),  # T1 GroupFree3D + P-MAE
+    (B + 'tokeninterp_plain-transformer-point-mae_2xb16-200e_scannet-seg.py', 'scannet', 'seg'),  # T2 + Point-MAE
 ]
 
 # Sample counts for CPU (every layer keeps its size): points per detection scene / segmentation patch (the fixtures
@@ -125,10 +131,11 @@ def _write_fixtures(root):
 
 
 def _write_stage2_checkpoint(path):
-    """A randomly initialised model of configs/sam_mtp/stage2_scannet.py saved as the stage-2 tool saves it."""
+    """A randomly initialised model of the stage-2 config saved as the stage-2 tool saves it."""
     from mmdet3d.registry import MODELS
     torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(osp.join(REPO, 'configs/sam_mtp/stage2_scannet.py')).model)
+    stage2 = 'configs/sam_mtp/pretrain/sam-mtp-stage2_plain-transformer_4xb16-120e_scannet-frames.py'
+    model = MODELS.build(Config.fromfile(osp.join(REPO, stage2)).model)
     os.makedirs(osp.dirname(path), exist_ok=True)
     torch.save(dict(state_dict=model.state_dict(), meta=dict(epoch=120)), path)
 

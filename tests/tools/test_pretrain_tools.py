@@ -15,8 +15,8 @@ from helpers.cpu import CPU_ENV
 from helpers.labels import make_frame_arrays, write_label_split
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-STAGE1 = osp.join(ROOT, 'configs/sam_mtp/demo/stage1_demo.py')
-STAGE2 = osp.join(ROOT, 'configs/sam_mtp/demo/stage2_demo.py')
+STAGE1 = osp.join(ROOT, 'configs/sam_mtp/demo/sam-mtp-stage1_plain-transformer_1xb8-15e_synthetic-scannet-frames.py')
+STAGE2 = osp.join(ROOT, 'configs/sam_mtp/demo/sam-mtp-stage2_plain-transformer_1xb8-30e_synthetic-scannet-frames.py')
 
 
 def _dist_train(config, work_dir, port, cwd, *options):

@@ -4,8 +4,8 @@ from the tool (instance images standing in for SAM), then one training epoch of 
 tools/train.py, its checkpoint evaluated by tools/test.py. Sizes are cut with --cfg-options only (points per scene,
 batch size; the encoder starts from scratch instead of a stage-2 checkpoint).
 
-groupfree3d_sam-mtp-ft_sunrgbd-3d.py (and every other paper-row config) trains and is tested on segments made by
-the same tool in tests/tools/test_paper_row_configs.py."""
+groupfree3d_plain-transformer-sam-mtp_4xb8-80e_sunrgbd-3d.py (and every other paper-row config) trains and is tested on
+segments made by the same tool in tests/tools/test_paper_row_configs.py."""
 import glob
 import importlib.util
 import json
@@ -16,17 +16,17 @@ import numpy as np
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-FINETUNE = 'configs/sam_mtp/finetune/'
+FINETUNE = 'configs/sam_mtp/benchmarks/'
 NO_WORKERS = [f'{loader}.{key}' for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
               for key in ('num_workers=0', 'persistent_workers=False')]
 COMMON = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=10', 'model.backbone.init_cfg=None'] + NO_WORKERS
 CASES = {
     # 2 training scenes in one batch, 2000 of their points (20000 in the config)
-    '3detr_sunrgbd': (FINETUNE + '3detr_sam-mtp-ft_sunrgbd-3d.py', [
+    'threedetr_sunrgbd': (FINETUNE + 'threedetr_plain-transformer-sam-mtp_1xb8-1080e_sunrgbd-3d.py', [
         'train_dataloader.batch_size=2', 'train_dataloader.dataset.dataset.pipeline.6.num_points=2000',
         'test_dataloader.dataset.pipeline.2.num_points=2000'], 'bed_AP_0.25'),
     # Area 1 trains, Area 5 tests (as the config); 1024-point patches (4096 in the config), slide stride 1 m
-    'tokenseg_s3dis': (FINETUNE + 'tokenseg_sam-mtp-ft_s3dis-seg.py', [
+    'tokeninterp_s3dis': (FINETUNE + 'tokeninterp_plain-transformer-sam-mtp_2xb16-50e_s3dis-seg.py', [
         'train_dataloader.batch_size=2', 'train_dataloader.dataset.ann_files=[s3dis_infos_Area_1.pkl]',
         'train_dataloader.dataset.scene_idxs=[seg_info/Area_1_resampled_scene_idxs.npy]',
         'train_dataloader.dataset.pipeline.4.num_points=1024', 'model.test_cfg.num_points=1024',

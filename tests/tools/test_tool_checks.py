@@ -17,10 +17,10 @@ from helpers.labels import make_frame_arrays, write_label_split
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURES = osp.join(ROOT, 'tests', 'data', 'mmdet3d')
-STAGE1 = osp.join(ROOT, 'configs/sam_mtp/stage1_scannet.py')
-VOTENET = osp.join(ROOT, 'configs/sam_mtp/foundation/votenet_1xb4_synthetic-scannet-3d.py')
-GROUPFREE = osp.join(ROOT, 'configs/sam_mtp/finetune/synthetic/groupfree3d_sam-mtp-ft_synthetic-scannet-3d.py')
-STAGE2_DEMO = osp.join(ROOT, 'configs/sam_mtp/demo/stage2_demo.py')
+STAGE1 = osp.join(ROOT, 'configs/sam_mtp/pretrain/sam-mtp-stage1_plain-transformer_4xb16-120e_scannet-frames.py')
+VOTENET = osp.join(ROOT, 'configs/sam_mtp/demo/votenet_pointnet2-ssg_1xb4-2e_synthetic-scannet-3d.py')
+GROUPFREE = osp.join(ROOT, 'configs/sam_mtp/demo/groupfree3d_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py')
+STAGE2_DEMO = osp.join(ROOT, 'configs/sam_mtp/demo/sam-mtp-stage2_plain-transformer_1xb8-30e_synthetic-scannet-frames.py')
 DATA = 'data/demo/scannet'
 
 

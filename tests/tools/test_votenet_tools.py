@@ -14,7 +14,7 @@ import torch
 from helpers.cpu import CPU_ENV
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = 'configs/sam_mtp/foundation/votenet_1xb4_synthetic-scannet-3d.py'
+CONFIG = 'configs/sam_mtp/demo/votenet_pointnet2-ssg_1xb4-2e_synthetic-scannet-3d.py'
 
 
 def _run(args, cwd, timeout=600, env=None):

@@ -6,11 +6,13 @@
 # configs/sam_mtp/labels/bridge3d_text_clip.py). The encoder (backbone.*) loads into every fine-tuning config.
 _base_ = [
     '../_base_/pretrain_runtime.py',
-    '../_base_/datasets/scannet_frames.py',
-    '../_base_/schedules/adamw_cosine_120e.py',
+    '../_base_/datasets/scannet-frames.py',
+    '../_base_/models/plain-point-transformer.py',
+    '../_base_/schedules/pretrain_adamw-120e.py',
+    '../_base_/schedules/warmup-cosine.py',
 ]
 
-embed_dims = 256  # base.yaml trans_dim / encoder_dims
+embed_dims = _base_.plain_point_transformer['embed_dims']  # base.yaml trans_dim / encoder_dims
 image_feature_dim = 768  # the labels' DINOv2 ViT-B features (Bridge3D: DINOv2 ViT-L, 1024); = metainfo feature_dim
 text_feature_dim = 512  # CLIP ViT-B text features (Bridge3D's); = the labels' text_feature_dim
 # ReCon's img_proj / text_proj initialisation (ReCon._init_weights): weights ~ N(0.02, 0.01), biases 0.
@@ -21,14 +23,9 @@ model = dict(
     data_preprocessor=dict(type='BaseDataPreprocessor'),
     # base.yaml: num_group 256, group_size 128.
     tokenizer=dict(type='FPSKNNTokenizer', num_tokens=256, num_points_per_token=128),
-    # base.yaml: depth 3, num_heads 4, drop_path_rate 0.1; MLP ratio 2 and no qkv bias (transformer.py defaults).
-    backbone=dict(
-        type='PlainPointTransformer',
-        embed_dims=embed_dims,
-        num_layers=3,
-        num_heads=4,
-        mlp_ratio=2.,
-        drop_path_rate=0.1),
+    # base.yaml: depth 3, num_heads 4, drop_path_rate 0.1; MLP ratio 2 and no qkv bias (transformer.py defaults):
+    # the one encoder base.
+    backbone=_base_.plain_point_transformer,
     # ReCon's cls / img / text tokens and their cross-attention, one block per encoder block.
     global_queries=dict(
         type='GlobalQueryBranch',
@@ -58,14 +55,7 @@ model = dict(
     loss_scene_text=dict(type='mmdet.SmoothL1Loss', beta=1.0, loss_weight=1.0))
 
 # The SAM-MTP frame pipeline (same data for every method of the comparison), packed with the text targets.
-train_pipeline = [
-    dict(type='FrameCenterPoints', axes='xy'),
-    dict(type='FrameRandomRotScale', rotation_range=3.14159265, scale_range=(0.8, 1.2)),
-    dict(type='FrameRandomJitter', sigma=0.01, clip=0.05),
-    dict(type='FrameRandomDropout', max_ratio=0.1),
-    dict(type='FrameSamplePoints', num_points=_base_.num_points),
-    dict(type='PackBridge3DInputs'),
-]
+train_pipeline = _base_.bridge3d_train_pipeline
 train_dataloader = dict(
     batch_size=8,
     collate_fn=dict(type='bridge3d_collate'),
@@ -77,12 +67,12 @@ optim_wrapper = dict(
     optimizer=dict(lr=5e-4, weight_decay=0.05),
     paramwise_cfg=dict(custom_keys={'mask_token': dict(decay_mult=0.), 'query_tokens': dict(decay_mult=0.)}))
 # base.yaml: CosLR over 120 epochs with 10 warm-up epochs from 1e-6 (timm, stepped per epoch); here the
-# project's per-iteration schedule: linear warm-up from 1e-6 (5e-4 x 2e-3), cosine to 1e-6.
+# project's per-iteration schedule (_base_/schedules/warmup-cosine.py): linear warm-up from 1e-6 (5e-4 x 2e-3),
+# cosine to 1e-6.
 param_scheduler = [
-    dict(type='LinearLR', start_factor=2e-3, by_epoch=True, begin=0, end=_base_.warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=_base_.max_epochs - _base_.warmup_epochs, eta_min=1e-6, by_epoch=True,
-         begin=_base_.warmup_epochs, end=_base_.max_epochs, convert_to_iter_based=True),
+    dict(_base_.lr_warmup, start_factor=2e-3, end=_base_.warmup_epochs),
+    dict(_base_.lr_cosine, begin=_base_.warmup_epochs, T_max=_base_.max_epochs - _base_.warmup_epochs,
+         end=_base_.max_epochs),
 ]
 # The cls query has no loss (base.yaml self_contrastive: FALSE), as in the reference: DDP must allow it.
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)

@@ -10,7 +10,7 @@
 # Data (20,000 points per frame [B3D] npoints), augmentation, runtime and the cosine schedule with 10 warm-up
 # epochs and 120 epochs [B3D] scheduler come from stage 1, the same for every pretraining method; the model is
 # replaced whole.
-_base_ = ['../stage1_scannet.py']
+_base_ = ['./sam-mtp-stage1_plain-transformer_4xb16-120e_scannet-frames.py']
 
 group_size = 128  # [B3D] model.group_size (Point-MAE objects: 32 [PMAE])
 embed_dims = 256  # [B3D] transformer_config.trans_dim = encoder_dims (Point-MAE objects: 384 [PMAE])
@@ -24,7 +24,7 @@ model = dict(
     # SAM-MTP's encoder, key for key (every fine-tuning config loads it): 3 blocks, 256-d, 4 heads, MLP ratio 2,
     # drop-path 0.1 = [B3D] depth, trans_dim, num_heads, drop_path_rate (Point-MAE objects: 12 blocks, 384-d,
     # 6 heads, MLP ratio 4).
-    backbone=_base_.model.backbone,
+    backbone=_base_.plain_point_transformer,
     # Point-MAE's decoder at [B3D]'s scene size: decoder_depth 2, decoder_num_heads 4, MLP ratio 2, drop-path
     # linearly spaced to 0.1 (Point-MAE objects: 4 blocks, 6 heads, MLP ratio 4).
     decoder=dict(type='MaskedTokenDecoder', in_channels=embed_dims, embed_dims=embed_dims, num_layers=2,
@@ -35,12 +35,12 @@ model = dict(
     mask_ratio=0.75)
 
 # [B3D] optimizer: AdamW lr 5e-4, weight decay 0.05 (SAM-MTP: 1e-3). Warm-up from 1e-6 ([B3D]'s timm
-# warmup_lr_init) = 2e-3 x lr; cosine to 1e-6 ([B3D] lr_min) over epochs 10-120.
+# warmup_lr_init) = 2e-3 x lr; cosine to 1e-6 ([B3D] lr_min) over epochs 10-120 (_base_/schedules/warmup-cosine.py).
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=2e-3, by_epoch=True, begin=0, end=10, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=110, eta_min=1e-6, by_epoch=True, begin=10, end=120,
-         convert_to_iter_based=True),
+    dict(_base_.lr_warmup, start_factor=2e-3, end=_base_.warmup_epochs),
+    dict(_base_.lr_cosine, begin=_base_.warmup_epochs, T_max=_base_.max_epochs - _base_.warmup_epochs,
+         end=_base_.max_epochs),
 ]
 # [B3D] total_bs 64 = 8 per GPU x 8 GPUs. Point-MAE reads no region target or group weight: the same frames as
 # SAM-MTP (frames without any SAM region are skipped as there), but the split need not be grouped.

@@ -176,9 +176,9 @@ class SamMtpPointBackbone(BaseModule):
 
     Args:
         tokenizer (dict): ``SAMGuidedTokenizer`` (needs ``segment_channel``) or ``FPSKNNTokenizer``.
-        encoder (dict): the pretraining encoder config, ``PlainPointTransformer`` (reuse
-            ``stage1_scannet.py``'s ``model.backbone``; ``pos_every_block=False`` adds the centre embedding
-            once, as Bridge3D's 3DETR fine-tuning does).
+        encoder (dict): the pretraining encoder config, ``PlainPointTransformer`` (reuse the one encoder base,
+            ``configs/sam_mtp/_base_/models/plain-point-transformer.py``; ``pos_every_block=False`` adds the centre
+            embedding once, as Bridge3D's 3DETR fine-tuning does).
         in_channels (int, optional): D, checked against the input when given.
         segment_channel (int, optional): column of the segment id (non-negative index into D).
         out_channels (int, optional): add a Linear from the encoder width to this many channels (e.g. 288 for
