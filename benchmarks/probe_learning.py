@@ -40,7 +40,7 @@ from mmengine.registry import DefaultScope  # noqa: E402
 import projects.sam_mtp.datasets  # noqa: E402,F401
 import projects.sam_mtp.models  # noqa: E402,F401
 from projects.sam_mtp.datasets import SamMtpFrameDataset, sam_mtp_collate  # noqa: E402
-from projects.sam_mtp.labels.format import group_weights, save_frame_labels, save_label_info  # noqa: E402
+from projects.sam_mtp.labels.formats.frame_labels import group_weights, save_frame_labels, save_label_info  # noqa: E402
 
 CLASSES = ('blob', 'plane', 'rod', 'box', 'ring')
 CLASS_FREQ = np.array([0.4, 0.25, 0.15, 0.12, 0.08])

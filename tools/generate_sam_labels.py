@@ -63,13 +63,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from projects.sam_mtp.labels import (CheckpointMismatchError, LabelFormatError, SensFormatError,
                                          build_label_source)
-    from projects.sam_mtp.labels.frames import check_depth_scale, list_frames, read_scene_list
-    from projects.sam_mtp.labels.generation import (LabelGenerationError, LabelGenerator, LabelPaths,
+    from projects.sam_mtp.labels.formats.frames import check_depth_scale, list_frames, read_scene_list
+    from projects.sam_mtp.labels.frame_labels.generation import (LabelGenerationError, LabelGenerator, LabelPaths,
                                                     all_shards_reported, label_settings, merge_label_cfg,
                                                     merge_split, prepare_label_dir, release_merge_lock,
                                                     try_merge_lock)
-    from projects.sam_mtp.labels.output_dir import error_line
-    from projects.sam_mtp.labels.sharding import parse_shard, shard_from_env
+    from projects.sam_mtp.labels.runner.output_dir import error_line
+    from projects.sam_mtp.labels.runner.sharding import parse_shard, shard_from_env
 
     MMLogger.get_instance('sam_mtp_labels', log_level='INFO')
     progress = not args.no_progress

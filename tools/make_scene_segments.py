@@ -64,9 +64,9 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from projects.sam_mtp.labels import CheckpointMismatchError
-    from projects.sam_mtp.labels.output_dir import error_line
-    from projects.sam_mtp.labels.segment_jobs import make_scene_segments
-    from projects.sam_mtp.labels.sharding import parse_shard, shard_from_env
+    from projects.sam_mtp.labels.runner.output_dir import error_line
+    from projects.sam_mtp.labels.segments.jobs import make_scene_segments
+    from projects.sam_mtp.labels.runner.sharding import parse_shard, shard_from_env
 
     MMLogger.get_instance('sam_mtp_segments', log_level='INFO')
     try:

@@ -4,7 +4,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from projects.sam_mtp.labels.format import group_weights, save_frame_labels, save_label_info
+from projects.sam_mtp.labels.formats.frame_labels import group_weights, save_frame_labels, save_label_info
 
 
 def make_frame_arrays(rng: np.random.Generator,

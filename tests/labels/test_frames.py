@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from projects.sam_mtp.labels.frames import (FrameError, list_frames, load_frame, read_axis_align_matrix,
+from projects.sam_mtp.labels.formats.frames import (FrameError, list_frames, load_frame, read_axis_align_matrix,
                                             scale_intrinsic, scene_axis_align)
 
 
@@ -59,7 +59,7 @@ def test_mmdet3d_posed_images_folder_is_refused_at_once(frames_copy, tmp_path):
 def test_depth_scale_must_match_the_export_marker(frames_copy):
     import json
 
-    from projects.sam_mtp.labels.frames import EXPORT_DONE_MARKER, check_depth_scale
+    from projects.sam_mtp.labels.formats.frames import EXPORT_DONE_MARKER, check_depth_scale
     records = list_frames(frames_copy)
     check_depth_scale(records, 1000.0)  # no marker (synthetic export): nothing to compare
     marker = os.path.join(frames_copy, 'scene0001_00', EXPORT_DONE_MARKER)

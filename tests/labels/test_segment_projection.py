@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from projects.sam_mtp.datasets.synthetic_sunrgbd_s3dis import render_sunrgbd_sample
-from projects.sam_mtp.labels.segment_projection import (DEPTH_TO_CAMERA_AXES, CalibrationError, camera_projection,
+from projects.sam_mtp.labels.segments.projection import (DEPTH_TO_CAMERA_AXES, CalibrationError, camera_projection,
                                                         lidar_projection, project_to_image, single_image_segments,
                                                         sunrgbd_projection)
 

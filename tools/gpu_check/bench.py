@@ -130,7 +130,7 @@ def sam_model_on(device, model_type: str, arch=None):
     """
     import torch
 
-    from projects.sam_mtp.labels.mask_sources import build_sam
+    from projects.sam_mtp.labels.sources.mask_sources import build_sam
     with torch.device(device):
         model = build_sam(model_type, arch)
     return model.to(device).eval()
@@ -141,7 +141,7 @@ def sam_amg(args, timer: Timer) -> dict:
     import torch
     from segment_anything import SamAutomaticMaskGenerator
 
-    from projects.sam_mtp.labels.mask_sources import masks_to_region_map
+    from projects.sam_mtp.labels.sources.mask_sources import masks_to_region_map
     cfg = config(LABEL_CONFIG)
     settings = {k: v for k, v in cfg.mask_source.items() if k not in ('type', 'checkpoint', 'model_type', 'arch',
                                                                        'device')}
@@ -198,8 +198,8 @@ def dinov2(args, timer: Timer) -> dict:
     import numpy as np
     import torch
 
-    from projects.sam_mtp.labels.feature_sources import ViTFeatureSource
-    from projects.sam_mtp.labels.pooling import pool_region_features
+    from projects.sam_mtp.labels.sources.feature_sources import ViTFeatureSource
+    from projects.sam_mtp.labels.frame_labels.pooling import pool_region_features
     cfg = config(LABEL_CONFIG).feature_source
     arch = dict(embed_dims=32, num_layers=1, num_heads=2, feedforward_channels=64) if args.tiny else cfg.arch
     # The DINOv2 source minus its checkpoint: random weights, same network and input size.

@@ -8,7 +8,7 @@ from mmdet3d.registry import DATASETS
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
-from projects.sam_mtp.labels.format import LabelFormatError, load_frame_labels, load_label_info
+from projects.sam_mtp.labels.formats.frame_labels import LabelFormatError, load_frame_labels, load_label_info
 
 REQUIRED_METAINFO = ('feature_dim', )
 GROUP_METAINFO = ('num_groups', 'group_counts', 'group_weights')

@@ -38,9 +38,9 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .fileio import atomic_write_bytes
-from .frames import scale_intrinsic
-from .geometry import project_points, transform_points
+from ..fileio import atomic_write_bytes
+from ..formats.frames import scale_intrinsic
+from ..geometry import project_points, transform_points
 
 # How a segment file was made: its sidecar's ``method``. Only the geometric fallback is not SAM.
 SEGMENT_METHODS = {
@@ -253,7 +253,7 @@ def posed_frame_views(records, region_map_for: Callable, depth_scale: float = 10
     made for it). Frames without a usable pose or depth are left out; with ``skipped`` a list, their
     ``FrameError`` messages are appended to it.
     """
-    from .frames import FrameError, load_scene_cameras, read_depth, read_pose
+    from ..formats.frames import FrameError, load_scene_cameras, read_depth, read_pose
     for record in records:
         try:
             pose = read_pose(record.pose_path)

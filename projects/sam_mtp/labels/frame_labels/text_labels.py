@@ -24,8 +24,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from mmengine.logging import print_log
 
-from .fileio import atomic_write_bytes
-from .format import LabelFormatError, load_frame_labels, load_label_info, save_frame_labels, save_label_info
+from ..fileio import atomic_write_bytes
+from ..formats.frame_labels import LabelFormatError, load_frame_labels, load_label_info, save_frame_labels, save_label_info
 from .generation import LabelPaths, read_region_map
 
 TEXT_METAINFO_KEYS = ('class_names', 'class_text_feat', 'text_feature_dim', 'text_labels')

@@ -33,16 +33,16 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.logging import print_log
 
-from .fileio import atomic_save_npy, atomic_write_bytes
-from .fileio import worker_start_method as _start_method
-from .format import (SETTINGS_ARRAY, LabelFormatError, frame_settings_fingerprint, group_weights, load_frame_labels,
+from ..fileio import atomic_save_npy, atomic_write_bytes
+from ..fileio import worker_start_method as _start_method
+from ..formats.frame_labels import (SETTINGS_ARRAY, LabelFormatError, frame_settings_fingerprint, group_weights, load_frame_labels,
                      read_frame_settings_fingerprint, save_frame_labels, save_label_info)
-from .frames import SKIP_KINDS, FrameData, FrameError, FrameRecord, check_depth_scale, load_frame, scene_axis_align
-from .geometry import frame_points, frame_seed
+from ..formats.frames import SKIP_KINDS, FrameData, FrameError, FrameRecord, check_depth_scale, load_frame, scene_axis_align
+from ..geometry import frame_points, frame_seed
 from .grouping import KeyedSample, assign_groups, frame_sample_keys, spherical_kmeans
-from .output_dir import OutputDirError, check_writable, settings_fingerprint, source_settings, stale_output_message
+from ..runner.output_dir import OutputDirError, check_writable, settings_fingerprint, source_settings, stale_output_message
 from .pooling import pool_region_features
-from .sharding import resolve_device, select_shard
+from ..runner.sharding import resolve_device, select_shard
 
 DEFAULT_LABEL_CFG = dict(
     frame_stride=25,          # keep frames whose ScanNet id is a multiple of this

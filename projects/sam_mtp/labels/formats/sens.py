@@ -32,7 +32,7 @@ from typing import BinaryIO, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .fileio import atomic_write_bytes, temporary_file
+from ..fileio import atomic_write_bytes, temporary_file
 from .frames import EXPORT_DONE_MARKER
 
 SENS_VERSION = 4

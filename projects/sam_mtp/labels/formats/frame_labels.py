@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .fileio import atomic_write
+from ..fileio import atomic_write
 
 LABEL_FORMAT_VERSION = 1
 

@@ -65,7 +65,7 @@ def source_settings(cfg) -> object:
     try:
         from mmdet3d.registry import MODELS
 
-        from . import feature_sources, mask_sources  # noqa: F401  (registers the sources)
+        from ..sources import feature_sources, mask_sources  # noqa: F401  (registers the sources)
         cls = MODELS.get(cfg.get('type'))
     except (ImportError, KeyError):
         cls = None

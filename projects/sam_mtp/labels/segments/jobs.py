@@ -44,12 +44,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.logging import print_log
 
-from .fileio import atomic_write_bytes
-from .frames import FrameError, FrameRecord, list_scene_frames, read_color
-from .scene_segments import (count_points, load_scene_points, posed_frame_views, read_segment_meta,
+from ..fileio import atomic_write_bytes
+from ..formats.frames import FrameError, FrameRecord, list_scene_frames, read_color
+from .multi_view import (count_points, load_scene_points, posed_frame_views, read_segment_meta,
                              save_scene_segments, scene_segments)
-from .output_dir import OutputDirError, check_writable, settings_fingerprint, source_settings, stale_output_message
-from .sharding import shard_of
+from ..runner.output_dir import OutputDirError, check_writable, settings_fingerprint, source_settings, stale_output_message
+from ..runner.sharding import shard_of
 
 SEGMENT_FAILURE_KINDS = ('missing_points', 'bad_points', 'missing_image', 'bad_calibration', 'point_count_mismatch',
                          'method_mismatch', 'no_views', 'registration', 'error')
@@ -90,8 +90,8 @@ class SegmentJob:
 
 def merge_source_cfg(cfg: dict) -> dict:
     """``cfg`` (with ``source``) over its source's defaults; unknown keys are an error listing the known ones."""
-    from .segment_2d3ds import DEFAULT_REGISTRATION_CFG
-    from .segment_geometric import DEFAULT_GEOMETRIC_CFG
+    from .stanford_2d3ds import DEFAULT_REGISTRATION_CFG
+    from .geometric import DEFAULT_GEOMETRIC_CFG
     cfg = dict(cfg)
     source = cfg.pop('source', None)
     if source not in SOURCE_DEFAULTS:
@@ -146,7 +146,7 @@ def build_mask_source(mask_source) -> Optional[TimedMaskSource]:
     if isinstance(mask_source, dict):
         from mmdet3d.registry import MODELS
 
-        from . import mask_sources  # noqa: F401  (registers the sources)
+        from ..sources import mask_sources  # noqa: F401  (registers the sources)
         mask_source = MODELS.build(dict(mask_source))
     return TimedMaskSource(mask_source)
 
@@ -168,7 +168,7 @@ class PosedFramesSegmenter:
 
     def _region_map(self, record: FrameRecord) -> Optional[np.ndarray]:
         if self.labels_dir is not None:
-            from .generation import LabelPaths, read_region_map
+            from ..frame_labels.generation import LabelPaths, read_region_map
             path = LabelPaths(self.labels_dir).region_map(record.scene, record.frame_id)
             return read_region_map(path) if os.path.isfile(path) else None
         return self.mask_source(read_color(record.color_path), record, self.cfg['mask_size'])
@@ -212,7 +212,7 @@ class SingleImageSegmenter:
         self.settings = dict(cfg)
 
     def _projection(self, cam: dict, where: str):
-        from .segment_projection import CalibrationError, camera_projection, lidar_projection, sunrgbd_projection
+        from .projection import CalibrationError, camera_projection, lidar_projection, sunrgbd_projection
         try:
             if 'depth2img' in cam:
                 return sunrgbd_projection(cam['depth2img'], where)
@@ -226,7 +226,7 @@ class SingleImageSegmenter:
                            f'lidar2img (keys: {sorted(cam)})')
 
     def __call__(self, job: SegmentJob, points: np.ndarray) -> Tuple[np.ndarray, dict]:
-        from .segment_projection import project_to_image, single_image_segments
+        from .projection import project_to_image, single_image_segments
         cam = (job.info.get('images') or {}).get(self.cfg['camera'])
         if not cam or not cam.get('img_path'):
             raise SegmentError('missing_image', job.name, f'its info has no images.{self.cfg["camera"]}.img_path')
@@ -272,13 +272,13 @@ class S3DIS2D3DSSegmenter:
 
     def rooms(self):
         if self._rooms is None:
-            from .segment_2d3ds import list_2d3ds_frames
+            from .stanford_2d3ds import list_2d3ds_frames
             self._rooms = list_2d3ds_frames(self.images_root)
         return self._rooms
 
     def _views(self, frames, skipped):
-        from .scene_segments import SegmentView
-        from .segment_2d3ds import read_2d3ds_depth, read_2d3ds_pose
+        from .multi_view import SegmentView
+        from .stanford_2d3ds import read_2d3ds_depth, read_2d3ds_pose
         for frame in frames:
             try:
                 k, cam_to_area = read_2d3ds_pose(frame.pose_path)
@@ -293,7 +293,7 @@ class S3DIS2D3DSSegmenter:
             yield SegmentView(depth, cam_to_area, k, k, image.shape[:2], region_map)
 
     def _transform(self, job: SegmentJob, points: np.ndarray, frames) -> Tuple[np.ndarray, dict]:
-        from .segment_2d3ds import (RegistrationError, frame_stride_for, frames_cloud, read_2d3ds_depth,
+        from .stanford_2d3ds import (RegistrationError, frame_stride_for, frames_cloud, read_2d3ds_depth,
                                     read_2d3ds_pose, register_room, transform_of)
         given = transform_of(self.transforms_dir, job.name)
         if given is not None:
@@ -318,7 +318,7 @@ class S3DIS2D3DSSegmenter:
             raise SegmentError('registration', job.name, str(err).split(': ', 1)[-1]) from err
 
     def __call__(self, job: SegmentJob, points: np.ndarray) -> Tuple[np.ndarray, dict]:
-        from .geometry import transform_points
+        from ..geometry import transform_points
         frames = self.rooms().get(job.name)
         if not frames:
             raise SegmentError('no_views', job.name, f'no 2D-3D-S frames of this room under {self.images_root} '
@@ -346,7 +346,7 @@ class GeometricSegmenter:
         self.settings = dict(cfg)
 
     def __call__(self, job: SegmentJob, points: np.ndarray) -> Tuple[np.ndarray, dict]:
-        from .segment_geometric import geometric_segments
+        from .geometric import geometric_segments
         rgb = points[:, 3:6] if points.shape[1] >= 6 else None
         return geometric_segments(points[:, :3], rgb, **self.cfg), dict(
             note='NOT SAM: a geometric over-segmentation standing in for SAM segments of data without images')
@@ -378,7 +378,7 @@ class WithFallback:
 
 def _region_map_settings(labels_dir: str):
     """What decides the region maps of a label root: its recorded mask source and mask size."""
-    from .generation import read_label_settings
+    from ..frame_labels.generation import read_label_settings
     recorded = read_label_settings(labels_dir)
     if recorded is None:
         return 'unrecorded'

@@ -12,8 +12,8 @@ import torch
 from mmdet3d.registry import MODELS
 
 from .checkpoints import load_state_dict_strict, require_checkpoint
-from .frames import FrameError, FrameRecord
-from .sharding import resolve_device
+from ..formats.frames import FrameError, FrameRecord
+from ..runner.sharding import resolve_device
 
 
 def compact_region_ids(id_map: np.ndarray, background: Sequence[int] = (0, )) -> np.ndarray:
