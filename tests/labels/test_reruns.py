@@ -358,7 +358,7 @@ def test_read_only_output_folders_are_refused_before_any_model(synthetic_root, l
 @pytest.mark.parametrize('umask', [0o022, 0o002])
 def test_written_files_get_the_permissions_of_the_umask(tmp_path, umask):
     from projects.sam_mtp.labels.fileio import atomic_save_npy, atomic_write_bytes
-    from projects.sam_mtp.labels.segments.multi_view import save_scene_segments
+    from projects.sam_mtp.labels.formats.scene_segments import save_scene_segments
     from projects.sam_mtp.labels.formats.sens import SensHeader, SensWriter
     old = os.umask(umask)
     try:

@@ -46,8 +46,9 @@ from mmengine.logging import print_log
 
 from ..fileio import atomic_write_bytes
 from ..formats.frames import FrameError, FrameRecord, list_scene_frames, read_color
-from .multi_view import (count_points, load_scene_points, posed_frame_views, read_segment_meta,
-                             save_scene_segments, scene_segments)
+from ..formats.scene_segments import (count_points, load_scene_points, read_segment_meta, save_scene_segments,
+                                      segment_file)
+from .multi_view import posed_frame_views, scene_segments
 from ..runner.output_dir import OutputDirError, check_writable, settings_fingerprint, source_settings, stale_output_message
 from ..runner.sharding import shard_of
 

@@ -25,7 +25,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .multi_view import compact_segments
+from ..formats.scene_segments import compact_segments
 
 # mmdet3d's depth -> camera axis change (update_infos_to_v2.py, "follow Coord3DMode.convert_point").
 DEPTH_TO_CAMERA_AXES = np.array([[1., 0., 0.], [0., 0., -1.], [0., 1., 0.]])
