@@ -4,7 +4,7 @@
         --split-file data/scannet/meta_data/scannetv2_train.txt --stride 25 --workers 8
 
 Reads ``<scans_root>/<scene>/<scene>.sens`` and writes ``<out_root>/<scene>/{color,depth,pose,intrinsic}/``
-with ScanNet's frame ids (see projects/sam_mtp/labels/sens.py). Scenes run in parallel processes; a scene is
+with ScanNet's frame ids (see projects/sam_mtp/labels/formats/sens.py). Scenes run in parallel processes; a scene is
 finished when its ``.export_done`` marker (written last) exists, and finished scenes are skipped on a rerun, so
 an interrupted export is resumed by running the same command again.
 

@@ -225,7 +225,7 @@ def segments_copy(sun_segments, tmp_path):
 @pytest.fixture
 def mask_builds(monkeypatch):
     """Every mask source the segments tool builds (it must build none before refusing)."""
-    import projects.sam_mtp.labels.segments.jobs as segment_jobs
+    import projects.sam_mtp.labels.segments.segmenters as segment_jobs
     built, real = [], segment_jobs.build_mask_source
 
     def counted(cfg):

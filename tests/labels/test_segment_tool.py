@@ -293,7 +293,7 @@ def test_load_scene_segments_refuses_a_wrong_length_and_flags_geometric_files(s3
 def test_shipped_segment_configs_validate(name):
     from mmengine.config import Config
 
-    from projects.sam_mtp.labels.segments.jobs import SAM_SOURCES, merge_source_cfg
+    from projects.sam_mtp.labels.segments.segmenters import SAM_SOURCES, merge_source_cfg
     cfg = Config.fromfile(os.path.join(SEGMENT_CONFIGS, name))
     settings = merge_source_cfg(cfg.segment_cfg.to_dict())  # unknown keys would raise
     assert ('mask_source' in cfg) == (settings['source'] in SAM_SOURCES)

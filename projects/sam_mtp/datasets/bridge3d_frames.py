@@ -30,7 +30,7 @@ class Bridge3DFrameDataset(SamMtpFrameDataset):
       the masked part of the image.
 
     The split info's metainfo must hold ``class_names`` (C names) and ``class_text_feat`` (C, T); every frame
-    ``region_class`` and ``caption_feat`` (``labels/format.py``). Labels without them are refused when the
+    ``region_class`` and ``caption_feat`` (``labels/formats/frame_labels.py``). Labels without them are refused when the
     dataset is built, before any training step, by a ``LabelFormatError`` naming the info file or the first
     frame's file; a later frame without them is refused when it is loaded.
     """

@@ -1,4 +1,4 @@
-"""Pretraining dataset over the offline per-frame label files (``labels/format.py``)."""
+"""Pretraining dataset over the offline per-frame label files (``labels/formats/frame_labels.py``)."""
 import logging
 import os.path as osp
 from typing import Callable, List, Optional, Sequence, Union

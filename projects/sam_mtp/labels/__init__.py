@@ -19,7 +19,8 @@ Importing this package registers the label sources in mmdet3d's ``MODELS`` regis
 from .formats.frame_labels import LabelFormatError, group_weights
 from .formats.frames import FrameError, FrameRecord, list_frames, load_frame
 from .formats.sens import SensFormatError, SensReader, SensWriter, export_sens_frames
-from .frame_labels.generation import LabelGenerationError, LabelGenerator, merge_split
+from .frame_labels.generation import LabelGenerator
+from .frame_labels.merge import LabelGenerationError, merge_split
 from .frame_labels.pooling import pool_region_features
 from .frame_labels.text_labels import add_text_labels
 from .segments.jobs import (make_geometric_segments, make_s3dis_segments, make_scannet_segments, make_scene_segments,

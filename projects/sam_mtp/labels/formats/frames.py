@@ -37,7 +37,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-# Name of the done-marker tools/export_scannet_frames.py writes last into each scene folder (labels/sens.py).
+from ..runner.jobs import JobError
+
+# Name of the done-marker tools/export_scannet_frames.py writes last into each scene folder (labels/formats/sens.py).
 EXPORT_DONE_MARKER = '.export_done'
 FAILURE_KINDS = ('missing_file', 'corrupt_image', 'missing_pose', 'invalid_pose', 'invalid_depth', 'no_mask',
                  'error')
@@ -46,14 +48,13 @@ FAILURE_KINDS = ('missing_file', 'corrupt_image', 'missing_pose', 'invalid_pose'
 SKIP_KINDS = ('invalid_pose', )
 
 
-class FrameError(ValueError):
+class FrameError(JobError):
     """A frame cannot be labelled. ``kind`` is one of FAILURE_KINDS; the message names the file."""
+    kinds = FAILURE_KINDS
 
     def __init__(self, kind: str, path, problem: str):
-        assert kind in FAILURE_KINDS, kind
-        self.kind = kind
+        super().__init__(kind, path, problem)
         self.path = str(path)
-        super().__init__(f'{path}: {problem}')
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ walls and by the floor height; the two placements most consistent with the frame
 ICP restricted to a z-rotation and a translation. The candidate with the best *fitness* wins: the depth
 consistency of the placed room with ``check_views`` of its frames (of the room points seen on a valid depth pixel
 and not occluded, the fraction within ``fit_tolerance`` of the measured depth); a fitness below ``min_fitness`` is
-an error naming the room. The transform and its fitness go into the segment file's metadata. A known transform can be given instead (``<transforms_dir>/<sample>.txt``, 4x4, points -> area).
+an error naming the room. The transform and its fitness go into the segment file's metadata. A known transform
+can be given instead (``<transforms_dir>/<sample>.txt``, 4x4, points -> area).
 """
 import json
 import os
