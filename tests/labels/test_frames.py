@@ -138,7 +138,7 @@ def test_axis_alignment_meta(synthetic_root, tmp_path):
     meta.write_text('colorHeight = 968\n')
     assert read_axis_align_matrix(str(meta)) is None  # ScanNet test scenes have no axisAlignment
     meta.write_text('axisAlignment = 1 0 0\n')
-    with pytest.raises(ValueError, match=r'm\.txt: axisAlignment needs 16 finite numbers'):
+    with pytest.raises(ValueError, match=r'm\.txt: axisAlignment must have 16 numbers, all finite'):
         read_axis_align_matrix(str(meta))
     with pytest.raises(FileNotFoundError, match='scene0009_00.txt'):
         scene_axis_align(os.path.join(synthetic_root, 'scans'), 'scene0009_00')

@@ -35,6 +35,8 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
+from projects.sam_mtp.labels.formats.frames import FrameExportWriter
+
 SYNTHETIC_FORMAT_VERSION = 1
 MANIFEST_NAME = 'synthetic_info.json'
 
@@ -720,37 +722,6 @@ def make_camera_poses(scene: SyntheticScene, num_frames: int, rng: np.random.Gen
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Small readers shared with label tooling
-# ----------------------------------------------------------------------------------------------------------
-def read_scannet_meta(path: str) -> Dict[str, str]:
-    """Parse a ScanNet ``<scene>.txt`` meta file (``key = value`` lines) into a dict of strings."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{path}: ScanNet meta file does not exist')
-    meta = {}
-    with open(path) as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            if '=' not in line:
-                raise ValueError(f'{path}:{line_no}: expected "key = value", got {line.strip()!r}')
-            key, value = line.split('=', 1)
-            meta[key.strip()] = value.strip()
-    return meta
-
-
-def load_axis_align_matrix(path: str) -> np.ndarray:
-    """The 4x4 raw-to-aligned ``axisAlignment`` of a ScanNet meta file (identity when the key is absent,
-    as for ScanNet's test scans)."""
-    meta = read_scannet_meta(path)
-    if 'axisAlignment' not in meta:
-        return np.eye(4)
-    values = meta['axisAlignment'].split()
-    if len(values) != 16:
-        raise ValueError(f'{path}: axisAlignment must have 16 numbers, got {len(values)}')
-    return np.array([float(x) for x in values]).reshape(4, 4)
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Writers
 # ----------------------------------------------------------------------------------------------------------
 def _write_bytes(path: str, data: bytes) -> None:
@@ -764,11 +735,6 @@ def _write_image(path: str, image: np.ndarray, params: Sequence[int] = ()) -> No
     if not ok:
         raise RuntimeError(f'{path}: OpenCV could not encode the image')
     _write_bytes(path, buf.tobytes())
-
-
-def _matrix_text(mat: np.ndarray) -> str:
-    # '%f' like ScanNet's exporter; -inf rows of lost-tracking poses are written as "-inf".
-    return ''.join(' '.join(f'{x:f}' for x in row) + '\n' for row in mat)
 
 
 def _fmt_num(x: float) -> str:
@@ -847,10 +813,9 @@ def _write_scene(root: str, scene: SyntheticScene, streams, points_per_scene: in
     _write_bytes(osp.join(root, 'scans', sid, f'{sid}.txt'), meta_text.encode())
     if frames_per_scene:
         frame_dir = osp.join(root, 'posed_images', sid)
-        _write_bytes(osp.join(frame_dir, 'intrinsic', 'intrinsic_color.txt'), _matrix_text(color_k).encode())
-        _write_bytes(osp.join(frame_dir, 'intrinsic', 'intrinsic_depth.txt'), _matrix_text(depth_k).encode())
-        _write_bytes(osp.join(frame_dir, 'intrinsic', 'extrinsic_color.txt'), _matrix_text(np.eye(4)).encode())
-        _write_bytes(osp.join(frame_dir, 'intrinsic', 'extrinsic_depth.txt'), _matrix_text(np.eye(4)).encode())
+        # '%f' matrices like ScanNet's exporter; plain writes (the whole root is made in a temporary folder)
+        frames = FrameExportWriter(frame_dir, write_bytes=_write_bytes, number_format='f', jpeg_quality=92)
+        frames.write_calibration(color_k, depth_k)
         poses = make_camera_poses(scene, frames_per_scene, cam_rng)
         lost = set(frame_rng.choice(frames_per_scene, size=min(invalid_poses, frames_per_scene),
                                     replace=False).tolist()) if invalid_poses else set()
@@ -862,15 +827,11 @@ def _write_scene(root: str, scene: SyntheticScene, streams, points_per_scene: in
             else:
                 depth_m = render_frame(scene, pose, depth_k, depth_size[1], depth_size[0])[0]
             noisy = np.clip(color.astype(np.float64) + frame_rng.normal(0.0, 3.0, color.shape), 0, 255)
-            _write_image(osp.join(frame_dir, 'color', f'{fid}.jpg'),
-                         cv2.cvtColor(np.round(noisy).astype(np.uint8), cv2.COLOR_RGB2BGR),
-                         [cv2.IMWRITE_JPEG_QUALITY, 92])
-            _write_image(osp.join(frame_dir, 'depth', f'{fid}.png'),
-                         _depth_to_png(depth_m, frame_rng, depth_noise, depth_dropout, max_depth))
+            pose_out = np.full((4, 4), -np.inf) if f in lost else pose
+            frames.write_frame(fid, np.round(noisy).astype(np.uint8),
+                               _depth_to_png(depth_m, frame_rng, depth_noise, depth_dropout, max_depth), pose_out)
             _write_image(osp.join(frame_dir, 'instance', f'{fid}.png'), instance.astype(np.uint16))
             _write_image(osp.join(frame_dir, 'label', f'{fid}.png'), label.astype(np.uint16))
-            pose_out = np.full((4, 4), -np.inf) if f in lost else pose
-            _write_bytes(osp.join(frame_dir, 'pose', f'{fid}.txt'), _matrix_text(pose_out).encode())
     return info, pts['nyu40']
 
 
