@@ -29,11 +29,8 @@ import sys
 # Make ``projects.sam_mtp`` importable when the script is run from a checkout without ``pip install -e .``.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-
-from projects.sam_mtp.labels.runner.cli import (BAD_INPUT_ERRORS, add_shard_arguments, error_line,  # noqa: E402
-                                                load_config, shard_from_args)
+from projects.sam_mtp.labels.runner.cli import (BAD_INPUT_ERRORS, add_run_arguments,  # noqa: E402
+                                                add_shard_arguments, error_line, load_config, shard_from_args)
 
 
 def parse_args(argv=None):
@@ -53,17 +50,13 @@ def parse_args(argv=None):
                         'kept)')
     parser.add_argument('--groups-from', help='<split>_groups.json whose centroids to reuse (e.g. train for val)')
     parser.add_argument('--workers', type=int, default=0, help='processes for the merge rewrite')
-    parser.add_argument('--max-failure-fraction', type=float, help='overrides label_cfg.max_failure_fraction')
-    parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
+    add_run_arguments(parser, 'label_cfg.max_failure_fraction')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from projects.sam_mtp.labels.frame_labels.generation import generate_labels
-
-    MMLogger.get_instance('sam_mtp_labels', log_level='INFO')
     try:
         cfg = load_config(args.config, args.cfg_options)
         label_cfg = dict(cfg.get('label_cfg', {}))

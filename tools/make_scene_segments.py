@@ -29,11 +29,8 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-
-from projects.sam_mtp.labels.runner.cli import (BAD_INPUT_ERRORS, add_shard_arguments, error_line,  # noqa: E402
-                                                load_config, shard_from_args)
+from projects.sam_mtp.labels.runner.cli import (BAD_INPUT_ERRORS, add_run_arguments,  # noqa: E402
+                                                add_shard_arguments, error_line, load_config, shard_from_args)
 
 
 def parse_args(argv=None):
@@ -57,19 +54,15 @@ def parse_args(argv=None):
     add_shard_arguments(parser)
     parser.add_argument('--overwrite', action='store_true', help='redo files made with other (or unrecorded) '
                         'settings, by another method or for other points (files made with these settings are kept)')
-    parser.add_argument('--max-failure-fraction', type=float, help='overrides the config (default 0.05)')
-    parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
+    add_run_arguments(parser, 'the config\'s max_failure_fraction (default 0.05)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from projects.sam_mtp.labels.segments.jobs import make_scene_segments
-
-    MMLogger.get_instance('sam_mtp_segments', log_level='INFO')
     try:
-        cfg = load_config(args.config, args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options, logger='sam_mtp_segments')
         if 'segment_cfg' not in cfg:
             raise KeyError(f'{args.config}: has no segment_cfg (see configs/sam_mtp/segments/)')
         max_failures = args.max_failure_fraction

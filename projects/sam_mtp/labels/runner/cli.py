@@ -21,6 +21,14 @@ def add_shard_arguments(parser: argparse.ArgumentParser) -> None:
                         help='take the shard from RANK/WORLD_SIZE (pytorch) or SLURM_PROCID/SLURM_NTASKS (slurm)')
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, failure_budget: str) -> None:
+    """``--max-failure-fraction`` (``failure_budget``: what it overrides), ``--no-progress``, ``--cfg-options``."""
+    from mmengine.config import DictAction
+    parser.add_argument('--max-failure-fraction', type=float, help=f'overrides {failure_budget}')
+    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
+
+
 def shard_from_args(args: argparse.Namespace) -> Tuple[int, int]:
     """(I, N) from ``--shard`` or the launcher's environment."""
     if args.shard and args.launcher != 'none':
@@ -28,9 +36,11 @@ def shard_from_args(args: argparse.Namespace) -> Tuple[int, int]:
     return parse_shard(args.shard) if args.shard else shard_from_env(args.launcher)
 
 
-def load_config(path: str, cfg_options: Optional[dict] = None):
-    """The tool's config with ``--cfg-options`` merged."""
+def load_config(path: str, cfg_options: Optional[dict] = None, logger: str = 'sam_mtp_labels'):
+    """The tool's config with ``--cfg-options`` merged; the tool logs to ``logger`` from here on."""
     from mmengine.config import Config
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance(logger, log_level='INFO')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
