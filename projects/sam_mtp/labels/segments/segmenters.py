@@ -2,14 +2,14 @@
 ``segment_cfg.type`` (configs/sam_mtp/segments/). A segmenter is called as ``segmenter(job, points)`` and returns
 the segment id of every point (formats/scene_segments.py) and the facts its sidecar records.
 
-========================  ==================  ================================================================
-type                      method              data
-========================  ==================  ================================================================
-``PosedFramesSegmenter``  ``sam_multi_view``  ScanNet, custom posed RGB-D frames
-``SingleImageSegmenter``  ``sam_single_image``  SUN RGB-D, custom single images
-``S3DIS2D3DSSegmenter``   ``sam_multi_view``  S3DIS with the Stanford 2D-3D-S images
-``GeometricSegmenter``    ``geometric``       any data without images; NOT SAM
-========================  ==================  ================================================================
+========================  ======================  ===========================================================
+type                      method                  data
+========================  ======================  ===========================================================
+``PosedFramesSegmenter``  ``sam_multi_view``      ScanNet, custom posed RGB-D frames
+``SingleImageSegmenter``  ``sam_single_image``    SUN RGB-D, custom single images
+``S3DIS2D3DSSegmenter``   ``sam_multi_view``      S3DIS with the Stanford 2D-3D-S images
+``GeometricSegmenter``    ``geometric``           any data without images; NOT SAM
+========================  ======================  ===========================================================
 
 Every segmenter records its settings with ``source`` (``posed_frames``, ``single_image``, ``s3dis_2d3ds``,
 ``geometric``), the name segment files have recorded since before the registry, so their fingerprints stay
