@@ -66,7 +66,7 @@ def main(argv=None):
 
     from projects.sam_mtp.datasets.synthetic import write_synthetic_scannet
     from projects.sam_mtp.labels import LabelGenerator, RandomViTFeatureSource, list_frames
-    from projects.sam_mtp.labels.pooling import pool_region_features
+    from projects.sam_mtp.labels.frame_labels.pooling import pool_region_features
 
     work = tempfile.mkdtemp(prefix='bench_labels_')
     root = os.path.join(work, 'scannet')

@@ -106,7 +106,7 @@ def bench_geometric(tmp, args):
 
 def projection_errors():
     from projects.sam_mtp.datasets.synthetic import render_sunrgbd_sample
-    from projects.sam_mtp.labels.segment_projection import project_to_image, sunrgbd_projection
+    from projects.sam_mtp.labels.segments.projection import project_to_image, sunrgbd_projection
     out = {}
     for form in ('K@R', 'K.T@R'):
         sample = render_sunrgbd_sample(0, 7, 50000, (730, 530), calib_form=form)

@@ -3,7 +3,7 @@
 Synthetic frames hold objects of 5 classes with different geometry (blob, plane, rod, box surface, ring); each
 object is one SAM region whose 2D target is its class embedding plus noise, and whose K-means group is its
 class (imbalanced frequencies, so the group weights matter). The script writes the label files with
-``labels.format``, reads them back through ``SamMtpFrameDataset`` + ``sam_mtp_collate`` (the training data
+``labels.formats.frame_labels``, reads them back through ``SamMtpFrameDataset`` + ``sam_mtp_collate`` (the training data
 path), then
 
 1. trains stage 1 (``SamMtpDistiller``) and reports its loss at the start and the end;

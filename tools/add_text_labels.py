@@ -33,7 +33,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from projects.sam_mtp.labels import CheckpointMismatchError, LabelFormatError, build_label_source
-    from projects.sam_mtp.labels.text_labels import add_text_labels
+    from projects.sam_mtp.labels.frame_labels.text_labels import add_text_labels
 
     MMLogger.get_instance('sam_mtp_labels', log_level='INFO')
     try:

@@ -577,7 +577,7 @@ class Demo:
         import projects.sam_mtp  # noqa: F401
         from mmdet3d.registry import MODELS
         from projects.sam_mtp.engine import report
-        from projects.sam_mtp.labels.format import load_frame_labels, load_label_info
+        from projects.sam_mtp.labels.formats.frame_labels import load_frame_labels, load_label_info
         info = load_label_info(osp.join(self.label_root, 'val_labels.pkl'))
         item = max(info['data_list'], key=lambda d: d['num_regions'])
         frame = load_frame_labels(osp.join(self.label_root, item['label_path']))

@@ -4,7 +4,7 @@
         --split-file data/scannet/meta_data/scannetv2_train.txt --stride 25 --workers 8
 
 Reads ``<scans_root>/<scene>/<scene>.sens`` and writes ``<out_root>/<scene>/{color,depth,pose,intrinsic}/``
-with ScanNet's frame ids (see projects/sam_mtp/labels/sens.py). Scenes run in parallel processes; a scene is
+with ScanNet's frame ids (see projects/sam_mtp/labels/formats/sens.py). Scenes run in parallel processes; a scene is
 finished when its ``.export_done`` marker (written last) exists, and finished scenes are skipped on a rerun, so
 an interrupted export is resumed by running the same command again.
 
@@ -34,7 +34,7 @@ def parse_args(argv=None):
 
 def export_one(job):
     """Worker: export one scene; returns (scene, summary or None, error message or None, seconds)."""
-    from projects.sam_mtp.labels.sens import export_sens_frames
+    from projects.sam_mtp.labels.formats.sens import export_sens_frames
     sens_path, scene_dir, stride = job
     scene = os.path.basename(scene_dir)
     tic = time.time()
@@ -47,8 +47,8 @@ def export_one(job):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from projects.sam_mtp.labels.fileio import worker_start_method as _start_method
-    from projects.sam_mtp.labels.frames import read_scene_list
-    from projects.sam_mtp.labels.sens import is_scene_exported
+    from projects.sam_mtp.labels.formats.frames import read_scene_list
+    from projects.sam_mtp.labels.formats.sens import is_scene_exported
     MMLogger.get_instance('sam_mtp_export', log_level='INFO')
     if args.stride < 1:
         print_log(f'--stride must be >= 1, got {args.stride}', logger='current', level=logging.ERROR)

@@ -36,8 +36,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from mmengine.logging import print_log
 
-    from projects.sam_mtp.labels.format import LabelFormatError
-    from projects.sam_mtp.labels.stats import compute_label_stats, format_tables, write_label_stats
+    from projects.sam_mtp.labels.formats.frame_labels import LabelFormatError
+    from projects.sam_mtp.labels.frame_labels.stats import compute_label_stats, format_tables, write_label_stats
     try:
         if args.from_json:
             with open(args.from_json) as f:

@@ -1,6 +1,7 @@
 """Make scene segments (``<data_root>/scene_segments/<sample>.bin`` + ``.json``) for SAM-guided fine-tuning.
 
-One tool for every dataset; the config picks the source (docs/finetune.md, "Scene segments"):
+One tool for every dataset; the config picks the segmenter (``segment_cfg.type``; docs/finetune.md, "Scene
+segments"):
 
     # ScanNet: region maps of tools/generate_sam_labels.py, merged across the exported frames
     python tools/make_scene_segments.py configs/sam_mtp/segments/scannet_sam_multiview.py \\
@@ -28,70 +29,54 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
+from projects.sam_mtp.labels.runner.cli import (BAD_INPUT_ERRORS, add_run_arguments,  # noqa: E402
+                                                add_shard_arguments, error_line, load_config, shard_from_args)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='segments config: segment_cfg (source + settings), mask_source for SAM '
-                        'sources, optional fallback_cfg')
+    parser.add_argument('config', help='segments config: segment_cfg (type + settings), mask_source for SAM '
+                        'segmenters, optional fallback_cfg')
     parser.add_argument('--data-root', required=True, help='mmdet3d data root (points/, scene_segments/, images)')
     parser.add_argument('--info', nargs='+', required=True, help='mmdet3d info file(s) listing the samples')
-    parser.add_argument('--frames-root', help='posed_frames: folder of <sample>/ frame folders (export or flat '
-                        'layout, docs/labels.md)')
-    parser.add_argument('--labels-dir', help='posed_frames: label root of tools/generate_sam_labels.py whose '
-                        'region maps to use (default: run the config\'s mask_source)')
-    parser.add_argument('--images-root', help='s3dis_2d3ds: the Stanford 2D-3D-S root (area_<N>/data/...)')
-    parser.add_argument('--transforms-dir', help='s3dis_2d3ds: <sample>.txt 4x4 room-to-area transforms to use '
-                        'instead of the registration')
+    parser.add_argument('--frames-root', help='PosedFramesSegmenter: folder of <sample>/ frame folders (export or '
+                        'flat layout, docs/labels.md)')
+    parser.add_argument('--labels-dir', help='PosedFramesSegmenter: label root of tools/generate_sam_labels.py '
+                        'whose region maps to use (default: run the config\'s mask_source)')
+    parser.add_argument('--images-root', help='S3DIS2D3DSSegmenter: the Stanford 2D-3D-S root (area_<N>/data/...)')
+    parser.add_argument('--transforms-dir', help='S3DIS2D3DSSegmenter: <sample>.txt 4x4 room-to-area transforms to '
+                        'use instead of the registration')
     parser.add_argument('--fallback-geometric', action='store_true',
                         help='samples without images get geometric (NOT SAM) segments instead of failing')
     parser.add_argument('--segments-dir', help='output folder (default <data-root>/scene_segments, where '
                         'LoadSceneSegments looks)')
     parser.add_argument('--points-dir', help='points folder (default <data-root>/points)')
-    parser.add_argument('--shard', help='I/N: process shard I of N (0-based)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='take the shard from RANK/WORLD_SIZE (pytorch) or SLURM_PROCID/SLURM_NTASKS (slurm)')
+    add_shard_arguments(parser)
     parser.add_argument('--overwrite', action='store_true', help='redo files made with other (or unrecorded) '
                         'settings, by another method or for other points (files made with these settings are kept)')
-    parser.add_argument('--max-failure-fraction', type=float, help='overrides the config (default 0.05)')
-    parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries')
+    add_run_arguments(parser, 'the config\'s max_failure_fraction (default 0.05)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from projects.sam_mtp.labels import CheckpointMismatchError
-    from projects.sam_mtp.labels.output_dir import error_line
-    from projects.sam_mtp.labels.segment_jobs import make_scene_segments
-    from projects.sam_mtp.labels.sharding import parse_shard, shard_from_env
-
-    MMLogger.get_instance('sam_mtp_segments', log_level='INFO')
+    from projects.sam_mtp.labels.segments.jobs import make_scene_segments
     try:
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
+        cfg = load_config(args.config, args.cfg_options, logger='sam_mtp_segments')
         if 'segment_cfg' not in cfg:
             raise KeyError(f'{args.config}: has no segment_cfg (see configs/sam_mtp/segments/)')
-        if args.shard and args.launcher != 'none':
-            raise ValueError('use either --shard or --launcher, not both')
-        shard = parse_shard(args.shard) if args.shard else shard_from_env(args.launcher)
-        fallback = cfg.get('fallback_cfg')
-        if args.fallback_geometric:
-            fallback = dict(fallback or {}, source='geometric')
         max_failures = args.max_failure_fraction
         if max_failures is None:
             max_failures = cfg.get('max_failure_fraction', 0.05)
+        fallback = cfg.get('fallback_cfg')
         report = make_scene_segments(
             args.data_root, args.info, cfg.segment_cfg.to_dict(), cfg.get('mask_source'),
             frames_root=args.frames_root, labels_dir=args.labels_dir, images_root=args.images_root,
-            transforms_dir=args.transforms_dir, fallback_cfg=fallback, segments_dir=args.segments_dir,
-            points_dir=args.points_dir, shard=shard, overwrite=args.overwrite, progress=not args.no_progress,
+            transforms_dir=args.transforms_dir, fallback_cfg=fallback and fallback.to_dict(),
+            geometric_fallback=args.fallback_geometric, segments_dir=args.segments_dir, points_dir=args.points_dir,
+            shard=shard_from_args(args), overwrite=args.overwrite, progress=not args.no_progress,
             max_failure_fraction=max_failures, points_load_dim=cfg.get('points_load_dim', 6))
-    except (OSError, CheckpointMismatchError, ValueError, KeyError, RuntimeError) as err:
-        # bad input: a one-line message naming the file beats a traceback
+    except BAD_INPUT_ERRORS as err:  # bad input: a one-line message naming the file beats a traceback
         print(error_line(err), file=sys.stderr)
         return 1
     return 1 if report['failure_fraction'] > max_failures else 0

@@ -136,7 +136,7 @@ def sam_model_on(device, model_type: str, arch=None):
     """
     import torch
 
-    from projects.sam_mtp.labels.mask_sources import build_sam
+    from projects.sam_mtp.labels.sources.mask_sources import build_sam
     with torch.device(device):
         model = build_sam(model_type, arch)
     return model.to(device).eval()
@@ -147,7 +147,7 @@ def sam_amg(args, timer: Timer) -> dict:
     import torch
     from segment_anything import SamAutomaticMaskGenerator
 
-    from projects.sam_mtp.labels.mask_sources import masks_to_region_map
+    from projects.sam_mtp.labels.sources.mask_sources import masks_to_region_map
     from projects.sam_mtp.testing import TINY_SAM_ARCH, voronoi_image
     cfg = config(LABEL_CONFIG)
     settings = {k: v for k, v in cfg.mask_source.items() if k not in ('type', 'checkpoint', 'model_type', 'arch',
@@ -201,8 +201,8 @@ def _crops(crop_n_layers: int) -> int:
 def dinov2(args, timer: Timer) -> dict:
     import torch
 
-    from projects.sam_mtp.labels.feature_sources import ViTFeatureSource
-    from projects.sam_mtp.labels.pooling import pool_region_features
+    from projects.sam_mtp.labels.sources.feature_sources import ViTFeatureSource
+    from projects.sam_mtp.labels.frame_labels.pooling import pool_region_features
     from projects.sam_mtp.testing import TINY_VIT_ARCH, voronoi_regions
     cfg = config(LABEL_CONFIG).feature_source
     arch = dict(TINY_VIT_ARCH) if args.tiny else cfg.arch

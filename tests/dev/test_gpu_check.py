@@ -829,7 +829,7 @@ def test_mmcv_stamp_names_the_mode_from_the_routing(monkeypatch):
 def _tiny_sam_run(tmp_path, monkeypatch, device, steps=2):
     """bench.py's SAM item at toy size (a SAM of the real segment_anything classes, 32-d, one block) on
     ``device``, watching the model it builds and what its image encoder is fed."""
-    from projects.sam_mtp.labels import mask_sources
+    from projects.sam_mtp.labels.sources import mask_sources
     built, encoder_inputs = [], []
     real_build_sam = mask_sources.build_sam
 

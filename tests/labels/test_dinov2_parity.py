@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from projects.sam_mtp.labels import build_label_source
-from projects.sam_mtp.labels.convert_dinov2 import convert_dinov2_state_dict
+from projects.sam_mtp.labels.sources.convert_dinov2 import convert_dinov2_state_dict
 
 
 class OfficialAttention(nn.Module):

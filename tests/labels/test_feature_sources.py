@@ -6,8 +6,8 @@ import torch
 from conftest import TINY_VIT_ARCH, build_tiny_vit, tiny_vit_source_cfg
 
 from projects.sam_mtp.labels import CheckpointMismatchError, build_label_source
-from projects.sam_mtp.labels.convert_dinov2 import convert_dinov2_state_dict
-from projects.sam_mtp.labels.feature_sources import IMAGENET_MEAN, IMAGENET_STD, patch_aligned_size
+from projects.sam_mtp.labels.sources.convert_dinov2 import convert_dinov2_state_dict
+from projects.sam_mtp.labels.sources.feature_sources import IMAGENET_MEAN, IMAGENET_STD, patch_aligned_size
 
 
 def test_patch_aligned_size_keeps_aspect():
@@ -98,7 +98,7 @@ def test_official_dinov2_keys_convert_to_mmpretrain(tmp_path):
     with pytest.raises(KeyError, match='register tokens'):
         convert_dinov2_state_dict(dict(official, register_tokens=torch.zeros(1, 4, 32)))
     # The command line writes a checkpoint DINOv2FeatureSource loads.
-    from projects.sam_mtp.labels.convert_dinov2 import main
+    from projects.sam_mtp.labels.sources.convert_dinov2 import main
     src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'converted.pth')
     official['pos_embed'] = torch.randn(1, 17, 32)
     torch.save(official, src)

@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from projects.sam_mtp.labels.frames import (FrameError, list_frames, load_frame, read_axis_align_matrix,
-                                            scale_intrinsic, scene_axis_align)
+from projects.sam_mtp.labels.formats.frames import (FrameError, list_frames, load_frame, read_axis_align_matrix,
+                                                    scale_intrinsic, scene_axis_align)
 
 
 def test_export_layout_and_stride(frames_copy):
@@ -59,7 +59,7 @@ def test_mmdet3d_posed_images_folder_is_refused_at_once(frames_copy, tmp_path):
 def test_depth_scale_must_match_the_export_marker(frames_copy):
     import json
 
-    from projects.sam_mtp.labels.frames import EXPORT_DONE_MARKER, check_depth_scale
+    from projects.sam_mtp.labels.formats.frames import EXPORT_DONE_MARKER, check_depth_scale
     records = list_frames(frames_copy)
     check_depth_scale(records, 1000.0)  # no marker (synthetic export): nothing to compare
     marker = os.path.join(frames_copy, 'scene0001_00', EXPORT_DONE_MARKER)
@@ -138,7 +138,49 @@ def test_axis_alignment_meta(synthetic_root, tmp_path):
     meta.write_text('colorHeight = 968\n')
     assert read_axis_align_matrix(str(meta)) is None  # ScanNet test scenes have no axisAlignment
     meta.write_text('axisAlignment = 1 0 0\n')
-    with pytest.raises(ValueError, match=r'm\.txt: axisAlignment needs 16 finite numbers'):
+    with pytest.raises(ValueError, match=r'm\.txt: axisAlignment must have 16 numbers, all finite'):
         read_axis_align_matrix(str(meta))
     with pytest.raises(FileNotFoundError, match='scene0009_00.txt'):
         scene_axis_align(os.path.join(synthetic_root, 'scans'), 'scene0009_00')
+
+
+def test_non_finite_axis_alignment_is_refused(tmp_path):
+    meta = tmp_path / 'scene.txt'
+    meta.write_text('sceneType = Office\naxisAlignment = ' + ' '.join(['1'] * 15 + ['nan']) + '\n')
+    with pytest.raises(ValueError, match=r'scene\.txt: axisAlignment must have 16 numbers, all finite, got 16'):
+        read_axis_align_matrix(str(meta))
+    meta.write_text('sceneType = Office\naxisAlignment = ' + ' '.join(str(v) for v in range(16)) + '\n')
+    np.testing.assert_array_equal(read_axis_align_matrix(str(meta)), np.arange(16.0).reshape(4, 4))
+
+
+def test_export_writer_writes_what_the_export_layout_reader_reads(tmp_path):
+    from projects.sam_mtp.labels.formats.frames import FrameExportWriter
+    rng = np.random.default_rng(0)
+    k_color = np.array([[30.5, 0, 15.25], [0, 31.0, 11.5], [0, 0, 1]])
+    k_depth = np.array([[15.0, 0, 7.5], [0, 15.5, 5.5], [0, 0, 1]])
+    extrinsic = np.eye(4)
+    extrinsic[0, 3] = 0.025
+    pose = np.eye(4)
+    pose[:3, 3] = [1.25, -0.5, 1.5]
+    color = np.zeros((24, 32, 3), np.uint8)  # smooth (JPEG keeps it), every channel different (order shows)
+    color[..., 0], color[..., 1], color[..., 2] = np.linspace(20, 230, 32), np.linspace(40, 200, 24)[:, None], 90
+    depth = rng.integers(1, 4000, (12, 16)).astype(np.uint16)
+    scene = tmp_path / 'frames' / 'scene0007_00'
+    writer = FrameExportWriter(str(scene), jpeg_quality=100)
+    writer.write_calibration(k_color, k_depth, extrinsic_depth=extrinsic)
+    writer.write_frame(50, color, depth, pose)
+    writer.write_frame(75, color, depth, np.full((4, 4), -np.inf))  # lost tracking, written as ScanNet does
+    assert (scene / 'pose' / '75.txt').read_text().split('\n')[0] == '-inf -inf -inf -inf'
+    (record, lost) = list_frames(str(tmp_path / 'frames'), frame_stride=25)
+    assert (record.layout, record.frame_id, lost.frame_id) == ('export', 50, 75)
+    frame = load_frame(record, depth_scale=1000.0)
+    np.testing.assert_array_equal(frame.pose, pose)
+    np.testing.assert_array_equal(frame.depth, depth.astype(np.float32) / np.float32(1000.0))
+    assert np.abs(frame.color.astype(int) - color).mean() < 4  # JPEG at quality 100, RGB order kept
+    np.testing.assert_array_equal(frame.intrinsic_color, k_color)
+    np.testing.assert_array_equal(frame.intrinsic_depth, k_depth)
+    np.testing.assert_array_equal(frame.extrinsic_depth, extrinsic)
+    np.testing.assert_array_equal(frame.extrinsic_color, np.eye(4))
+    with pytest.raises(FrameError, match='tracking lost') as info:
+        load_frame(lost)
+    assert info.value.kind == 'invalid_pose'

@@ -11,10 +11,10 @@ from conftest import tiny_sam_source_cfg, tiny_vit_source_cfg
 from projects.sam_mtp.labels import (InstanceImageMaskSource, LabelGenerationError, LabelGenerator,
                                      RandomViTFeatureSource, build_label_source, group_weights, list_frames,
                                      merge_split)
-from projects.sam_mtp.labels.format import load_frame_labels, load_label_info
-from projects.sam_mtp.labels.generation import LabelPaths, read_region_map
-from projects.sam_mtp.labels.pooling import pool_region_features
-from projects.sam_mtp.labels.sharding import select_shard, shard_from_env
+from projects.sam_mtp.labels.formats.frame_labels import load_frame_labels, load_label_info
+from projects.sam_mtp.labels.formats.frame_labels import LabelPaths, read_region_map
+from projects.sam_mtp.labels.frame_labels.pooling import pool_region_features
+from projects.sam_mtp.labels.runner.sharding import select_shard, shard_from_env
 
 CFG = dict(num_points=256, mask_size=(36, 48), num_groups=3, io_workers=2,
            kmeans=dict(max_samples=10000, n_init=2, max_iter=50))
@@ -220,7 +220,7 @@ def test_unexpected_errors_are_contained(synthetic_root, tmp_path):
 
 
 def test_depth_scale_mismatch_is_refused_before_any_frame(synthetic_root, frames_copy, tmp_path):
-    from projects.sam_mtp.labels.frames import EXPORT_DONE_MARKER
+    from projects.sam_mtp.labels.formats.frames import EXPORT_DONE_MARKER
     with open(os.path.join(frames_copy, 'scene0000_00', EXPORT_DONE_MARKER), 'w') as f:
         json.dump(dict(depth_shift=1000.0), f)
     out = tmp_path / 'labels'

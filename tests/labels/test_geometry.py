@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from projects.sam_mtp.datasets.synthetic import cast_rays, generate_scene
-from projects.sam_mtp.labels.frames import FrameData, FrameRecord, list_frames, load_frame, scene_axis_align
+from projects.sam_mtp.labels.formats.frames import FrameData, FrameRecord, list_frames, load_frame, scene_axis_align
 from projects.sam_mtp.labels.geometry import backproject_depth, frame_points, frame_seed, project_points
 
 

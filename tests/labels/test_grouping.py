@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from projects.sam_mtp.labels import group_weights
-from projects.sam_mtp.labels.grouping import (KeyedSample, assign_groups, frame_sample_keys, l2_normalize,
-                                              spherical_kmeans)
+from projects.sam_mtp.labels.frame_labels.grouping import (KeyedSample, assign_groups, frame_sample_keys, l2_normalize,
+                                                           spherical_kmeans)
 
 
 def test_weight_formula_on_the_spec_example():
@@ -65,7 +65,7 @@ def cosine_objective(points, centroids):
 def test_kmeans_returns_the_restart_with_the_lowest_objective(monkeypatch):
     """Six overlapping blobs of unequal sizes in 3-d: the 4 restarts of seed 0 end in different local optima, the
     best one neither first nor last. The returned centroids must have the lowest objective of all restarts."""
-    from projects.sam_mtp.labels import grouping
+    from projects.sam_mtp.labels.frame_labels import grouping
     rng = np.random.default_rng(5)
     centres = l2_normalize(rng.normal(size=(6, 3)))
     points = np.concatenate([c + rng.normal(scale=0.25, size=(n, 3))

@@ -13,7 +13,7 @@ import pytest
 from mmengine.config import Config
 
 from projects.sam_mtp.labels import build_label_source
-from projects.sam_mtp.labels.format import load_frame_labels, load_label_info
+from projects.sam_mtp.labels.formats.frame_labels import load_frame_labels, load_label_info
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tools'))
@@ -108,7 +108,7 @@ def test_failures_above_the_limit_exit_non_zero(synthetic_root, frames_copy, tmp
 
 
 def test_bad_frame_folders_stop_the_tool_before_any_frame(synthetic_root, frames_copy, tmp_path):
-    from projects.sam_mtp.labels.frames import EXPORT_DONE_MARKER
+    from projects.sam_mtp.labels.formats.frames import EXPORT_DONE_MARKER
     args = _args(synthetic_root, tmp_path / 'labels')
     args[args.index('--frames-root') + 1] = frames_copy
     # depth units of the recording (its export marker) disagree with label_cfg.depth_scale

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from projects.sam_mtp.labels.pooling import pool_region_features
+from projects.sam_mtp.labels.frame_labels.pooling import pool_region_features
 
 
 def _brute_force(features, region_map, num_regions):

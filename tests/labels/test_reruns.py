@@ -15,7 +15,8 @@ from functools import partialmethod
 import numpy as np
 import pytest
 
-from projects.sam_mtp.labels.format import SETTINGS_ARRAY, load_frame_labels, load_label_info, save_frame_labels
+from projects.sam_mtp.labels.formats.frame_labels import (SETTINGS_ARRAY, load_frame_labels, load_label_info,
+                                                    save_frame_labels)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tools'))
@@ -157,7 +158,7 @@ def test_label_overwrite_redoes_frames_of_other_settings_only(synthetic_root, la
 
 
 def test_label_overwrite_interrupted_resumes_without_mixing_settings(synthetic_root, labels_copy, monkeypatch, capfd):
-    from projects.sam_mtp.labels.generation import LabelGenerator
+    from projects.sam_mtp.labels.frame_labels.generation import LabelGenerator
     new = ['label_cfg.num_points=64']
     with monkeypatch.context() as patch:  # killed after 3 of the 8 frames
         patch.setattr(LabelGenerator, 'run', partialmethod(LabelGenerator.run, fail_after=3))
@@ -225,7 +226,7 @@ def segments_copy(sun_segments, tmp_path):
 @pytest.fixture
 def mask_builds(monkeypatch):
     """Every mask source the segments tool builds (it must build none before refusing)."""
-    import projects.sam_mtp.labels.segment_jobs as segment_jobs
+    import projects.sam_mtp.labels.segments.segmenters as segment_jobs
     built, real = [], segment_jobs.build_mask_source
 
     def counted(cfg):
@@ -332,7 +333,7 @@ def _read_only(folder):
 
 
 def test_read_only_output_folders_are_refused_before_any_model(synthetic_root, label_builds, mask_builds, capfd):
-    import projects.sam_mtp.labels.segment_geometric  # noqa: F401  (numba caches its functions on import: as root)
+    import projects.sam_mtp.labels.segments.geometric  # noqa: F401  (numba caches its functions on import: as root)
     with _world_readable_folder() as base:
         out = os.path.join(base, 'read_only')
         os.mkdir(out)
@@ -358,8 +359,8 @@ def test_read_only_output_folders_are_refused_before_any_model(synthetic_root, l
 @pytest.mark.parametrize('umask', [0o022, 0o002])
 def test_written_files_get_the_permissions_of_the_umask(tmp_path, umask):
     from projects.sam_mtp.labels.fileio import atomic_save_npy, atomic_write_bytes
-    from projects.sam_mtp.labels.scene_segments import save_scene_segments
-    from projects.sam_mtp.labels.sens import SensHeader, SensWriter
+    from projects.sam_mtp.labels.formats.scene_segments import save_scene_segments
+    from projects.sam_mtp.labels.formats.sens import SensHeader, SensWriter
     old = os.umask(umask)
     try:
         atomic_write_bytes(str(tmp_path / 'a.json'), b'{}')

@@ -8,8 +8,9 @@ import pytest
 
 from projects.sam_mtp.labels import (InstanceImageMaskSource, LabelGenerator, RandomViTFeatureSource, list_frames,
                                      make_scannet_segments)
-from projects.sam_mtp.labels.scene_segments import (compact_segments, load_scene_segments, merge_scene_segments,
-                                                    read_segment_meta, save_scene_segments)
+from projects.sam_mtp.labels.formats.scene_segments import (compact_segments, load_scene_segments, read_segment_meta,
+                                                            save_scene_segments)
+from projects.sam_mtp.labels.segments.multi_view import merge_scene_segments
 
 
 def _merge(views, num_points=12, **kwargs):
@@ -125,3 +126,15 @@ def test_synthetic_scene_segments_follow_instances(synthetic_root, tmp_path):
     assert os.stat(os.path.join(segments_dir, 'scene0000_00.bin')).st_mtime_ns == kept
     with pytest.raises(KeyError, match='unknown posed_frames segment setting'):
         make_scannet_segments(synthetic_root, [info], **dict(kwargs, segment_cfg=dict(tolerance=1)))
+
+
+def test_segment_ids_must_fit_the_float32_point_column(tmp_path):
+    """Ids travel as a float32 point column, exact only below 2**24: the one reader refuses the first id beyond."""
+    path = str(tmp_path / 'scene.bin')
+    save_scene_segments(path, np.array([-1, 0, 2**24 - 1]))
+    np.testing.assert_array_equal(load_scene_segments(path, 3), [-1, 0, 16777215])
+    assert np.float32(2**24 - 1) != np.float32(2**24 - 2) and np.float32(2**24 + 1) == np.float32(2**24)
+    for bad in (2**24, -2):
+        save_scene_segments(path, np.array([0, bad]))
+        with pytest.raises(ValueError, match=r'scene\.bin: segment ids must lie in \[-1, 16777215\]'):
+            load_scene_segments(path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from projects.sam_mtp.datasets.synthetic import write_synthetic_s3dis
-from projects.sam_mtp.labels.segment_geometric import estimate_normals, felzenszwalb_segments, geometric_segments
+from projects.sam_mtp.labels.segments.geometric import estimate_normals, felzenszwalb_segments, geometric_segments
 
 
 def _reference_felzenszwalb(num_nodes, edges, weights, k, min_size):

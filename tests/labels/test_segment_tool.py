@@ -12,7 +12,7 @@ import pytest
 from projects.sam_mtp.datasets.synthetic import (render_sunrgbd_sample, write_synthetic_s3dis,
                                                  write_synthetic_sunrgbd)
 from projects.sam_mtp.labels import make_sunrgbd_segments
-from projects.sam_mtp.labels.scene_segments import read_segment_meta
+from projects.sam_mtp.labels.formats.scene_segments import read_segment_meta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, 'tests', 'data', 'mmdet3d')
@@ -272,7 +272,7 @@ def test_load_scene_segments_refuses_a_wrong_length_and_flags_geometric_files(s3
 
     import projects.sam_mtp.datasets.scene_segments as module
     from projects.sam_mtp.datasets.scene_segments import LoadSceneSegments
-    from projects.sam_mtp.labels.scene_segments import save_scene_segments
+    from projects.sam_mtp.labels.formats.scene_segments import save_scene_segments
     seg_dir = tmp_path / 'scene_segments'
     save_scene_segments(str(seg_dir / 'room.bin'), np.arange(10), dict(method='geometric'))
     logged = []
@@ -293,7 +293,7 @@ def test_load_scene_segments_refuses_a_wrong_length_and_flags_geometric_files(s3
 def test_shipped_segment_configs_validate(name):
     from mmengine.config import Config
 
-    from projects.sam_mtp.labels.segment_jobs import SAM_SOURCES, merge_source_cfg
+    from projects.sam_mtp.labels.segments.segmenters import SAM_SOURCES, merge_source_cfg
     cfg = Config.fromfile(os.path.join(SEGMENT_CONFIGS, name))
     settings = merge_source_cfg(cfg.segment_cfg.to_dict())  # unknown keys would raise
     assert ('mask_source' in cfg) == (settings['source'] in SAM_SOURCES)

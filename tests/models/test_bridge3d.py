@@ -19,7 +19,7 @@ from helpers.cpu import CPU_ENV, force_cpu
 from helpers.labels import make_frame_arrays, write_label_split
 from mmdet3d.registry import MODELS
 from projects.sam_mtp.datasets import Bridge3DFrameDataset, PackBridge3DInputs, bridge3d_collate
-from projects.sam_mtp.labels.format import LabelFormatError
+from projects.sam_mtp.labels.formats.frame_labels import LabelFormatError
 from projects.sam_mtp.models.algorithms import bridge3d as bridge3d_module
 from projects.sam_mtp.models.algorithms.bridge3d import bridge3d_token_mask, semantic_guided_keep
 from projects.sam_mtp.models.losses.chamfer import chamfer_l2

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from projects.sam_mtp.labels.format import group_weights
+from projects.sam_mtp.labels.formats.frame_labels import group_weights
 from projects.sam_mtp.models.losses import GroupBalancedDistillLoss, TokenFeatureMSELoss
 
 PRED = torch.tensor([[0., 0.], [2., 0.5], [0., -3.]])

@@ -1,13 +1,13 @@
 # Scene segments of S3DIS rooms from the Stanford 2D-3D-S images (spec §8 Q1): each room of mmdet3d's
 # points/Area_<N>_<room>.bin is registered to its 2D-3D-S frames (the Aligned Version's rotation and mmdet3d's
 # shift are not stored anywhere), SAM runs on the frames and the regions are merged across views with a depth
-# test (labels/segment_2d3ds.py, labels/scene_segments.py). Layout read: docs/finetune.md.
+# test (labels/segments/stanford_2d3ds.py, labels/segments/multi_view.py). Layout read: docs/finetune.md.
 #   python tools/make_scene_segments.py configs/sam_mtp/segments/s3dis_2d3ds_sam.py --data-root data/s3dis \
 #       --info data/s3dis/s3dis_infos_Area_{1,2,3,4,5,6}.pkl --images-root data/2d3ds [--fallback-geometric]
 _base_ = ['../labels/scannet_sam_dinov2.py']  # mask_source (SAM ViT-H, Bridge3D's generator settings)
 
 segment_cfg = dict(
-    source='s3dis_2d3ds',
+    type='S3DIS2D3DSSegmenter',
     frame_stride=1,         # every 2D-3D-S image of the room (about 260 per room)
     mask_size=(540, 540),   # SAM's region maps of the 1080x1080 images at half size
     depth_tolerance=0.1,

@@ -1,6 +1,6 @@
 # Scene segments of ScanNet scenes for SAM-guided fine-tuning (spec §8 Q1): the SAM region maps of the exported
 # frames, projected onto mmdet3d's points/<scene>.bin with a depth test and merged across views
-# (projects/sam_mtp/labels/scene_segments.py). With --labels-dir the region maps of tools/generate_sam_labels.py
+# (projects/sam_mtp/labels/segments/multi_view.py). With --labels-dir the region maps of tools/generate_sam_labels.py
 # are reused; without it the mask source below (SAM ViT-H, the label config's settings) runs on the frames now.
 #   python tools/make_scene_segments.py configs/sam_mtp/segments/scannet_sam_multiview.py --data-root data/scannet \
 #       --info data/scannet/scannet_infos_train.pkl data/scannet/scannet_infos_val.pkl \
@@ -8,7 +8,7 @@
 _base_ = ['../labels/scannet_sam_dinov2.py']  # mask_source (SAM ViT-H, Bridge3D's generator settings)
 
 segment_cfg = dict(
-    source='posed_frames',
+    type='PosedFramesSegmenter',
     frame_stride=_base_.label_cfg['frame_stride'],  # the labelled frames
     mask_size=_base_.label_cfg['mask_size'],
     depth_scale=_base_.label_cfg['depth_scale'],

@@ -6,7 +6,7 @@ import torch
 from mmdet3d.registry import DATASETS, TRANSFORMS
 from mmengine.registry import FUNCTIONS
 
-from projects.sam_mtp.labels.format import LabelFormatError, load_frame_labels
+from projects.sam_mtp.labels.formats.frame_labels import LabelFormatError, load_frame_labels
 from .collate import sam_mtp_collate
 from .frame_dataset import SamMtpFrameDataset
 from .transforms import PackFrameInputs
@@ -30,7 +30,7 @@ class Bridge3DFrameDataset(SamMtpFrameDataset):
       the masked part of the image.
 
     The split info's metainfo must hold ``class_names`` (C names) and ``class_text_feat`` (C, T); every frame
-    ``region_class`` and ``caption_feat`` (``labels/format.py``). Labels without them are refused when the
+    ``region_class`` and ``caption_feat`` (``labels/formats/frame_labels.py``). Labels without them are refused when the
     dataset is built, before any training step, by a ``LabelFormatError`` naming the info file or the first
     frame's file; a later frame without them is refused when it is loaded.
     """

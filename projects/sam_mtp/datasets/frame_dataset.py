@@ -1,4 +1,4 @@
-"""Pretraining dataset over the offline per-frame label files (``labels/format.py``)."""
+"""Pretraining dataset over the offline per-frame label files (``labels/formats/frame_labels.py``)."""
 import logging
 import os.path as osp
 from typing import Callable, List, Optional, Sequence, Union
@@ -8,7 +8,7 @@ from mmdet3d.registry import DATASETS
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
-from projects.sam_mtp.labels.format import LabelFormatError, load_frame_labels, load_label_info
+from projects.sam_mtp.labels.formats.frame_labels import LabelFormatError, load_frame_labels, load_label_info
 
 REQUIRED_METAINFO = ('feature_dim', )
 GROUP_METAINFO = ('num_groups', 'group_counts', 'group_weights')
@@ -18,7 +18,7 @@ GROUP_METAINFO = ('num_groups', 'group_counts', 'group_weights')
 class SamMtpFrameDataset(BaseDataset):
     """One item per RGB-D frame: its points, their SAM region ids and the regions' 2D targets.
 
-    ``ann_file`` is the split info written by ``labels.format.save_label_info``; its metainfo (``feature_dim``,
+    ``ann_file`` is the split info written by ``labels.formats.frame_labels.save_label_info``; its metainfo (``feature_dim``,
     ``num_groups``, ``group_counts``, ``group_weights``) becomes the dataset's metainfo. Every
     ``data_list`` entry names its frame's ``.npz`` with ``label_path`` relative to ``data_root``.
 

@@ -1,5 +1,4 @@
 """Scene-level SAM segments as a point attribute, so fine-tuning can tokenize scenes one token per segment."""
-import json
 import logging
 import os.path as osp
 from typing import Optional
@@ -7,28 +6,12 @@ from typing import Optional
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
-from mmengine.fileio import get
 from mmengine.logging import print_log
 
 from mmdet3d.registry import TRANSFORMS
+from projects.sam_mtp.labels.formats.scene_segments import load_scene_segments, read_segment_meta, scene_segment_path
 
 __all__ = ['LoadSceneSegments', 'scene_segment_path']
-
-# Segment ids travel in a float32 point column, which stores integers exactly below 2**24.
-_MAX_SEGMENT_ID = (1 << 24) - 1
-
-
-def scene_segment_path(points_path: str, segment_dir: Optional[str] = None) -> str:
-    """``<segment_dir>/<name>.bin`` for the points file ``.../<name>.bin``.
-
-    Without ``segment_dir`` the folder is ``scene_segments`` next to the points folder, i.e.
-    ``<data_root>/scene_segments/`` for mmdet3d's ``<data_root>/points/<scene>.bin``.
-    """
-    name = osp.splitext(osp.basename(points_path))[0]
-    folder = segment_dir if segment_dir is not None else osp.join(osp.dirname(osp.dirname(points_path)),
-                                                                   'scene_segments')
-    return osp.join(folder, f'{name}.bin')
-
 
 @TRANSFORMS.register_module()
 class LoadSceneSegments(BaseTransform):
@@ -70,8 +53,10 @@ class LoadSceneSegments(BaseTransform):
             return
         LoadSceneSegments._described_folders.add(folder)
         try:
-            meta = json.loads(get(osp.splitext(path)[0] + '.json', backend_args=self.backend_args))
-        except (FileNotFoundError, ValueError, OSError):
+            meta = read_segment_meta(path, self.backend_args)
+        except ValueError:
+            meta = None
+        if meta is None:
             return  # files made by hand or by an older tool have no sidecar
         method = meta.get('method', '?')
         if meta.get('sam') is False:
@@ -83,26 +68,18 @@ class LoadSceneSegments(BaseTransform):
 
     def _read(self, path: str, num_points: int) -> np.ndarray:
         try:
-            data = get(path, backend_args=self.backend_args)
-        except FileNotFoundError:
+            segments = load_scene_segments(
+                path, num_points, self.backend_args,
+                mismatch_hint='put LoadSceneSegments right after LoadPointsFromFile (before any sampling or cropping), '
+                'and regenerate the segments if the points file changed')
+        except FileNotFoundError as err:
             if not self.allow_missing:
-                raise FileNotFoundError(
-                    f'{path}: scene segment file does not exist; make it with tools/make_scene_segments.py '
-                    '(docs/finetune.md) or set LoadSceneSegments(allow_missing=True)') from None
+                raise FileNotFoundError(f'{err}; make it with tools/make_scene_segments.py (docs/finetune.md) or set '
+                                        'LoadSceneSegments(allow_missing=True)') from None
             print_log(f'{path}: no scene segments, every point is unassigned', logger='current',
                       level=logging.WARNING)
             return np.full(num_points, -1, dtype=np.int64)
-        if len(data) % 8:
-            raise ValueError(f'{path}: size {len(data)} bytes is not a multiple of 8 (expected raw int64)')
-        segments = np.frombuffer(data, dtype=np.int64)
         self._describe_folder(path)
-        if len(segments) != num_points:
-            raise ValueError(f'{path}: has {len(segments)} segment ids but the scene has {num_points} points; '
-                             'put LoadSceneSegments right after LoadPointsFromFile (before any sampling or '
-                             'cropping), and regenerate the segments if the points file changed')
-        if len(segments) and (segments.min() < -1 or segments.max() > _MAX_SEGMENT_ID):
-            raise ValueError(f'{path}: segment ids must lie in [-1, {_MAX_SEGMENT_ID}], found '
-                             f'[{segments.min()}, {segments.max()}]')
         return segments
 
     def transform(self, results: dict) -> dict:

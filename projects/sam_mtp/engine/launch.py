@@ -270,7 +270,7 @@ def run_tool(config_path: str, body):
     """Run a tool's body; config problems, checkpoint files that cannot be loaded safely and label files that
     lack what the config needs (found when the dataset is built, before the first step) end the process with one
     readable line instead of a traceback."""
-    from projects.sam_mtp.labels.format import LabelFormatError
+    from projects.sam_mtp.labels.formats.frame_labels import LabelFormatError
 
     from .checkpoint import CheckpointLoadError
     try:

@@ -1,31 +1,34 @@
-"""Offline 2D foundation-model labels: frame export, SAM masks, DINOv2 features, groups, scene segments
-(``tools/make_scene_segments.py``: one function per dataset, ``make_*_segments``).
+"""Offline 2D foundation-model labels, in two pipelines around one job runner (docs/labels.md):
+
+* ``frame_labels/``: per-frame labels for pretraining (``tools/generate_sam_labels.py``): SAM regions of posed
+  RGB-D frames, DINOv2 region features, K-means groups; Bridge3D's text labels; label statistics.
+* ``segments/``: scene segments for fine-tuning (``tools/make_scene_segments.py``): one registered segmenter per
+  kind of data (multi-view SAM, single-image SAM, Stanford 2D-3D-S, geometric), one function per dataset
+  (``make_*_segments``).
+* ``runner/``: the sharded, resumable job runner both pipelines use (shards, finished items, failure kinds and
+  budget, shard reports, the merge lock), the output-settings fingerprints and the tools' command-line helpers.
+* ``formats/``: the files read and written: frame labels, scene segments, posed frame folders, ``.sens``.
+* ``sources/``: the models (SAM, DINOv2, CLIP text and their stand-ins) and their checkpoints.
+* ``fileio.py`` (atomic writes) and ``geometry.py`` (camera geometry of posed frames) serve both pipelines.
 
 Importing this package registers the label sources in mmdet3d's ``MODELS`` registry:
 ``SAMAutomaticMaskSource``, ``InstanceImageMaskSource`` (stand-in), ``DINOv2FeatureSource`` and
 ``RandomViTFeatureSource`` (stand-in), and Bridge3D's text sources ``CLIPTextFeatureSource`` and
-``RandomCLIPTextFeatureSource`` (stand-in). See docs/labels.md.
+``RandomCLIPTextFeatureSource`` (stand-in); and the scene segmenters in its ``TASK_UTILS`` registry.
 """
-from .checkpoints import CheckpointMismatchError
-from .feature_sources import DINOv2FeatureSource, RandomViTFeatureSource, ViTFeatureSource
-from .format import LabelFormatError, group_weights
-from .frames import FrameError, FrameRecord, list_frames, load_frame
-from .generation import LabelGenerationError, LabelGenerator, merge_split
-from .mask_sources import InstanceImageMaskSource, SAMAutomaticMaskSource, masks_to_region_map
-from .pooling import pool_region_features
-from .scene_segments import scene_segments
-from .segment_jobs import (make_geometric_segments, make_s3dis_segments, make_scannet_segments, make_scene_segments,
-                           make_sunrgbd_segments)
-from .sens import SensFormatError, SensReader, SensWriter, export_sens_frames
-from .text_features import CLIPTextFeatureSource, RandomCLIPTextFeatureSource
-from .text_labels import add_text_labels
-
-
-def build_label_source(cfg):
-    """Build a mask or feature source from its config dict (``type`` = a registered source name)."""
-    from mmdet3d.registry import MODELS
-    return MODELS.build(cfg)
-
+from .formats.frame_labels import LabelFormatError, group_weights
+from .formats.frames import FrameError, FrameRecord, list_frames, load_frame
+from .formats.sens import SensFormatError, SensReader, SensWriter, export_sens_frames
+from .frame_labels.generation import LabelGenerator
+from .frame_labels.merge import LabelGenerationError, merge_split
+from .frame_labels.pooling import pool_region_features
+from .frame_labels.text_labels import add_text_labels
+from .segments.jobs import (make_geometric_segments, make_s3dis_segments, make_scannet_segments, make_scene_segments,
+                            make_sunrgbd_segments)
+from .segments.multi_view import scene_segments
+from .sources import (CheckpointMismatchError, CLIPTextFeatureSource, DINOv2FeatureSource, InstanceImageMaskSource,
+                      RandomCLIPTextFeatureSource, RandomViTFeatureSource, SAMAutomaticMaskSource, ViTFeatureSource,
+                      build_label_source, masks_to_region_map)
 
 __all__ = [
     'CheckpointMismatchError', 'DINOv2FeatureSource', 'RandomViTFeatureSource', 'ViTFeatureSource',

@@ -14,7 +14,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .frames import FrameData, FrameError, scale_intrinsic
+from .formats.frames import FrameData, FrameError, scale_intrinsic
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

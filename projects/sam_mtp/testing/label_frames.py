@@ -1,4 +1,4 @@
-"""Pretraining frames without SAM or a data set: label arrays and label files written with ``labels.format``'s
+"""Pretraining frames without SAM or a data set: label arrays and label files written with ``labels.formats.frame_labels``'s
 own writers, collated batches, and points with spatially coherent regions (the tokenizer and training-step
 benchmarks, the GPU bench)."""
 import os.path as osp
@@ -7,7 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..labels.format import group_weights, save_frame_labels, save_label_info
+from ..labels.formats.frame_labels import group_weights, save_frame_labels, save_label_info
 
 
 def make_frame_arrays(rng: np.random.Generator,

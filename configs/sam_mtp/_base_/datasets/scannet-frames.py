@@ -1,5 +1,5 @@
 # ScanNet RGB-D frames (one every 25 of the train split, ~78k) with offline SAM/DINOv2 labels, as written by
-# the label generation tools into data_root (labels/format.py describes the files).
+# the label generation tools into data_root (labels/formats/frame_labels.py describes the files).
 dataset_type = 'SamMtpFrameDataset'
 data_root = 'data/scannet/sam_mtp_labels/'
 num_points = 20000  # Bridge3D's points per frame (spec Q7)

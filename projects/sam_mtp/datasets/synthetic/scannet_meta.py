@@ -1,8 +1,9 @@
-"""Readers of ScanNet's per-scan meta file (``scans/<scene>/<scene>.txt``), shared with the label tooling."""
+"""Readers of ScanNet's per-scan meta file (``scans/<scene>/<scene>.txt``); its ``axisAlignment`` parser is the label
+tooling's (``labels/formats/frames.py``), re-exported here."""
 import os.path as osp
 from typing import Dict
 
-import numpy as np
+from projects.sam_mtp.labels.formats.frames import load_axis_align_matrix  # noqa: F401
 
 
 def read_scannet_meta(path: str) -> Dict[str, str]:
@@ -19,15 +20,3 @@ def read_scannet_meta(path: str) -> Dict[str, str]:
             key, value = line.split('=', 1)
             meta[key.strip()] = value.strip()
     return meta
-
-
-def load_axis_align_matrix(path: str) -> np.ndarray:
-    """The 4x4 raw-to-aligned ``axisAlignment`` of a ScanNet meta file (identity when the key is absent,
-    as for ScanNet's test scans)."""
-    meta = read_scannet_meta(path)
-    if 'axisAlignment' not in meta:
-        return np.eye(4)
-    values = meta['axisAlignment'].split()
-    if len(values) != 16:
-        raise ValueError(f'{path}: axisAlignment must have 16 numbers, got {len(values)}')
-    return np.array([float(x) for x in values]).reshape(4, 4)

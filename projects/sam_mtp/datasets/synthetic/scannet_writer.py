@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
+from projects.sam_mtp.labels.formats.frames import FrameExportWriter
 from .cameras import make_camera_poses, scannet_like_intrinsic
 from .files import write_bytes, write_image
 from .points import sample_scene_points
@@ -21,11 +22,6 @@ from .rooms import SCANNET_DET_CLASSES, SCANNET_SEG_NYU40_IDS, SyntheticScene, g
 
 SYNTHETIC_FORMAT_VERSION = 1
 MANIFEST_NAME = 'synthetic_info.json'
-
-
-def _matrix_text(mat: np.ndarray) -> str:
-    # '%f' like ScanNet's exporter; -inf rows of lost-tracking poses are written as "-inf".
-    return ''.join(' '.join(f'{x:f}' for x in row) + '\n' for row in mat)
 
 
 def _fmt_num(x: float) -> str:
@@ -104,10 +100,9 @@ def _write_scene(root: str, scene: SyntheticScene, streams, points_per_scene: in
     write_bytes(osp.join(root, 'scans', sid, f'{sid}.txt'), meta_text.encode())
     if frames_per_scene:
         frame_dir = osp.join(root, 'posed_images', sid)
-        write_bytes(osp.join(frame_dir, 'intrinsic', 'intrinsic_color.txt'), _matrix_text(color_k).encode())
-        write_bytes(osp.join(frame_dir, 'intrinsic', 'intrinsic_depth.txt'), _matrix_text(depth_k).encode())
-        write_bytes(osp.join(frame_dir, 'intrinsic', 'extrinsic_color.txt'), _matrix_text(np.eye(4)).encode())
-        write_bytes(osp.join(frame_dir, 'intrinsic', 'extrinsic_depth.txt'), _matrix_text(np.eye(4)).encode())
+        # '%f' matrices like ScanNet's exporter; plain writes (the whole root is made in a temporary folder)
+        frames = FrameExportWriter(frame_dir, write_bytes=write_bytes, number_format='f', jpeg_quality=92)
+        frames.write_calibration(color_k, depth_k)
         poses = make_camera_poses(scene, frames_per_scene, cam_rng)
         lost = set(frame_rng.choice(frames_per_scene, size=min(invalid_poses, frames_per_scene),
                                     replace=False).tolist()) if invalid_poses else set()
@@ -119,15 +114,11 @@ def _write_scene(root: str, scene: SyntheticScene, streams, points_per_scene: in
             else:
                 depth_m = render_frame(scene, pose, depth_k, depth_size[1], depth_size[0])[0]
             noisy = np.clip(color.astype(np.float64) + frame_rng.normal(0.0, 3.0, color.shape), 0, 255)
-            write_image(osp.join(frame_dir, 'color', f'{fid}.jpg'),
-                         cv2.cvtColor(np.round(noisy).astype(np.uint8), cv2.COLOR_RGB2BGR),
-                         [cv2.IMWRITE_JPEG_QUALITY, 92])
-            write_image(osp.join(frame_dir, 'depth', f'{fid}.png'),
-                         _depth_to_png(depth_m, frame_rng, depth_noise, depth_dropout, max_depth))
+            pose_out = np.full((4, 4), -np.inf) if f in lost else pose
+            frames.write_frame(fid, np.round(noisy).astype(np.uint8),
+                               _depth_to_png(depth_m, frame_rng, depth_noise, depth_dropout, max_depth), pose_out)
             write_image(osp.join(frame_dir, 'instance', f'{fid}.png'), instance.astype(np.uint16))
             write_image(osp.join(frame_dir, 'label', f'{fid}.png'), label.astype(np.uint16))
-            pose_out = np.full((4, 4), -np.inf) if f in lost else pose
-            write_bytes(osp.join(frame_dir, 'pose', f'{fid}.txt'), _matrix_text(pose_out).encode())
     return info, pts['nyu40']
 
 

@@ -26,7 +26,7 @@ the projection is tested.
     instance_mask/, semantic_mask/ (int64, 13 S3DIS classes), s3dis_infos_Area_<a>.pkl, seg_info/
 
 and optionally the room's frames in the Stanford 2D-3D-S layout (``2d3ds/area_<a>/data/{rgb,depth,pose}``,
-``labels/segment_2d3ds.py``) in an *area* frame that differs from the points' frame by a rotation about z (a
+``labels/segments/stanford_2d3ds.py``) in an *area* frame that differs from the points' frame by a rotation about z (a
 multiple of 90 degrees plus ``extra_yaw_deg``) and a translation, as the real data does, plus stand-in instance
 images ``data/instance/<rgb stem>.png``.
 """

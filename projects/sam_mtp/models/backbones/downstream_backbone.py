@@ -27,14 +27,12 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import PretrainedInit
 from torch import Tensor, nn
 
+from projects.sam_mtp.labels.formats.scene_segments import SEGMENT_ID_LIMIT
 from projects.sam_mtp.ops import knn
 from ..tokenizers.point_tokens import PointTokens
 from .pretraining_tokenizer import pretraining_tokenizer_type
 
 __all__ = ['SamMtpPointBackbone', 'token_representatives', 'fill_padded_tokens', 'load_encoder_state']
-
-# Scene-segment ids travel as float32 point columns, which hold integers exactly up to 2**24.
-MAX_EXACT_SEGMENT_ID = 1 << 24
 
 
 def token_representatives(xyz: Tensor, tokens: PointTokens) -> Tensor:
@@ -302,7 +300,7 @@ class SamMtpPointBackbone(BaseModule):
                                  f'{channels} columns; add LoadSceneSegments to the pipeline')
             segment = points[..., self.segment_channel]
             ids = segment.round()
-            if bool((ids < -1).any()) or bool((ids != segment).any()) or bool((ids >= MAX_EXACT_SEGMENT_ID).any()):
+            if bool((ids < -1).any()) or bool((ids != segment).any()) or bool((ids >= SEGMENT_ID_LIMIT).any()):
                 raise ValueError(f'{name}: column {self.segment_channel} does not hold segment ids (integers '
                                  f'in [-1, 2**24)); is segment_channel right?')
             point_region = ids.long() + 1  # none (-1) -> 0 = no region

@@ -24,7 +24,7 @@ from mmdet3d.registry import MODELS
 from torch import Tensor, nn
 
 from .checkpoints import load_state_dict_strict, require_checkpoint
-from .sharding import resolve_device
+from ..runner.sharding import resolve_device
 
 SOT, EOT = '<|startoftext|>', '<|endoftext|>'
 # OpenAI's CLIP keeps the first 48,894 merges of its file: 256 byte tokens, their 256 end-of-word forms, the

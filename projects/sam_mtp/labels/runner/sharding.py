@@ -1,12 +1,13 @@
-"""Splitting label generation over processes, GPUs and nodes.
+"""Splitting the label jobs over processes, GPUs and nodes.
 
-Every frame goes to shard ``crc32("<scene>/<frame_id>") % num_shards``: the assignment depends only on the
-frame, not on the order or completeness of a directory listing, so shards started on different nodes never
-overlap and together cover every frame. Shards need no communication; each is resumable on its own.
+Every item goes to shard ``crc32(key) % num_shards`` (a frame's key is ``"<scene>/<frame_id>"``, a scene
+segment's its sample name): the assignment depends only on the item, not on the order or completeness of a
+directory listing, so shards started on different nodes never overlap and together cover every item. Shards
+need no communication; each is resumable on its own.
 """
 import os
 import zlib
-from typing import List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
 
@@ -18,11 +19,13 @@ def shard_of(key: str, num_shards: int) -> int:
     return zlib.crc32(key.encode()) % num_shards
 
 
-def select_shard(records: Sequence[T], shard_index: int, num_shards: int) -> List[T]:
-    """The records (anything with a ``key`` attribute) owned by one shard, in their original order."""
+def select_shard(records: Sequence[T], shard_index: int, num_shards: int,
+                 key: Callable[[T], str] = lambda record: record.key) -> List[T]:
+    """The records owned by one shard (``key(record)``: its shard key, default its ``key`` attribute), in their
+    original order."""
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ValueError(f'shard {shard_index}/{num_shards} is out of range (need 0 <= I < N)')
-    return [r for r in records if shard_of(r.key, num_shards) == shard_index]
+    return [r for r in records if shard_of(key(r), num_shards) == shard_index]
 
 
 def parse_shard(text: str) -> Tuple[int, int]:

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .scene_segments import compact_segments
+from ..formats.scene_segments import compact_segments
 
 DEFAULT_GEOMETRIC_CFG = dict(voxel_size=0.02, normal_knn=16, graph_knn=8, max_edge_length=None, color_weight=0.1,
                              threshold=0.1, min_segment_voxels=50, min_segment_points=1)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from mmdet3d.registry import MODELS
 
 from .checkpoints import load_state_dict_strict, require_checkpoint
-from .sharding import resolve_device
+from ..runner.sharding import resolve_device
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -229,8 +229,8 @@ class ClassEmbeddingFeatureSource:
 
         import cv2
 
-        from .frames import FrameError
-        from .geometry import frame_seed
+        from ..formats.frames import FrameError
+        from ..geometry import frame_seed
         stem = os.path.splitext(os.path.basename(record.color_path))[0]
         path = os.path.join(record.scene_dir, self.folder, f'{stem}.png')
         labels = cv2.imread(path, cv2.IMREAD_UNCHANGED) if os.path.isfile(path) else None

@@ -4,7 +4,7 @@ layout of mmpretrain's ``VisionTransformer`` used by :class:`~.feature_sources.D
 mmpretrain 1.2 ships converted DINOv2 checkpoints (see its ``configs/dinov2/metafile.yml``) but no converter
 script; this module is one::
 
-    python -m projects.sam_mtp.labels.convert_dinov2 dinov2_vitb14_pretrain.pth \\
+    python -m projects.sam_mtp.labels.sources.convert_dinov2 dinov2_vitb14_pretrain.pth \\
         checkpoints/dinov2_vitb14_mmpretrain.pth
 
 Only the plain variants (no register tokens) are supported; ``mask_token`` (used only in DINOv2 training) is
@@ -60,7 +60,7 @@ def main(argv=None) -> None:
     parser.add_argument('dst', help='output .pth (a state dict with "state_dict" and "meta")')
     args = parser.parse_args(argv)
     from .checkpoints import read_state_dict
-    from .fileio import atomic_write
+    from ..fileio import atomic_write
     state = convert_dinov2_state_dict(read_state_dict(args.src, 'official DINOv2'))
     checkpoint = dict(state_dict=state, meta=dict(converted_from=os.path.basename(args.src)))
     atomic_write(args.dst, lambda f: torch.save(checkpoint, f))

@@ -3,7 +3,7 @@
 Bridge3D names the objects of every frame with an open-vocabulary segmenter (Tag2Text tags -> Grounding DINO
 boxes -> SAM masks, its ``Preprocess/tag2text_SAM.py``) and distils the CLIP text feature of each token's class
 name; it also distils the CLIP feature of a Tag2Text caption of the frame. This step turns such per-pixel class
-maps and captions, stored next to the frames, into label arrays (``labels/format.py``):
+maps and captions, stored next to the frames, into label arrays (``labels/formats/frame_labels.py``):
 
 * per frame ``region_class`` (R,): the class of every SAM region, the most frequent class among its pixels in
   the frame's class map (0 when background wins or no class is in the list);
@@ -24,9 +24,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from mmengine.logging import print_log
 
-from .fileio import atomic_write_bytes
-from .format import LabelFormatError, load_frame_labels, load_label_info, save_frame_labels, save_label_info
-from .generation import LabelPaths, read_region_map
+from ..fileio import atomic_write_bytes
+from ..formats.frame_labels import (LabelFormatError, LabelPaths, load_frame_labels, load_label_info, read_region_map,
+                                    save_frame_labels, save_label_info)
 
 TEXT_METAINFO_KEYS = ('class_names', 'class_text_feat', 'text_feature_dim', 'text_labels')
 

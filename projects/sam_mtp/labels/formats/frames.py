@@ -33,11 +33,14 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-# Name of the done-marker tools/export_scannet_frames.py writes last into each scene folder (labels/sens.py).
+from ..fileio import atomic_write_bytes
+from ..runner.jobs import JobError
+
+# Name of the done-marker tools/export_scannet_frames.py writes last into each scene folder (labels/formats/sens.py).
 EXPORT_DONE_MARKER = '.export_done'
 FAILURE_KINDS = ('missing_file', 'corrupt_image', 'missing_pose', 'invalid_pose', 'invalid_depth', 'no_mask',
                  'error')
@@ -46,14 +49,13 @@ FAILURE_KINDS = ('missing_file', 'corrupt_image', 'missing_pose', 'invalid_pose'
 SKIP_KINDS = ('invalid_pose', )
 
 
-class FrameError(ValueError):
+class FrameError(JobError):
     """A frame cannot be labelled. ``kind`` is one of FAILURE_KINDS; the message names the file."""
+    kinds = FAILURE_KINDS
 
     def __init__(self, kind: str, path, problem: str):
-        assert kind in FAILURE_KINDS, kind
-        self.kind = kind
+        super().__init__(kind, path, problem)
         self.path = str(path)
-        super().__init__(f'{path}: {problem}')
 
 
 @dataclass(frozen=True)
@@ -120,22 +122,33 @@ def read_extrinsic(path: str) -> np.ndarray:
 
 
 def read_axis_align_matrix(meta_path: str) -> Optional[np.ndarray]:
-    """The ``axisAlignment = m00 ... m33`` line of a ScanNet scene meta file as a 4x4 matrix.
+    """The ``axisAlignment = m00 ... m33`` line of a ScanNet scene meta file ``<scene>.txt`` as a 4x4 matrix
+    (raw -> aligned).
 
-    Returns None when the file has no such line (ScanNet's test scenes); raises naming the file when the line
-    is malformed.
+    Returns None when the file has no such line (ScanNet's test scenes); raises naming the file when it is
+    missing or the line is malformed.
     """
+    if not os.path.isfile(meta_path):
+        raise FileNotFoundError(f'{meta_path}: ScanNet meta file does not exist')
     with open(meta_path) as f:
         for line in f:
-            if line.strip().startswith('axisAlignment'):
-                try:
-                    values = [float(v) for v in line.split('=', 1)[1].split()]
-                except (IndexError, ValueError) as err:
-                    raise ValueError(f'{meta_path}: malformed axisAlignment line ({err})') from err
-                if len(values) != 16 or not np.isfinite(values).all():
-                    raise ValueError(f'{meta_path}: axisAlignment needs 16 finite numbers, got {len(values)}')
-                return np.asarray(values, np.float64).reshape(4, 4)
+            key, _, value = line.partition('=')
+            if key.strip() != 'axisAlignment':
+                continue
+            try:
+                values = [float(v) for v in value.split()]
+            except ValueError as err:
+                raise ValueError(f'{meta_path}: malformed axisAlignment line ({err})') from err
+            if len(values) != 16 or not np.isfinite(values).all():
+                raise ValueError(f'{meta_path}: axisAlignment must have 16 numbers, all finite, got {len(values)}')
+            return np.asarray(values, np.float64).reshape(4, 4)
     return None
+
+
+def load_axis_align_matrix(meta_path: str) -> np.ndarray:
+    """:func:`read_axis_align_matrix`, the identity when the file has no axisAlignment (as mmdet3d's converter)."""
+    matrix = read_axis_align_matrix(meta_path)
+    return np.eye(4) if matrix is None else matrix
 
 
 def scene_axis_align(axis_align_root: Optional[str], scene: str) -> Optional[np.ndarray]:
@@ -148,6 +161,18 @@ def scene_axis_align(axis_align_root: Optional[str], scene: str) -> Optional[np.
     if not os.path.isfile(path):
         raise FileNotFoundError(f'{path}: scene meta file with axisAlignment does not exist')
     return read_axis_align_matrix(path)
+
+
+def export_frame_paths(scene_dir: str, frame_id) -> Tuple[str, str, str]:
+    """(colour, depth, pose) files of frame ``frame_id`` (an int or the file stem) in the export layout."""
+    return (os.path.join(scene_dir, 'color', f'{frame_id}.jpg'), os.path.join(scene_dir, 'depth', f'{frame_id}.png'),
+            os.path.join(scene_dir, 'pose', f'{frame_id}.txt'))
+
+
+def export_calibration_path(scene_dir: str, name: str) -> str:
+    """``intrinsic/<name>.txt`` of the export layout (``intrinsic_color``, ``intrinsic_depth``, ``extrinsic_color``,
+    ``extrinsic_depth``)."""
+    return os.path.join(scene_dir, 'intrinsic', f'{name}.txt')
 
 
 def detect_layout(scene_dir: str) -> str:
@@ -175,8 +200,7 @@ def list_scene_frames(scene_dir: str, frame_stride: int = 25, scene: Optional[st
         if fid % frame_stride:
             continue
         if layout == 'export':
-            paths = (os.path.join(scene_dir, 'color', f'{stem}.jpg'), os.path.join(scene_dir, 'depth', f'{stem}.png'),
-                     os.path.join(scene_dir, 'pose', f'{stem}.txt'))
+            paths = export_frame_paths(scene_dir, stem)
         else:
             paths = tuple(os.path.join(scene_dir, f'{stem}{ext}') for ext in ('.jpg', '.png', '.txt'))
         records.append(FrameRecord(scene, fid, scene_dir, layout, *paths))
@@ -255,11 +279,10 @@ def load_scene_cameras(scene_dir: str, layout: str) -> SceneCameras:
         return cached
     eye = np.eye(4)
     if layout == 'export':
-        calib = os.path.join(scene_dir, 'intrinsic')
-        ext_c, ext_d = (os.path.join(calib, f'extrinsic_{c}.txt') for c in ('color', 'depth'))
+        ext_c, ext_d = (export_calibration_path(scene_dir, f'extrinsic_{c}') for c in ('color', 'depth'))
         cams = SceneCameras(
-            intrinsic_color=read_intrinsic(os.path.join(calib, 'intrinsic_color.txt')),
-            intrinsic_depth=read_intrinsic(os.path.join(calib, 'intrinsic_depth.txt')),
+            intrinsic_color=read_intrinsic(export_calibration_path(scene_dir, 'intrinsic_color')),
+            intrinsic_depth=read_intrinsic(export_calibration_path(scene_dir, 'intrinsic_depth')),
             extrinsic_color=read_extrinsic(ext_c) if os.path.isfile(ext_c) else eye,
             extrinsic_depth=read_extrinsic(ext_d) if os.path.isfile(ext_d) else eye)
     else:
@@ -340,3 +363,64 @@ def load_frame(record: FrameRecord, depth_scale: float = 1000.0) -> FrameData:
         k_depth = scale_intrinsic(cams.intrinsic_color, color.shape[:2], depth.shape)
     return FrameData(record, color, depth, pose, cams.intrinsic_color, k_depth, cams.extrinsic_color,
                      cams.extrinsic_depth)
+
+
+# ---------------------------------------------------------------------------------------------------- writing
+def matrix_text(matrix: np.ndarray, number_format: str = '.9g') -> bytes:
+    """A matrix as text, one row a line (``-inf`` rows of lost-tracking poses stay ``-inf``)."""
+    return ''.join(' '.join(format(v, number_format) for v in row) + '\n'
+                   for row in np.asarray(matrix, np.float64)).encode()
+
+
+def encode_image(path: str, image: np.ndarray, params: Sequence[int] = ()) -> bytes:
+    """``image`` encoded as ``path``'s extension says (BGR or single-channel, as OpenCV takes it)."""
+    import cv2
+    ok, buf = cv2.imencode(os.path.splitext(path)[1], image, list(params))
+    if not ok:
+        raise ValueError(f'{path}: OpenCV could not encode the image')
+    return buf.tobytes()
+
+
+class FrameExportWriter:
+    """Writes one scene folder in the export layout (module docstring): its calibration, then colour, depth and
+    pose per frame. ``tools/export_scannet_frames.py`` (``sens.py``) and the synthetic generator write with it.
+
+    Args:
+        scene_dir: the scene folder.
+        write_bytes: how a file is written (default atomic, so a kill never leaves half a file).
+        number_format: format spec of the matrix entries (``'f'``: six decimals, as ScanNet's exporter writes).
+        jpeg_quality: of colour frames given as images (95: OpenCV's default).
+    """
+
+    def __init__(self, scene_dir: str, write_bytes: Callable[[str, bytes], None] = atomic_write_bytes,
+                 number_format: str = '.9g', jpeg_quality: int = 95):
+        self.scene_dir, self.write_bytes = scene_dir, write_bytes
+        self.number_format, self.jpeg_quality = number_format, jpeg_quality
+        for sub in ('color', 'depth', 'pose', 'intrinsic'):
+            os.makedirs(os.path.join(scene_dir, sub), exist_ok=True)
+
+    def write_calibration(self, intrinsic_color: np.ndarray, intrinsic_depth: np.ndarray,
+                          extrinsic_color: Optional[np.ndarray] = None,
+                          extrinsic_depth: Optional[np.ndarray] = None) -> None:
+        """The four calibration files; a missing extrinsic is the identity (registered cameras)."""
+        eye = np.eye(4)
+        calibration = dict(intrinsic_color=intrinsic_color, extrinsic_color=eye if extrinsic_color is None
+                           else extrinsic_color, intrinsic_depth=intrinsic_depth,
+                           extrinsic_depth=eye if extrinsic_depth is None else extrinsic_depth)
+        for name, matrix in calibration.items():
+            self.write_bytes(export_calibration_path(self.scene_dir, name), matrix_text(matrix, self.number_format))
+
+    def write_frame(self, frame_id: int, color: Union[bytes, np.ndarray], depth: Union[bytes, np.ndarray],
+                    pose: np.ndarray) -> None:
+        """One frame: ``color`` as JPEG bytes or an RGB uint8 image, ``depth`` as PNG bytes or a uint16 image in
+        raw units, ``pose`` the 4x4 camera-to-world matrix (pose last: a frame without it is not listed whole)."""
+        color_path, depth_path, pose_path = export_frame_paths(self.scene_dir, frame_id)
+        if not isinstance(color, bytes):
+            import cv2
+            color = encode_image(color_path, np.ascontiguousarray(color[..., ::-1]),
+                                 [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not isinstance(depth, bytes):
+            depth = encode_image(depth_path, depth)
+        self.write_bytes(color_path, color)
+        self.write_bytes(depth_path, depth)
+        self.write_bytes(pose_path, matrix_text(pose, self.number_format))

@@ -4,7 +4,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import torch
 
-from ..engine.checkpoint import CheckpointLoadError, describe_state_mismatch, load_checkpoint_file
+from ...engine.checkpoint import CheckpointLoadError, describe_state_mismatch, load_checkpoint_file
 
 
 class CheckpointMismatchError(ValueError):

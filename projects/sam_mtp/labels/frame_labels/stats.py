@@ -11,7 +11,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from .format import load_label_info
+from ..formats.frame_labels import load_label_info
 
 PERCENTILES = (5, 50, 95, 99)
 
@@ -35,7 +35,7 @@ def _summary(values) -> dict:
 
 def _stamp(root: str) -> dict:
     """Date, machine and commit of a measurement."""
-    from ..engine.provenance import git_commit
+    from ...engine.provenance import git_commit
     commit = git_commit(short=True)[0]
     return dict(date=datetime.datetime.now().isoformat(timespec='seconds'), machine=platform.platform(),
                 cpus=os.cpu_count(), commit=commit, label_root=root)
@@ -51,7 +51,7 @@ def compute_label_stats(root: str, split: str = 'train', min_points: int = 16,
     if workers > 0:
         import multiprocessing as mp
 
-        from .fileio import worker_start_method
+        from ..fileio import worker_start_method
         with mp.get_context(worker_start_method()).Pool(workers) as pool:
             counts = pool.map(_frame_counts, paths, chunksize=16)
     else:
@@ -155,7 +155,7 @@ def write_label_stats(stats: dict, out_dir: str) -> Dict[str, str]:
     """``label_stats_<split>.{json,md,png}`` in ``out_dir``; returns their paths."""
     import json
 
-    from .fileio import atomic_write_bytes
+    from ..fileio import atomic_write_bytes
     base = os.path.join(out_dir, f'label_stats_{stats["split"]}')
     paths = dict(json=base + '.json', markdown=base + '.md', png=base + '.png')
     atomic_write_bytes(paths['json'], (json.dumps(stats) + '\n').encode())

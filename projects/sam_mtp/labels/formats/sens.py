@@ -32,8 +32,8 @@ from typing import BinaryIO, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .fileio import atomic_write_bytes, temporary_file
-from .frames import EXPORT_DONE_MARKER
+from ..fileio import atomic_write_bytes, temporary_file
+from .frames import EXPORT_DONE_MARKER, FrameExportWriter
 
 SENS_VERSION = 4
 COLOR_COMPRESSION = {-1: 'unknown', 0: 'raw', 1: 'png', 2: 'jpeg'}
@@ -287,10 +287,6 @@ class SensWriter:
             self.abort()
 
 
-def _matrix_text(mat: np.ndarray) -> bytes:
-    return ('\n'.join(' '.join(f'{v:.9g}' for v in row) for row in np.asarray(mat, np.float64)) + '\n').encode()
-
-
 def is_scene_exported(scene_dir: str) -> bool:
     """True when the exporter finished this scene (its done-marker, written last, exists)."""
     return os.path.isfile(os.path.join(scene_dir, EXPORT_DONE_MARKER))
@@ -303,35 +299,21 @@ def export_sens_frames(sens_path: str, scene_dir: str, stride: int = 25) -> dict
     otherwise encoded as JPEG. Every file is written atomically and the done-marker last, so an interrupted
     export is simply redone. Returns a summary dict (also stored in the done-marker).
     """
-    import cv2
-    for sub in ('color', 'depth', 'pose', 'intrinsic'):
-        os.makedirs(os.path.join(scene_dir, sub), exist_ok=True)
+    writer = FrameExportWriter(scene_dir)
     num_exported = 0
     with SensReader(sens_path) as reader:
         h = reader.header
-        calib = dict(intrinsic_color=h.intrinsic_color, extrinsic_color=h.extrinsic_color,
-                     intrinsic_depth=h.intrinsic_depth, extrinsic_depth=h.extrinsic_depth)
-        for name, mat in calib.items():
-            atomic_write_bytes(os.path.join(scene_dir, 'intrinsic', f'{name}.txt'), _matrix_text(mat))
+        writer.write_calibration(h.intrinsic_color, h.intrinsic_depth, h.extrinsic_color, h.extrinsic_depth)
         for frame in reader.iter_frames(stride=stride):
-            fid = frame.index
             if COLOR_COMPRESSION.get(h.color_compression) == 'jpeg':
-                color_bytes = frame.color_bytes
+                color = frame.color_bytes  # the recorded JPEG: no re-encoding loss
             else:
-                ok, buf = cv2.imencode('.jpg', np.ascontiguousarray(frame.decode_color(h)[..., ::-1]))
-                if not ok:
-                    raise SensFormatError(sens_path, f'frame {fid}: colour could not be re-encoded as JPEG')
-                color_bytes = buf.tobytes()
+                color = frame.decode_color(h)
             try:
                 depth = frame.decode_depth(h)
             except ValueError as err:
                 raise SensFormatError(sens_path, str(err)) from err
-            ok, depth_png = cv2.imencode('.png', depth)
-            if not ok:
-                raise SensFormatError(sens_path, f'frame {fid}: depth could not be encoded as PNG')
-            atomic_write_bytes(os.path.join(scene_dir, 'color', f'{fid}.jpg'), color_bytes)
-            atomic_write_bytes(os.path.join(scene_dir, 'depth', f'{fid}.png'), depth_png.tobytes())
-            atomic_write_bytes(os.path.join(scene_dir, 'pose', f'{fid}.txt'), _matrix_text(frame.camera_to_world))
+            writer.write_frame(frame.index, color, depth, frame.camera_to_world)
             num_exported += 1
         summary = dict(source=os.path.basename(sens_path), stride=stride, num_frames=h.num_frames,
                        num_exported=num_exported, depth_shift=h.depth_shift,

@@ -1,14 +1,11 @@
-"""Scene segments: the file format, and the multi-view merge of posed RGB-D frames (spec §8 Q1).
+"""Scene segments of posed RGB-D frames: per-frame SAM regions merged across views onto the scene's points.
 
-A scene-segment file ``<data_root>/scene_segments/<sample>.bin`` holds one raw int64 per point of mmdet3d's
-``points/<sample>.bin`` (same order), ``-1`` = in no segment, ids 0..S-1 numbered by their lowest point index
-(:func:`compact_segments`). A JSON sidecar ``<sample>.json`` says how the file was made (:data:`SEGMENT_METHODS`,
-``sam`` true/false). ``tools/make_scene_segments.py`` writes both (``labels/segment_jobs.py``); the sources
-are this module's multi-view merge (ScanNet, Stanford 2D-3D-S, custom posed frames), the single-image
-projection of ``segment_projection.py`` (SUN RGB-D) and the geometric over-segmentation of
-``segment_geometric.py`` (no images; NOT SAM).
+The paper does not say how SAM masks reach the reconstructed scenes of fine-tuning (docs/finetune.md, "Scene
+segments"); this is the merge used for ScanNet, Stanford 2D-3D-S and custom posed frames
+(``segmenters.PosedFramesSegmenter``, ``segmenters.S3DIS2D3DSSegmenter``). The file it feeds is described in
+labels/formats/scene_segments.py.
 
-Multi-view merge: per-frame SAM regions are lifted to the scene's points and merged across views:
+The merge:
 
 1. **Visibility.** Every scene point (raw ScanNet frame, i.e. the frame of the poses, before axis alignment)
    is projected into each labelled frame's depth camera. It is visible when it lands inside the image in front
@@ -31,26 +28,14 @@ failing to merge partial views of one object. It is a setting worth ablating on 
 
 Everything is vectorised with scipy sparse matrices; the only loop is over frames.
 """
-import json
-import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .fileio import atomic_write_bytes
-from .frames import scale_intrinsic
-from .geometry import project_points, transform_points
-
-# How a segment file was made: its sidecar's ``method``. Only the geometric fallback is not SAM.
-SEGMENT_METHODS = {
-    'sam_multi_view': 'SAM masks of posed RGB-D frames, projected onto the points with a depth test and merged '
-                      'across views',
-    'sam_single_image': "SAM masks of the sample's own image; every point takes the mask under its projection",
-    'geometric': 'NOT SAM: graph-based geometric over-segmentation of the point cloud (normals and colours); a '
-                 'proxy for data without images, not the paper\'s setting',
-}
-SAM_METHODS = ('sam_multi_view', 'sam_single_image')
+from ..formats.frames import FrameError, load_scene_cameras, read_depth, read_pose, scale_intrinsic
+from ..formats.scene_segments import compact_segments
+from ..geometry import project_points, transform_points
 
 
 @dataclass
@@ -146,22 +131,6 @@ def merge_scene_segments(num_points: int, visible: Sequence[np.ndarray], regions
     return compact_segments(labels, min_segment_points)
 
 
-def compact_segments(labels: np.ndarray, min_segment_points: int = 1) -> np.ndarray:
-    """Segment ids in the file convention: segments with fewer than ``min_segment_points`` points become -1
-    (none), the others are renumbered 0..S-1 in the order of their lowest point index. Returns a new int64
-    array; negative input ids mean "none"."""
-    labels = np.where(np.asarray(labels) >= 0, labels, -1).astype(np.int64)
-    assigned = labels >= 0
-    used, first, compact, sizes = np.unique(labels[assigned], return_index=True, return_inverse=True,
-                                            return_counts=True)
-    rank = np.full(len(used), -1, np.int64)
-    big = sizes >= min_segment_points
-    order = np.argsort(first[big], kind='stable')
-    rank[np.flatnonzero(big)[order]] = np.arange(int(big.sum()))
-    labels[assigned] = rank[compact]
-    return labels
-
-
 def scene_segments(points: np.ndarray, views: Iterable[SegmentView], depth_tolerance: float = 0.1,
                    iou_threshold: float = 0.7, min_shared_points: int = 5, min_segment_points: int = 1) -> np.ndarray:
     """Segment id (int64, -1 = none) of every scene point from the labelled views of the scene.
@@ -177,68 +146,6 @@ def scene_segments(points: np.ndarray, views: Iterable[SegmentView], depth_toler
     return merge_scene_segments(len(points), visible, regions, iou_threshold, min_shared_points, min_segment_points)
 
 
-def segment_meta_path(segment_path: str) -> str:
-    """The JSON sidecar ``<sample>.json`` of ``<sample>.bin``."""
-    return os.path.splitext(segment_path)[0] + '.json'
-
-
-def save_scene_segments(path: str, labels: np.ndarray, meta: Optional[dict] = None) -> None:
-    """Atomically write segment ids as raw int64 (like mmdet3d's ``instance_mask/<scene>.bin``).
-
-    With ``meta`` its JSON sidecar is written first, so a finished ``.bin`` always has its description."""
-    if meta is not None:
-        method = meta.get('method')
-        if method not in SEGMENT_METHODS:
-            raise ValueError(f'{path}: unknown segment method {method!r}; known: {sorted(SEGMENT_METHODS)}')
-        meta = dict(meta, sam=method in SAM_METHODS, description=SEGMENT_METHODS[method],
-                    format='raw int64 per point of the points file, same order, -1 = no segment')
-        atomic_write_bytes(segment_meta_path(path), (json.dumps(meta, indent=1, sort_keys=True) + '\n').encode())
-    atomic_write_bytes(path, np.ascontiguousarray(labels, np.int64).tobytes())
-
-
-def read_segment_meta(path: str) -> Optional[dict]:
-    """The sidecar of segment file ``path`` (None when there is none); a corrupt sidecar names the file."""
-    meta_path = segment_meta_path(path)
-    if not os.path.isfile(meta_path):
-        return None
-    try:
-        with open(meta_path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as err:
-        raise ValueError(f'{meta_path}: cannot read the segment description ({err})') from err
-
-
-def load_scene_segments(path: str, num_points: Optional[int] = None) -> np.ndarray:
-    """Read a segment file; with ``num_points`` the length is checked (error names the file)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path}: scene segment file does not exist')
-    size = os.path.getsize(path)
-    if size % 8:
-        raise ValueError(f'{path}: size {size} is not a multiple of 8 (expected raw int64)')
-    labels = np.fromfile(path, np.int64)
-    if num_points is not None and len(labels) != num_points:
-        raise ValueError(f'{path}: has {len(labels)} segment ids but the scene has {num_points} points')
-    return labels
-
-
-def count_points(path: str, load_dim: int = 6) -> int:
-    """Number of points of an mmdet3d ``points/<sample>.bin`` (float32, ``load_dim`` values per point), from
-    its size alone."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'{path}: point file does not exist')
-    size = os.path.getsize(path)
-    if size % (4 * load_dim):
-        raise ValueError(f'{path}: {size} bytes is not a whole number of float32 x {load_dim} points '
-                         f'(points_load_dim={load_dim})')
-    return size // (4 * load_dim)
-
-
-def load_scene_points(path: str, load_dim: int = 6) -> np.ndarray:
-    """(M, load_dim) float32 rows of an mmdet3d ``points/<sample>.bin``."""
-    count_points(path, load_dim)
-    return np.fromfile(path, np.float32).reshape(-1, load_dim)
-
-
 def _image_hw(path: str):
     from PIL import Image
     with Image.open(path) as im:
@@ -247,13 +154,12 @@ def _image_hw(path: str):
 
 def posed_frame_views(records, region_map_for: Callable, depth_scale: float = 1000.0,
                       skipped: Optional[list] = None) -> Iterator[SegmentView]:
-    """SegmentViews of a scene's posed frames (export or flat layout, ``labels/frames.py``), one at a time.
+    """SegmentViews of a scene's posed frames (export or flat layout, labels/formats/frames.py), one at a time.
 
     ``region_map_for(record)`` returns the frame's region map, or None to leave the frame out (e.g. no map was
     made for it). Frames without a usable pose or depth are left out; with ``skipped`` a list, their
     ``FrameError`` messages are appended to it.
     """
-    from .frames import FrameError, load_scene_cameras, read_depth, read_pose
     for record in records:
         try:
             pose = read_pose(record.pose_path)

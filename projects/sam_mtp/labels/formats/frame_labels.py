@@ -1,22 +1,32 @@
-"""On-disk format of the offline labels: one compressed ``.npz`` per frame and one split-level info ``.pkl``.
+"""On-disk format of the offline frame labels: a label root with one compressed ``.npz`` per frame and one
+split-level info ``.pkl`` per split, plus what the generation keeps beside them.
 
 This module is the single place that defines the format; label generation writes it, the training datasets
-read it. Layout under a label root::
+read it. Layout under a label root (:class:`LabelPaths`)::
 
-    <root>/<scene_id>/<frame_id:06d>.npz      per-frame labels (see FRAME_ARRAYS)
-    <root>/<split>_labels.pkl                 mmengine BaseDataset annotation file (metainfo + data_list)
+    <root>/<scene_id>/<frame_id:06d>.npz          per-frame labels (see FRAME_ARRAYS)
+    <root>/<split>_labels.pkl                     mmengine BaseDataset annotation file (metainfo + data_list)
+    <root>/<split>_groups.json                    K, feature dim, group counts and weights, how they were made
+    <root>/<split>_group_centroids.npy            (K, D) unit-norm centroids (reuse them for other splits)
+    <root>/label_settings.json                    the output settings the frames were made with (reruns)
+    <root>/region_maps/<scene>/<frame_id:06d>.png uint16 region-id map of each frame (scene segments)
+    <root>/_work/group_features/<scene>/<frame_id:06d>.npy  float16 max-pooled region features (pass a -> b)
+    <root>/_work/<split>/shards/shard-<I>-of-<N>.json        shard reports (labels/runner/jobs.py)
 
 Per-frame arrays (N points, R regions, D feature channels). Region ids in ``point_region`` are 1-based so
 that 0 can mean "this point's pixel is in no SAM region"; region ``r`` lives at row ``r - 1`` of every
 ``region_*`` array.
 """
+import glob
+import json
 import os
 import pickle
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .fileio import atomic_write
+from ..fileio import atomic_write, atomic_write_bytes
+from ..runner.output_dir import OutputDirError
 
 LABEL_FORMAT_VERSION = 1
 
@@ -31,14 +41,62 @@ FRAME_ARRAYS = {
 }
 OPTIONAL_FRAME_ARRAYS = {
     'point_pixel': (np.int32, ('N', 2)),     # (row, col) of each point in the mask image
-    # Bridge3D's text targets (labels/text_labels.py adds them; the split's metainfo holds class_names and
+    # Bridge3D's text targets (labels/frame_labels/text_labels.py adds them; the split's metainfo holds class_names and
     # class_text_feat (C, T), the CLIP text feature of every class name):
     'region_class': (np.int32, ('R', )),     # 0 = no class (background), c = class_names[c - 1]
     'caption_feat': (np.float16, ('T', )),   # CLIP text feature of the frame's caption
 }
-# 0-d str array: fingerprint of the output settings the frame was made with (labels/output_dir.py); frames
+# 0-d str array: fingerprint of the output settings the frame was made with (labels/runner/output_dir.py); frames
 # written before settings were recorded have none.
 SETTINGS_ARRAY = 'settings_fingerprint'
+
+
+class LabelPaths:
+    """Where everything of one label root lives (see the module docstring)."""
+
+    def __init__(self, out_dir: str):
+        self.root = out_dir
+
+    @staticmethod
+    def frame_rel(scene: str, frame_id: int) -> str:
+        return f'{scene}/{frame_id:06d}.npz'
+
+    def frame(self, scene: str, frame_id: int) -> str:
+        return os.path.join(self.root, scene, f'{frame_id:06d}.npz')
+
+    def group_features(self, scene: str, frame_id: int) -> str:
+        return os.path.join(self.root, '_work', 'group_features', scene, f'{frame_id:06d}.npy')
+
+    def region_map(self, scene: str, frame_id: int) -> str:
+        return os.path.join(self.root, 'region_maps', scene, f'{frame_id:06d}.png')
+
+    def shard_dir(self, split: str) -> str:
+        return os.path.join(self.root, '_work', split, 'shards')
+
+    def shard_report(self, split: str, index: int, total: int) -> str:
+        return os.path.join(self.shard_dir(split), f'shard-{index}-of-{total}.json')
+
+    def merge_lock(self, split: str) -> str:
+        return os.path.join(self.root, '_work', split, 'merge.lock')
+
+    def info(self, split: str) -> str:
+        return os.path.join(self.root, f'{split}_labels.pkl')
+
+    def settings(self) -> str:
+        return os.path.join(self.root, 'label_settings.json')
+
+    def groups(self, split: str) -> str:
+        return os.path.join(self.root, f'{split}_groups.json')
+
+    def centroids(self, split: str) -> str:
+        return os.path.join(self.root, f'{split}_group_centroids.npy')
+
+    def split_outputs(self) -> List[str]:
+        """Split-level outputs and shard reports of every split: they describe the frames of the recorded
+        settings."""
+        names = ('*_labels.pkl', '*_groups.json', '*_group_centroids.npy',
+                 os.path.join('_work', '*', 'shards', '*.json'))
+        return sorted(p for name in names for p in glob.glob(os.path.join(glob.escape(self.root), name)))
 
 
 class LabelFormatError(ValueError):
@@ -173,3 +231,41 @@ def load_label_info(path: str) -> dict:
     if version != LABEL_FORMAT_VERSION:
         raise LabelFormatError(path, f'label format version {version}, this code reads {LABEL_FORMAT_VERSION}')
     return info
+
+
+def save_region_map(path: str, image: np.ndarray) -> None:
+    """Atomically write a region map (ids 0..65535) as a 16-bit PNG."""
+    import cv2
+    if image.max(initial=0) > 65535:
+        raise ValueError(f'{path}: more than 65535 regions cannot be stored in a 16-bit PNG')
+    ok, buf = cv2.imencode('.png', image.astype(np.uint16))
+    if not ok:
+        raise RuntimeError(f'{path}: could not encode the region map')
+    atomic_write_bytes(path, buf.tobytes())
+
+
+def read_region_map(path: str) -> np.ndarray:
+    """The int32 region map of a ``region_maps/<scene>/<frame_id:06d>.png``."""
+    import cv2
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{path}: region map does not exist (generate labels with save_region_maps=True)')
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None or image.ndim != 2:
+        raise ValueError(f'{path}: region map cannot be decoded as a single-channel PNG')
+    return image.astype(np.int32)
+
+
+def read_label_settings(out_dir: str) -> Optional[dict]:
+    """The recorded ``label_settings.json`` of a label root (None when there is none)."""
+    path = LabelPaths(out_dir).settings()
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            recorded = json.load(f)
+        if not isinstance(recorded, dict) or not {'settings', 'fingerprint'} <= set(recorded):
+            raise ValueError('expected a dict with "settings" and "fingerprint"')
+    except (OSError, ValueError) as err:
+        raise OutputDirError(f'{path}: cannot read the recorded label settings ({type(err).__name__}: {err}); '
+                             f'rerun with --overwrite to record these settings and redo the frames') from err
+    return recorded

@@ -25,7 +25,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .scene_segments import compact_segments
+from ..formats.scene_segments import compact_segments
 
 # mmdet3d's depth -> camera axis change (update_infos_to_v2.py, "follow Coord3DMode.convert_point").
 DEPTH_TO_CAMERA_AXES = np.array([[1., 0., 0.], [0., 0., -1.], [0., 1., 0.]])
@@ -121,7 +121,7 @@ def single_image_segments(points: np.ndarray, region_map: np.ndarray, projection
     u, v, row, col, inside = image_points or project_to_image(points, projection, image_hw, pixel_origin)
     mh, mw = region_map.shape
     h, w = image_hw
-    if (mh, mw) != (h, w):  # pixel-centre convention, as labels/frames.py: scale_intrinsic
+    if (mh, mw) != (h, w):  # pixel-centre convention, as labels/formats/frames.py: scale_intrinsic
         row = np.clip(np.rint((v + 0.5) * mh / h - 0.5), 0, mh - 1).astype(np.int64)
         col = np.clip(np.rint((u + 0.5) * mw / w - 0.5), 0, mw - 1).astype(np.int64)
     region = np.where(inside, region_map[row, col], 0).astype(np.int64)

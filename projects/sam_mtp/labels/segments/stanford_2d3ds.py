@@ -20,7 +20,8 @@ walls and by the floor height; the two placements most consistent with the frame
 ICP restricted to a z-rotation and a translation. The candidate with the best *fitness* wins: the depth
 consistency of the placed room with ``check_views`` of its frames (of the room points seen on a valid depth pixel
 and not occluded, the fraction within ``fit_tolerance`` of the measured depth); a fitness below ``min_fitness`` is
-an error naming the room. The transform and its fitness go into the segment file's metadata. A known transform can be given instead (``<transforms_dir>/<sample>.txt``, 4x4, points -> area).
+an error naming the room. The transform and its fitness go into the segment file's metadata. A known transform
+can be given instead (``<transforms_dir>/<sample>.txt``, 4x4, points -> area).
 """
 import json
 import os
@@ -30,7 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .geometry import backproject_depth, transform_points
+from ..geometry import backproject_depth, transform_points
 
 TWOD3DS_DEPTH_SCALE = 512.0   # depth units per metre
 TWOD3DS_MISSING_DEPTH = 65535
@@ -106,7 +107,7 @@ def read_2d3ds_pose(path: str) -> Tuple[np.ndarray, np.ndarray]:
 def read_2d3ds_depth(path: str) -> np.ndarray:
     """Depth in metres (0 = missing) of a 2D-3D-S depth PNG."""
     import cv2
-    from .frames import FrameError
+    from ..formats.frames import FrameError
     if not os.path.isfile(path):
         raise FrameError('missing_file', path, 'depth image does not exist')
     raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -141,7 +142,7 @@ def depth_consistency(points: np.ndarray, views: Sequence[Tuple[np.ndarray, np.n
     depth pixel and are not hidden behind it, the fraction within ``tolerance`` of the measured depth. A point
     more than ``tolerance`` *in front of* the measured surface would have been seen, so it contradicts the
     frame; a point behind it is merely occluded and not counted. Independent of the point densities."""
-    from .geometry import project_points
+    from ..geometry import project_points
     consistent = contradicted = 0
     for depth, k, cam_to_world in views:
         cam = transform_points(np.asarray(points, np.float32), np.linalg.inv(cam_to_world))

@@ -22,12 +22,6 @@ NON_OUTPUT_SOURCE_KEYS = ('device', 'points_per_batch')
 PATH_SOURCE_KEYS = ('checkpoint', )
 
 
-def error_line(err: BaseException) -> str:
-    """The offline tools' bad-input line: ``error: <message>`` on one line (a KeyError's message unquoted)."""
-    message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    return 'error: ' + ' '.join(str(message).split())
-
-
 class OutputDirError(ValueError):
     """The output folder cannot be used as it is (not writable, or holds files of other settings); the
     message is one line naming the folder, the problem and the choices."""
@@ -65,7 +59,7 @@ def source_settings(cfg) -> object:
     try:
         from mmdet3d.registry import MODELS
 
-        from . import feature_sources, mask_sources  # noqa: F401  (registers the sources)
+        from ..sources import feature_sources, mask_sources  # noqa: F401  (registers the sources)
         cls = MODELS.get(cfg.get('type'))
     except (ImportError, KeyError):
         cls = None

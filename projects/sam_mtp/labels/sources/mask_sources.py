@@ -1,19 +1,20 @@
 """Mask sources: turn a colour image into an int32 region-id map (0 = no region, 1..R contiguous).
 
 A mask source is called as ``source(image, record)`` with the RGB uint8 image already resized to the mask
-resolution and the frame's :class:`~.frames.FrameRecord`; it returns an (H, W) int32 map of the same size.
+resolution and the frame's :class:`~..formats.frames.FrameRecord`; it returns an (H, W) int32 map of the same size.
 Sources are registered in mmdet3d's ``MODELS`` registry and built from the label config.
 """
 import os
+import time
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from mmdet3d.registry import MODELS
 
+from ..formats.frames import FrameError, FrameRecord
+from ..runner.sharding import resolve_device
 from .checkpoints import load_state_dict_strict, require_checkpoint
-from .frames import FrameError, FrameRecord
-from .sharding import resolve_device
 
 
 def compact_region_ids(id_map: np.ndarray, background: Sequence[int] = (0, )) -> np.ndarray:
@@ -166,3 +167,38 @@ class InstanceImageMaskSource:
             inst = cv2.resize(inst, (w, h), interpolation=cv2.INTER_NEAREST)
         return compact_region_ids(inst.astype(np.int64), self.ignore_ids)
 
+
+
+class TimedMaskSource:
+    """A mask source called at a mask size (the image resized to it: area interpolation when shrinking, bilinear
+    when enlarging), its map checked, the seconds spent in the source added up (the "model part" of timings)."""
+
+    def __init__(self, source):
+        self.source = source
+        self.seconds = 0.0
+
+    def __call__(self, image: np.ndarray, record: FrameRecord, mask_size=None) -> np.ndarray:
+        """Region map (int32, 0 = none) of ``image`` resized to ``mask_size`` (H, W; None: its own size)."""
+        import cv2
+        if mask_size is not None and image.shape[:2] != tuple(mask_size):
+            height, width = mask_size
+            shrink = image.shape[0] > height
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        tic = time.perf_counter()
+        region_map = np.asarray(self.source(image, record))
+        self.seconds += time.perf_counter() - tic
+        if region_map.shape != image.shape[:2]:
+            raise RuntimeError(f'{type(self.source).__name__} returned a {region_map.shape} map for a '
+                               f'{image.shape[:2]} image')
+        return region_map.astype(np.int32, copy=False)
+
+
+def build_mask_source(mask_source) -> Optional[TimedMaskSource]:
+    """A :class:`TimedMaskSource` from a registered source config dict or a callable (None stays None)."""
+    if mask_source is None:
+        return None
+    if isinstance(mask_source, TimedMaskSource):
+        return mask_source
+    if isinstance(mask_source, dict):
+        mask_source = MODELS.build(dict(mask_source))
+    return TimedMaskSource(mask_source)
