@@ -204,7 +204,7 @@ def main(argv=None):
         ckpt = osp.join(root, 'stage1.pth')
         torch.save(dict(state_dict=stage1.state_dict()), ckpt)
         # Stage 2 twice: the default random student, and the student initialised from the stage-1 encoder
-        # through the backbone's init_cfg (the spec §5.2 ablation,
+        # through the backbone's init_cfg (the docs/design_choices.md#q6 ablation,
         # configs/sam_mtp/ablations/sam-mtp-stage2-student-from-teacher_plain-transformer_4xb16-120e_scannet-frames.py).
         for key, backbone_init in [('stage2', None),
                                    ('stage2_teacher_init', dict(type='Pretrained', checkpoint=ckpt,

@@ -155,7 +155,7 @@ def sam_amg(args, timer: Timer) -> dict:
     model_type, arch = cfg.mask_source.model_type, cfg.mask_source.get('arch')
     if args.tiny:
         model_type, settings['points_per_side'], arch = 'custom', 2, dict(TINY_SAM_ARCH)
-    # Random weights predict low IoU and stability for every mask: at the spec's thresholds nothing is kept and
+    # Random weights predict low IoU and stability for every mask: at Bridge3D's thresholds nothing is kept and
     # SAM's generator then fails on its empty crop list. With both thresholds at 0 every mask reaches box NMS,
     # so the decoder and post-processing run on real numbers of masks (reported as masks_kept).
     notes = [f'pred_iou_thresh {settings["pred_iou_thresh"]} and stability_score_thresh '

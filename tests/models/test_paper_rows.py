@@ -67,7 +67,7 @@ RIVAL_ROWS = {
 }
 
 # The paper's numbers (Table 1: AP25, AP50; Table 2: mIoU, mAcc) for every row this repository has a config for,
-# transcribed from the spec's copy of the paper's tables; None where the paper prints "-".
+# transcribed from the paper's Tables 1 and 2; None where the paper prints "-".
 PAPER = {
     ('Table 1', '3DETR', 'ScanNetV2'): (62.1, 37.9),
     ('Table 1', '3DETR', 'SUN RGB-D'): (58.0, 30.3),

@@ -13,7 +13,7 @@ model = dict(
         _delete_=True,
         type='SamMtpPointBackbone',
         tokenizer=_base_.det_sam_tokenizer,
-        # Bridge3D's fine-tuning encoder adds the centre embedding once at the input (spec §6.4); the weights are
+        # Bridge3D's fine-tuning encoder adds the centre embedding once at the input (Bridge3D's `Downstream/3detr`); the weights are
         # the same as in pretraining.
         encoder=dict(_base_.sam_mtp_encoder, pos_every_block=False),
         in_channels=4,  # xyz + segment id

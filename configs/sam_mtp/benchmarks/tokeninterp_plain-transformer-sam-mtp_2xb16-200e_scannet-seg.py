@@ -3,7 +3,7 @@
 # config: 8192-point 1.5 m patches, class-weighted cross-entropy, sliding-window test over whole scenes); the
 # backbone is SamMtpPointBackbone (SAM-guided tokens of the scene segments in each patch) and the head
 # interpolates token features back to the points (3 nearest tokens) and concatenates each point's colour.
-# The paper gives no segmentation settings (spec Q11): the optimizer below is an INFERENCE.
+# The paper gives no segmentation settings (docs/design_choices.md#q11): the optimizer below is an INFERENCE.
 #   bash tools/dist_train.sh \
 #       configs/sam_mtp/benchmarks/tokeninterp_plain-transformer-sam-mtp_2xb16-200e_scannet-seg.py 2
 _base_ = [

@@ -1,4 +1,4 @@
-# Offline labels of SAM-MTP for ScanNet (spec §1.1, §3, §4): SAM ViT-H automatic masks with Bridge3D's
+# Offline labels of SAM-MTP for ScanNet (paper §3.3-3.4; docs/labels.md): SAM ViT-H automatic masks with Bridge3D's
 # settings, DINOv2 ViT-B/14 region features on the full frame, K = 32 K-means groups. Used by
 #   python tools/generate_sam_labels.py configs/sam_mtp/labels/scannet_sam_dinov2.py \
 #       --frames-root data/scannet/posed_images --out-dir data/scannet/sam_mtp_labels --split train \
@@ -31,11 +31,11 @@ feature_source = dict(
 
 label_cfg = dict(
     frame_stride=25,  # ~78k frames of the train split (paper §4.1)
-    num_points=20000,  # Bridge3D's points per frame (spec Q7)
+    num_points=20000,  # Bridge3D's points per frame (docs/design_choices.md#q7)
     mask_size=(480, 640),  # SAM runs on the colour frame resized to 640x480, as in Bridge3D
     depth_scale=1000.0,
     max_depth=None,
-    num_groups=32,  # spec Q5
+    num_groups=32,  # docs/design_choices.md#q5
     seed=0,
     save_region_maps=True,
     max_failure_fraction=0.05,
@@ -43,5 +43,5 @@ label_cfg = dict(
     kmeans=dict(max_samples=131072, n_init=3, max_iter=100, tol=1e-6, device='cuda'),
     dataset_name='ScanNet')
 
-# Scene segments of the reconstructed scenes (fine-tuning, spec §8 Q1) are made by tools/make_scene_segments.py
+# Scene segments of the reconstructed scenes (fine-tuning, docs/design_choices.md#q1) are made by tools/make_scene_segments.py
 # with configs/sam_mtp/segments/scannet_sam_multiview.py, which reuses this file's mask_source.

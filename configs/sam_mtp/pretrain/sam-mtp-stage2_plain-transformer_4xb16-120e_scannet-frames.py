@@ -25,7 +25,7 @@ model = dict(
     teacher=_base_.model,
     teacher_checkpoint=None,
     mask_ratio=0.6,
-    target='encoder',  # teacher encoder tokens after the final LN (spec Q6); 'projector' is an ablation
+    target='encoder',  # teacher encoder tokens after the final LN (docs/design_choices.md#q6); 'projector' is an ablation
     target_norm=False,
     loss_ins=dict(type='TokenFeatureMSELoss', loss_weight=1.0),
     loss_token=dict(type='TokenFeatureMSELoss', loss_weight=1.0))

@@ -1,4 +1,4 @@
-# Scene segments of S3DIS rooms from the Stanford 2D-3D-S images (spec §8 Q1): each room of mmdet3d's
+# Scene segments of S3DIS rooms from the Stanford 2D-3D-S images (docs/design_choices.md#q1): each room of mmdet3d's
 # points/Area_<N>_<room>.bin is registered to its 2D-3D-S frames (the Aligned Version's rotation and mmdet3d's
 # shift are not stored anywhere), SAM runs on the frames and the regions are merged across views with a depth
 # test (labels/segments/stanford_2d3ds.py, labels/segments/multi_view.py). Layout read: docs/finetune.md.

@@ -1,4 +1,4 @@
-# Scene segments of ScanNet scenes for SAM-guided fine-tuning (spec §8 Q1): the SAM region maps of the exported
+# Scene segments of ScanNet scenes for SAM-guided fine-tuning (docs/design_choices.md#q1): the SAM region maps of the exported
 # frames, projected onto mmdet3d's points/<scene>.bin with a depth test and merged across views
 # (projects/sam_mtp/labels/segments/multi_view.py). With --labels-dir the region maps of tools/generate_sam_labels.py
 # are reused; without it the mask source below (SAM ViT-H, the label config's settings) runs on the frames now.

@@ -1,4 +1,4 @@
-# Scene segments of SUN RGB-D samples for SAM-guided fine-tuning (spec §8 Q1): SAM's automatic masks on the
+# Scene segments of SUN RGB-D samples for SAM-guided fine-tuning (docs/design_choices.md#q1): SAM's automatic masks on the
 # sample's own image (sunrgbd_trainval/image/<idx>.jpg, full resolution), every point projected with the info's
 # depth2img (mmdet3d's K @ F @ Rtilt.T, MATLAB 1-based pixels; labels/segments/projection.py) takes the mask
 # under it, the smaller mask winning on overlaps; points off the image or on no mask get -1.

@@ -50,7 +50,7 @@ class FrameCenterPoints(BaseTransform):
 @TRANSFORMS.register_module()
 class FrameRandomRotScale(BaseTransform):
     """Random rotation about the gravity (z) axis, angle uniform in ``[-rotation_range, rotation_range]``,
-    then isotropic scaling by a factor uniform in ``scale_range`` (spec Q7: z, not Bridge3D's y)."""
+    then isotropic scaling by a factor uniform in ``scale_range`` (z, not Bridge3D's y: docs/design_choices.md#q7)."""
 
     def __init__(self, rotation_range: float = math.pi, scale_range: Tuple[float, float] = (0.8, 1.2)):
         if rotation_range < 0 or len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1]:

@@ -2,7 +2,7 @@
 # the label generation tools into data_root (labels/formats/frame_labels.py describes the files).
 dataset_type = 'SamMtpFrameDataset'
 data_root = 'data/scannet/sam_mtp_labels/'
-num_points = 20000  # Bridge3D's points per frame (spec Q7)
+num_points = 20000  # Bridge3D's points per frame (docs/design_choices.md#q7)
 
 train_pipeline = [
     dict(type='FrameCenterPoints', axes='xy'),

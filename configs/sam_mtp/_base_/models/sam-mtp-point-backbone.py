@@ -24,7 +24,7 @@ sam_mtp_encoder = dict(_base_.plain_point_transformer, pos_every_block=True)
 
 # SAM-guided tokens on whole detection scenes (40k-50k points): one token per scene segment (>= 16 points,
 # 128 sampled per token); unassigned points form fallback FPS cells of about 64 points. The caps are an
-# INFERENCE (paper: "SAM-guided tokenization is also used in fine-tuning", nothing more; spec Q1/Q10); they are
+# INFERENCE (paper: "SAM-guided tokenization is also used in fine-tuning", nothing more; docs/design_choices.md#q1, docs/design_choices.md#q10); they are
 # the fixed token slots of the heads, and segments beyond a cap merge into their nearest kept segment.
 det_sam_tokenizer = dict(
     type='SAMGuidedTokenizer',
@@ -33,7 +33,7 @@ det_sam_tokenizer = dict(
     max_tokens=1024,
     max_fallback_tokens=512,
     fallback_size=64)
-# Bridge3D's 3DETR fine-tuning tokens (spec §6.4): 2048 FPS centres x 128 nearest points.
+# Bridge3D's 3DETR fine-tuning tokens (Bridge3D's `Downstream/3detr`): 2048 FPS centres x 128 nearest points.
 det_knn_tokenizer = dict(type='FPSKNNTokenizer', num_tokens=2048, num_points_per_token=128)
 
 # Segmentation patches (mmdet3d's protocol: 8192 points in 1.5 m columns on ScanNet, 4096 in 1 m on S3DIS).

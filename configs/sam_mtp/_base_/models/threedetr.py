@@ -1,5 +1,5 @@
 # 3DETR (Misra et al., ICCV 2021): the model of facebookresearch/3detr's main.py defaults and scripts/scannet_ep1080.sh,
-# which Bridge3D's 3DETR fine-tuning (Downstream/3detr) and SAM-MTP keep (spec §6.4). ScanNet values; the SUN RGB-D
+# which Bridge3D's 3DETR fine-tuning (Downstream/3detr) and SAM-MTP keep (Bridge3D's `Downstream/3detr`). ScanNet values; the SUN RGB-D
 # configs override what differs. The SAM-MTP fine-tuning configs (configs/sam_mtp/benchmarks/threedetr_plain-*)
 # replace only model.backbone (and the query source).
 num_classes = 18

@@ -1,6 +1,6 @@
-# Optimizer and length of the pretraining stages (paper §4.1 / spec §6.1): AdamW lr 1e-3, weight decay 0.05,
+# Optimizer and length of the pretraining stages (paper §4.1): AdamW lr 1e-3, weight decay 0.05,
 # total batch 64, 10 warm-up epochs; the configs compose the warm-up + cosine schedule of ./warmup-cosine.py from
-# max_epochs and warmup_epochs (from 1e-3 x lr, cosine to 1e-6). Epochs are not stated (spec Q3): 120 per stage,
+# max_epochs and warmup_epochs (from 1e-3 x lr, cosine to 1e-6). Epochs are not stated (docs/design_choices.md#q3): 120 per stage,
 # Bridge3D's setting.
 max_epochs = 120
 warmup_epochs = 10

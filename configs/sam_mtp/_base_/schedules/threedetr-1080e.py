@@ -1,5 +1,5 @@
 # 3DETR's optimizer and length (facebookresearch/3detr main.py defaults and scripts/scannet_ep1080.sh, kept by
-# Bridge3D's 3DETR fine-tuning and SAM-MTP, spec §6.4): AdamW lr 5e-4, 1080 epochs, batch 8 on one GPU. The
+# Bridge3D's 3DETR fine-tuning and SAM-MTP): AdamW lr 5e-4, 1080 epochs, batch 8 on one GPU. The
 # baseline configs compose the warm-up + cosine schedule of ./warmup-cosine.py from max_epochs, warmup_epochs and
 # base_lr below (9 warm-up epochs from 1e-6, cosine to 1e-6). The SUN RGB-D configs raise the lr to 7e-4.
 max_epochs = 1080

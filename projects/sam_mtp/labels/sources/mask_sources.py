@@ -59,7 +59,7 @@ class SAMAutomaticMaskSource:
             window_size=14, decoder_depth=2, decoder_mlp_dim=2048, decoder_num_heads=8, iou_head_depth=3,
             iou_head_hidden_dim=256, mlp_ratio=4, mask_in_chans=16).
         device: torch device; ``cuda`` becomes ``cuda:$LOCAL_RANK`` under a distributed launcher.
-        The remaining arguments are SamAutomaticMaskGenerator's; the defaults are the spec's (Bridge3D's) values.
+        The remaining arguments are SamAutomaticMaskGenerator's; the defaults are Bridge3D's values.
 
     Overlaps: SAM-AMG masks may overlap; the smaller mask wins (see :func:`masks_to_region_map`), so objects on
     a table keep their own ids instead of being swallowed by the table's mask.

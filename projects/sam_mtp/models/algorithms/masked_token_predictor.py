@@ -77,7 +77,7 @@ class SamMtpMaskedTokenPredictor(MaskedTokenPredictionMixin, BaseTokenAlgorithm)
         teacher (dict): stage-1 model config; needs ``backbone`` (and ``projector`` for that target).
         teacher_checkpoint (str, optional): stage-1 checkpoint; required before training.
         mask_ratio (float): Default 0.6.
-        target (str): 'encoder' (default: teacher encoder tokens after the final LN, spec §5.3) or
+        target (str): 'encoder' (default: teacher encoder tokens after the final LN, paper §3.5, docs/design_choices.md#q6) or
             'projector' (teacher projector output, the 2D feature space).
         target_norm (bool): LayerNorm (no affine) of every target token before pooling/regression.
         loss_ins, loss_token (dict): Default ``TokenFeatureMSELoss``.
