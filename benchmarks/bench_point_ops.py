@@ -39,12 +39,13 @@ ROOT = osp.dirname(HERE)
 sys.path.insert(0, ROOT)  # runnable from a checkout without installing the package
 sys.path.insert(0, HERE)  # point_ops_table, docs_tables
 
+from docs_tables import commit, machine, versions  # noqa: E402
+from point_ops_table import render  # noqa: E402
+
 import projects.sam_mtp.ops as ops  # noqa: E402
 from projects.sam_mtp.labels.fileio import atomic_write_bytes  # noqa: E402
 from projects.sam_mtp.ops import cpu_kernels  # noqa: E402
 from projects.sam_mtp.testing import det3d_sample, room_scene  # noqa: E402  (the synthetic rooms)
-from point_ops_table import render  # noqa: E402
-from docs_tables import commit, machine, versions  # noqa: E402
 
 FPS_HEIGHTS = (5, 7, 9)
 # The issue's acceptance: ours / fastest peer, single thread.
@@ -305,13 +306,13 @@ def _detection_batch(model_name: str, seed: int):
 
 
 def _build_detector(model_name: str):
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
 
     import projects.sam_mtp  # noqa: F401
-    from mmdet3d.registry import MODELS
-    from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     init_default_scope('mmdet3d')
     config = TRAIN_MODELS[model_name][0]
@@ -366,7 +367,8 @@ def main(argv=None):
         sys.exit(f'our CPU kernels are not active (backend {cpu_kernels.backend()!r}): install numba and unset '
                  f'{cpu_kernels.ENV_VAR}')
     meta = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                machine=machine(), commit=commit(), versions=versions('torch', 'numpy', 'numba', 'scipy', 'fpsample'), threads=args.threads,
+                machine=machine(), commit=commit(), versions=versions('torch', 'numpy', 'numba', 'scipy', 'fpsample'),
+                 threads=args.threads,
                 command='python benchmarks/bench_point_ops.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
                 load_average_start=os.getloadavg(), args=vars(args))
     results = dict(meta=meta, ops=[], cuda=[], threads=None, train_steps=[], compile=None)

@@ -23,11 +23,11 @@ from docs_tables import atomic_write_text, finish_stamp, run_stamp  # noqa: E402
 
 def measure_stage(stage, args):
     import torch
-    import projects.sam_mtp  # noqa: F401
     from mmdet3d.registry import MODELS
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
 
+    import projects.sam_mtp  # noqa: F401
     from projects.sam_mtp.testing import region_batch
 
     torch.set_num_threads(args.threads)

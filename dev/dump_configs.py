@@ -103,8 +103,8 @@ def normalise(cfg):
 
 def lr_curve(cfg, epoch_length=3):
     """The learning rate of every iteration of ``cfg``'s schedule, built as mmengine's Runner builds it."""
-    import torch
     import mmengine.optim  # noqa: F401  (registers the schedulers)
+    import torch
     from mmengine.registry import PARAM_SCHEDULERS
     if not cfg.get('param_scheduler') or 'optim_wrapper' not in cfg:
         return None

@@ -127,9 +127,8 @@ def _tiny(cfg, data_root, work_dir):
 
 
 def test_stage1_then_stage2_with_runner(tmp_path):
-    from mmengine.runner import Runner
-
     import numpy as np
+    from mmengine.runner import Runner
     rng = np.random.default_rng(0)
     frames = [make_frame_arrays(rng, (60, 40, 30), 20, feature_dim=8, num_groups=3) for _ in range(4)]
     data_root = str(tmp_path / 'labels')

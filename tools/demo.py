@@ -226,10 +226,10 @@ def _finetune_metrics(task, metrics):
 
 def finetune_worker(jobs_file, work_dir, data_root, epochs, fresh=False):
     """Fine-tune every job of ``jobs_file`` in this one process and write one result.json per run."""
-    import projects.sam_mtp  # noqa: F401
     from mmengine.logging import print_log
     from mmengine.runner import Runner
 
+    import projects.sam_mtp  # noqa: F401
     from projects.sam_mtp.labels.fileio import atomic_write
     with open(jobs_file) as f:
         jobs = json.load(f)
@@ -572,10 +572,11 @@ class Demo:
     def _token_pictures(self, out_png):
         """One val frame: its points coloured by SAM-guided token and by a PCA of stage-2 vs random features."""
         import torch
+        from mmdet3d.registry import MODELS
         from mmengine.config import Config
         from mmengine.runner.checkpoint import _load_checkpoint_with_prefix
+
         import projects.sam_mtp  # noqa: F401
-        from mmdet3d.registry import MODELS
         from projects.sam_mtp.engine import report
         from projects.sam_mtp.labels.formats.frame_labels import load_frame_labels, load_label_info
         info = load_label_info(osp.join(self.label_root, 'val_labels.pkl'))

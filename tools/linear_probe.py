@@ -42,13 +42,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import projects.sam_mtp  # noqa: F401  (registers modules and the CPU op fallbacks)
     from mmengine.config import Config
     from mmengine.logging import print_log
 
+    import projects.sam_mtp  # noqa: F401  (registers modules and the CPU op fallbacks)
     from projects.sam_mtp.engine.launch import ConfigCheckError, check_dataset_files, run_tool
-    from projects.sam_mtp.engine.linear_probe import (build_frozen_backbone, build_probe_datasets, load_scenes,
-                                                      probe_encoder)
+    from projects.sam_mtp.engine.linear_probe import (
+        build_frozen_backbone,
+        build_probe_datasets,
+        load_scenes,
+        probe_encoder,
+    )
     from projects.sam_mtp.labels.fileio import atomic_write
 
     def probe():

@@ -29,8 +29,14 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from projects.sam_mtp.labels.runner.cli import (BAD_INPUT_ERRORS, add_run_arguments,  # noqa: E402
-                                                add_shard_arguments, error_line, load_config, shard_from_args)
+from projects.sam_mtp.labels.runner.cli import (  # noqa: E402
+    BAD_INPUT_ERRORS,
+    add_run_arguments,
+    add_shard_arguments,
+    error_line,
+    load_config,
+    shard_from_args,
+)
 
 
 def parse_args(argv=None):

@@ -105,8 +105,13 @@ def check_checkpoint_fits_config(cfg, checkpoint):
 def main(argv=None):
     args = parse_args(argv)
     import projects.sam_mtp  # noqa: F401  (registers modules, CPU op fallbacks, safe checkpoint types)
-    from projects.sam_mtp.engine.launch import (ConfigCheckError, check_dataset_files, load_tool_config,
-                                                run_tool, setup_cpu_distributed)
+    from projects.sam_mtp.engine.launch import (
+        ConfigCheckError,
+        check_dataset_files,
+        load_tool_config,
+        run_tool,
+        setup_cpu_distributed,
+    )
 
     def test():
         if not osp.isfile(args.checkpoint):

@@ -89,8 +89,7 @@ def main(argv=None):
     # Importing the package registers our modules, installs the CPU point-op fallbacks and the safe
     # checkpoint types, whether or not the config lists it in custom_imports.
     import projects.sam_mtp  # noqa: F401
-    from projects.sam_mtp.engine.launch import (check_dataset_files, check_model_config, run_tool,
-                                                setup_cpu_distributed)
+    from projects.sam_mtp.engine.launch import check_dataset_files, check_model_config, run_tool, setup_cpu_distributed
 
     def train():
         cfg = build_cfg(args)

@@ -201,8 +201,8 @@ def _crops(crop_n_layers: int) -> int:
 def dinov2(args, timer: Timer) -> dict:
     import torch
 
-    from projects.sam_mtp.labels.sources.feature_sources import ViTFeatureSource
     from projects.sam_mtp.labels.frame_labels.pooling import pool_region_features
+    from projects.sam_mtp.labels.sources.feature_sources import ViTFeatureSource
     from projects.sam_mtp.testing import TINY_VIT_ARCH, voronoi_regions
     cfg = config(LABEL_CONFIG).feature_source
     arch = dict(TINY_VIT_ARCH) if args.tiny else cfg.arch
@@ -254,6 +254,7 @@ def detector_step(name: str, args, timer: Timer) -> dict:
     import torch
     from mmdet3d.registry import MODELS
     from mmengine.registry import init_default_scope
+
     import projects.sam_mtp.models.detectors  # noqa: F401  (3DETR)
     import projects.sam_mtp.models.heads  # noqa: F401
     from projects.sam_mtp.models.tokenizers import SAMGuidedTokenizer
@@ -383,6 +384,7 @@ def main(argv=None) -> Dict[str, dict]:
     import traceback
 
     import torch
+
     import projects.sam_mtp  # noqa: F401  (registers the modules, installs the point-op dispatch)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():

@@ -165,7 +165,7 @@ def stamp(report: dict) -> List[str]:
                      fallback='fallback mode: the PyTorch point ops on CUDA tensors').get(mode, 'unknown')
     lines = [f'- date: {report.get("updated")}; commit `{c.get("commit", "unknown")}`'
              + (' (with uncommitted changes)' if c.get('dirty') else ''),
-             f'- machine: ' + (f'{m["gpu"]} ({m.get("gpu_memory_gib")} GiB, compute capability {m.get("capability")})'
+             '- machine: ' + (f'{m["gpu"]} ({m.get("gpu_memory_gib")} GiB, compute capability {m.get("capability")})'
                                if m.get('gpu') else 'no GPU visible')
              + f', {m.get("cpu_count", "?")} CPU cores, host `{m.get("hostname", "?")}`',
              f'- software: Python {s.get("python", "?")}, torch {s.get("torch", "?")} (CUDA {s.get("torch_cuda")}), '

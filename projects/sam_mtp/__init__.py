@@ -5,9 +5,13 @@ mmdet3d's registries, installs the CPU fallbacks of mmcv's 3D point ops (CUDA te
 kernels), allow-lists the types mmengine checkpoints contain for torch's safe loading and makes mmengine load
 local checkpoint files through :func:`.engine.load_checkpoint_file` (one-line errors for bad files).
 """
+from . import (  # noqa: F401,E402  (register modules)
+    datasets,
+    labels,
+    models,
+    ops,  # noqa: F401,E402  (installs the CPU point-op fallbacks on import)
+)
 from .engine import install_safe_checkpoint_loading
-from . import ops  # noqa: F401,E402  (installs the CPU point-op fallbacks on import)
-from . import datasets, labels, models  # noqa: F401,E402  (register modules)
 
 install_safe_checkpoint_loading()
 

@@ -6,13 +6,13 @@ configs (3DETR, GroupFree3D, the segmentor), built with random weights; the inpu
 import os.path as osp
 
 import torch
+from mmdet3d.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import projects.sam_mtp  # noqa: F401  (registers the modules, installs the point-op dispatch)
 import projects.sam_mtp.models.detectors  # noqa: F401  (3DETR)
 import projects.sam_mtp.models.heads  # noqa: F401
-from mmdet3d.registry import MODELS
 from projects.sam_mtp.testing import detection_batch, make_collated_batch, segmentation_batch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

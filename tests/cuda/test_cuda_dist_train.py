@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from helpers.labels import make_frame_arrays, write_label_split
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

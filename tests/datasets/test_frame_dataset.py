@@ -9,10 +9,18 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 import projects.sam_mtp.datasets  # noqa: F401 (registration)
-from projects.sam_mtp.datasets import (FrameCenterPoints, FrameRandomDropout, FrameRandomJitter,
-                                       FrameRandomRotScale, FrameSamplePoints, PackFrameInputs,
-                                       SamMtpFrameDataset, sam_mtp_collate)
+from projects.sam_mtp.datasets import (
+    FrameCenterPoints,
+    FrameRandomDropout,
+    FrameRandomJitter,
+    FrameRandomRotScale,
+    FrameSamplePoints,
+    PackFrameInputs,
+    SamMtpFrameDataset,
+    sam_mtp_collate,
+)
 from projects.sam_mtp.labels.formats.frame_labels import LabelFormatError, group_weights
+
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/: shared helpers
 from helpers.labels import make_frame_arrays, write_label_split  # noqa: E402
 

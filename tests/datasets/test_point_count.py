@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
-import projects.sam_mtp  # noqa: F401  (registers the hook)
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+
+import projects.sam_mtp  # noqa: F401  (registers the hook)
 from projects.sam_mtp.datasets import point_count
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -11,12 +11,23 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from projects.sam_mtp.datasets.synthetic import (MANIFEST_NAME, SCANNET_DET_CLASSES, SCANNET_DET_NYU40_IDS,
-                                                 SCANNET_SEG_NYU40_IDS, Primitive, SyntheticScene, cast_rays,
-                                                 generate_scene, make_camera_poses,
-                                                 parse_splits, points_inside_objects, render_frame,
-                                                 sample_scene_points, scannet_like_intrinsic,
-                                                 write_synthetic_scannet)
+from projects.sam_mtp.datasets.synthetic import (
+    MANIFEST_NAME,
+    SCANNET_DET_CLASSES,
+    SCANNET_DET_NYU40_IDS,
+    SCANNET_SEG_NYU40_IDS,
+    Primitive,
+    SyntheticScene,
+    cast_rays,
+    generate_scene,
+    make_camera_poses,
+    parse_splits,
+    points_inside_objects,
+    render_frame,
+    sample_scene_points,
+    scannet_like_intrinsic,
+    write_synthetic_scannet,
+)
 from projects.sam_mtp.labels.formats.frames import load_axis_align_matrix
 
 SEED = 3

@@ -2,7 +2,6 @@
 made from it, the wheel list against requirements/, the CUDA test set, mmcv source pruning, the import-time
 stand-ins, the pytest plugin and a benchmark item at toy size."""
 import ast
-import importlib.metadata
 import json
 import math
 import os
@@ -573,6 +572,7 @@ def test_stand_ins_are_written_as_packages_and_nothing_in_the_repository_bears_t
 def test_wheels_travel_as_stored_zips_in_an_xz_archive(tmp_path):
     import tarfile
     import zipfile
+
     import wheel_pack
     src = tmp_path / 'src'
     src.mkdir()

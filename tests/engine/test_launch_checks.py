@@ -166,8 +166,9 @@ def test_label_feature_dim_must_match_the_regressed_targets(tmp_path, model_type
 
 
 def test_unknown_registry_name_is_explained_with_suggestion():
-    import projects.sam_mtp  # noqa: F401
     from mmdet3d.registry import MODELS
+
+    import projects.sam_mtp  # noqa: F401
     with pytest.raises(KeyError) as info:
         MODELS.build(dict(type='VoteNett'))
     explained = explain_registry_error(info.value, 'cfg.py')

@@ -9,8 +9,14 @@ import torch
 
 # The tiny label models live in projects.sam_mtp.testing (the benchmarks use them too); the label tests import
 # them from here.
-from projects.sam_mtp.testing import (TINY_SAM_ARCH, TINY_VIT_ARCH, build_tiny_sam,  # noqa: F401
-                                      build_tiny_vit, tiny_sam_source_cfg, tiny_vit_source_cfg)
+from projects.sam_mtp.testing import (  # noqa: F401
+    TINY_SAM_ARCH,
+    TINY_VIT_ARCH,
+    build_tiny_sam,
+    build_tiny_vit,
+    tiny_sam_source_cfg,
+    tiny_vit_source_cfg,
+)
 
 
 @pytest.fixture(scope='session')

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from projects.sam_mtp.labels.sources.feature_sources import ClassEmbeddingFeatureSource
 from projects.sam_mtp.labels.formats.frames import FrameError, FrameRecord
+from projects.sam_mtp.labels.sources.feature_sources import ClassEmbeddingFeatureSource
 
 
 def _record(tmp_path, labels, stem='25'):

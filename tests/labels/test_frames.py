@@ -5,8 +5,14 @@ import shutil
 import numpy as np
 import pytest
 
-from projects.sam_mtp.labels.formats.frames import (FrameError, list_frames, load_frame, read_axis_align_matrix,
-                                                    scale_intrinsic, scene_axis_align)
+from projects.sam_mtp.labels.formats.frames import (
+    FrameError,
+    list_frames,
+    load_frame,
+    read_axis_align_matrix,
+    scale_intrinsic,
+    scene_axis_align,
+)
 
 
 def test_export_layout_and_stride(frames_copy):

@@ -8,11 +8,17 @@ import pytest
 import torch
 from conftest import tiny_sam_source_cfg, tiny_vit_source_cfg
 
-from projects.sam_mtp.labels import (InstanceImageMaskSource, LabelGenerationError, LabelGenerator,
-                                     RandomViTFeatureSource, build_label_source, group_weights, list_frames,
-                                     merge_split)
-from projects.sam_mtp.labels.formats.frame_labels import load_frame_labels, load_label_info
-from projects.sam_mtp.labels.formats.frame_labels import LabelPaths, read_region_map
+from projects.sam_mtp.labels import (
+    InstanceImageMaskSource,
+    LabelGenerationError,
+    LabelGenerator,
+    RandomViTFeatureSource,
+    build_label_source,
+    group_weights,
+    list_frames,
+    merge_split,
+)
+from projects.sam_mtp.labels.formats.frame_labels import LabelPaths, load_frame_labels, load_label_info, read_region_map
 from projects.sam_mtp.labels.frame_labels.pooling import pool_region_features
 from projects.sam_mtp.labels.runner.sharding import select_shard, shard_from_env
 

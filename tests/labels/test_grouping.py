@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from projects.sam_mtp.labels import group_weights
-from projects.sam_mtp.labels.frame_labels.grouping import (KeyedSample, assign_groups, frame_sample_keys, l2_normalize,
-                                                           spherical_kmeans)
+from projects.sam_mtp.labels.frame_labels.grouping import (
+    KeyedSample,
+    assign_groups,
+    frame_sample_keys,
+    l2_normalize,
+    spherical_kmeans,
+)
 
 
 def test_weight_formula_on_the_spec_example():

@@ -4,7 +4,6 @@ import json
 import os
 
 import numpy as np
-
 from helpers.labels import make_frame_arrays, write_label_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

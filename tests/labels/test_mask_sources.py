@@ -6,8 +6,13 @@ import pytest
 import torch
 from conftest import TINY_SAM_ARCH, build_tiny_sam, tiny_sam_source_cfg
 
-from projects.sam_mtp.labels import (CheckpointMismatchError, FrameError, build_label_source, list_frames,
-                                     masks_to_region_map)
+from projects.sam_mtp.labels import (
+    CheckpointMismatchError,
+    FrameError,
+    build_label_source,
+    list_frames,
+    masks_to_region_map,
+)
 from projects.sam_mtp.labels.sources.mask_sources import build_sam, compact_region_ids
 
 

@@ -15,8 +15,12 @@ from functools import partialmethod
 import numpy as np
 import pytest
 
-from projects.sam_mtp.labels.formats.frame_labels import (SETTINGS_ARRAY, load_frame_labels, load_label_info,
-                                                    save_frame_labels)
+from projects.sam_mtp.labels.formats.frame_labels import (
+    SETTINGS_ARRAY,
+    load_frame_labels,
+    load_label_info,
+    save_frame_labels,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tools'))

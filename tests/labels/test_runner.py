@@ -136,8 +136,13 @@ def test_registered_segmenters_keep_the_fingerprints_of_earlier_files(segment_cf
 def test_segmenters_are_chosen_by_type_or_by_their_recorded_source_name(tmp_path):
     from mmdet3d.registry import TASK_UTILS
 
-    from projects.sam_mtp.labels.segments.segmenters import (SAM_SOURCES, GeometricSegmenter, SegmentInputs,
-                                                             build_segmenter, merge_source_cfg)
+    from projects.sam_mtp.labels.segments.segmenters import (
+        SAM_SOURCES,
+        GeometricSegmenter,
+        SegmentInputs,
+        build_segmenter,
+        merge_source_cfg,
+    )
     assert TASK_UTILS.get('GeometricSegmenter') is GeometricSegmenter
     by_type = merge_source_cfg(dict(type='SingleImageSegmenter', camera='CAM1'))
     assert by_type == merge_source_cfg(dict(source='single_image', camera='CAM1'))

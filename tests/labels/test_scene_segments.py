@@ -6,10 +6,19 @@ import os
 import numpy as np
 import pytest
 
-from projects.sam_mtp.labels import (InstanceImageMaskSource, LabelGenerator, RandomViTFeatureSource, list_frames,
-                                     make_scannet_segments)
-from projects.sam_mtp.labels.formats.scene_segments import (compact_segments, load_scene_segments, read_segment_meta,
-                                                            save_scene_segments)
+from projects.sam_mtp.labels import (
+    InstanceImageMaskSource,
+    LabelGenerator,
+    RandomViTFeatureSource,
+    list_frames,
+    make_scannet_segments,
+)
+from projects.sam_mtp.labels.formats.scene_segments import (
+    compact_segments,
+    load_scene_segments,
+    read_segment_meta,
+    save_scene_segments,
+)
 from projects.sam_mtp.labels.segments.multi_view import merge_scene_segments
 
 

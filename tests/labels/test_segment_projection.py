@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 
 from projects.sam_mtp.datasets.synthetic import render_sunrgbd_sample
-from projects.sam_mtp.labels.segments.projection import (DEPTH_TO_CAMERA_AXES, CalibrationError, camera_projection,
-                                                         lidar_projection, project_to_image, single_image_segments,
-                                                         sunrgbd_projection)
+from projects.sam_mtp.labels.segments.projection import (
+    DEPTH_TO_CAMERA_AXES,
+    CalibrationError,
+    camera_projection,
+    lidar_projection,
+    project_to_image,
+    single_image_segments,
+    sunrgbd_projection,
+)
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'mmdet3d')
 

@@ -9,8 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from projects.sam_mtp.datasets.synthetic import (render_sunrgbd_sample, write_synthetic_s3dis,
-                                                 write_synthetic_sunrgbd)
+from projects.sam_mtp.datasets.synthetic import render_sunrgbd_sample, write_synthetic_s3dis, write_synthetic_sunrgbd
 from projects.sam_mtp.labels import make_sunrgbd_segments
 from projects.sam_mtp.labels.formats.scene_segments import read_segment_meta
 

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from projects.sam_mtp.labels.formats.frames import list_frames, load_frame
-from projects.sam_mtp.labels.formats.sens import (EXPORT_DONE_MARKER, SensFormatError, SensHeader, SensReader,
-                                                  SensWriter, export_sens_frames)
+from projects.sam_mtp.labels.formats.sens import (
+    EXPORT_DONE_MARKER,
+    SensFormatError,
+    SensHeader,
+    SensReader,
+    SensWriter,
+    export_sens_frames,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, 'tools'))

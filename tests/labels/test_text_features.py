@@ -12,12 +12,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from helpers.labels import make_frame_arrays, write_label_split
+
 from projects.sam_mtp.labels import CheckpointMismatchError, build_label_source
 from projects.sam_mtp.labels.formats.frame_labels import load_frame_labels, load_label_info
-from projects.sam_mtp.labels.sources.text_features import CLIPBPETokenizer, CLIPTextTower, resolve_templates
 from projects.sam_mtp.labels.frame_labels.text_labels import add_text_labels, class_list_caption, region_classes
+from projects.sam_mtp.labels.sources.text_features import CLIPBPETokenizer, CLIPTextTower, resolve_templates
 
 TINY_ARCH = dict(width=32, layers=2, heads=4, embed_dims=16, context_length=12)
 

@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import DepthInstance3DBoxes, Det3DDataSample
 from mmengine.structures import InstanceData
 from test_3detr_helpers import NUM_CLASSES, batch, detector_cfg, head_cfg, synthetic_scene
 
-from mmdet3d.registry import MODELS
-from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes
-from projects.sam_mtp.models.heads.threedetr_transformer import (angle_to_bin, bin_to_angle,
-                                                                 masked_furthest_point_sample)
+from projects.sam_mtp.models.heads.threedetr_transformer import angle_to_bin, bin_to_angle, masked_furthest_point_sample
 
 LOSS_NAMES = ('loss_cls', 'loss_center', 'loss_size', 'loss_giou')
 

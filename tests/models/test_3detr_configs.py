@@ -6,13 +6,13 @@ import os.path as osp
 
 import pytest
 import torch
+from mmdet3d.registry import MODELS, TRANSFORMS
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from test_3detr_helpers import data_sample, synthetic_scene
 
 import projects.sam_mtp  # noqa: F401  (registers modules and installs the CPU point ops: must import, not skip)
 import projects.sam_mtp.ops  # noqa: F401
-from mmdet3d.registry import MODELS, TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCHMARKS = osp.join(REPO, 'configs', 'sam_mtp', 'benchmarks')

@@ -3,14 +3,14 @@ import math
 
 import numpy as np
 import torch
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import DepthInstance3DBoxes
 from mmengine.model import BaseModule
 from mmengine.registry import init_default_scope
 from torch import nn
 
 import projects.sam_mtp.models.detectors  # noqa: F401  (registers ThreeDETR)
 import projects.sam_mtp.models.heads  # noqa: F401  (registers the head, costs, loss)
-from mmdet3d.registry import MODELS
-from mmdet3d.structures import DepthInstance3DBoxes
 from projects.sam_mtp.testing import det3d_sample as data_sample  # noqa: F401  (the 3DETR tests import it here)
 
 # Configs name mmdet3d modules without a scope prefix, as under the runner.
@@ -99,7 +99,7 @@ def synthetic_scene(seed: int, num_points: int = 1024, yaw: bool = False):
 def batch(seeds, yaw=False, num_points=1024):
     points, samples = [], []
     for seed in seeds:
-        p, b, l = synthetic_scene(seed, num_points=num_points, yaw=yaw)
+        p, boxes, labels = synthetic_scene(seed, num_points=num_points, yaw=yaw)
         points.append(p)
-        samples.append(data_sample(b, l))
+        samples.append(data_sample(boxes, labels))
     return dict(inputs=dict(points=points), data_samples=samples)

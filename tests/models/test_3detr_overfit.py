@@ -1,8 +1,8 @@
 """A tiny ThreeDETR must over-fit one synthetic scene: proves matcher, box parametrisation and losses agree."""
 import torch
+from mmdet3d.registry import MODELS
 from test_3detr_helpers import batch, detector_cfg
 
-from mmdet3d.registry import MODELS
 from projects.sam_mtp.models.heads import iou_3d
 
 

@@ -13,12 +13,11 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import DepthInstance3DBoxes
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 from test_3detr_helpers import head_cfg
-
-from mmdet3d.registry import MODELS
-from mmdet3d.structures import DepthInstance3DBoxes
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCHMARKS = osp.join(REPO, 'configs', 'sam_mtp', 'benchmarks')

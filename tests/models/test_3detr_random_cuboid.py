@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 import torch
-
-import projects.sam_mtp.datasets.random_cuboid  # noqa: F401  (registers the transform)
 from mmdet3d.registry import TRANSFORMS
 from mmdet3d.structures import DepthInstance3DBoxes, DepthPoints
+
+import projects.sam_mtp.datasets.random_cuboid  # noqa: F401  (registers the transform)
 
 
 def make_sample(seed=0, num_points=2000):

@@ -10,14 +10,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers.cpu import CPU_ENV, force_cpu
+from helpers.labels import make_frame_arrays, write_label_split
+from mmdet3d.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 from torch import nn
 
 import projects.sam_mtp  # noqa: F401  (registers the modules)
-from helpers.cpu import CPU_ENV, force_cpu
-from helpers.labels import make_frame_arrays, write_label_split
-from mmdet3d.registry import MODELS
 from projects.sam_mtp.datasets import Bridge3DFrameDataset, PackBridge3DInputs, bridge3d_collate
 from projects.sam_mtp.labels.formats.frame_labels import LabelFormatError
 from projects.sam_mtp.models.algorithms import bridge3d as bridge3d_module

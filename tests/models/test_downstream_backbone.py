@@ -6,6 +6,8 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from mmdet3d.registry import MODELS, TRANSFORMS
+from mmdet3d.structures import DepthInstance3DBoxes, DepthPoints, Det3DDataSample, PointData
 from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
@@ -16,8 +18,6 @@ import projects.sam_mtp.datasets.scene_segments  # noqa: F401
 import projects.sam_mtp.models.backbones  # noqa: F401
 import projects.sam_mtp.models.detectors  # noqa: F401
 import projects.sam_mtp.models.heads  # noqa: F401
-from mmdet3d.registry import MODELS, TRANSFORMS
-from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes, DepthPoints, PointData
 from projects.sam_mtp.models.backbones.downstream_backbone import fill_padded_tokens
 
 init_default_scope('mmdet3d')

@@ -5,12 +5,12 @@ import os.path as osp
 
 import pytest
 import torch
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import DepthInstance3DBoxes, Det3DDataSample, PointData
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
 import projects.sam_mtp  # noqa: F401
-from mmdet3d.registry import MODELS
-from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes, PointData
 from projects.sam_mtp.models.heads.groupfree3d_head import with_points_in_boxes_all
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

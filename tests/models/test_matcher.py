@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
+from mmdet3d.registry import TASK_UTILS
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 import projects.sam_mtp.models.heads  # noqa: F401  (registers the costs)
-from mmdet3d.registry import TASK_UTILS
 from projects.sam_mtp.models.heads import BBox3DCenterL1Cost, BBox3DGIoUCost, BBox3DObjectnessCost, giou_3d
 
 SUN_COSTS = [

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from mmdet3d.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import projects.sam_mtp  # noqa: F401  (registers modules and the CPU point ops)
-from mmdet3d.registry import MODELS
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/: shared helpers
 from helpers.labels import make_frame_arrays, write_label_split  # noqa: E402

@@ -7,13 +7,13 @@ import os.path as osp
 
 import pytest
 import torch
+from mmdet3d.registry import MODELS
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
 import projects.sam_mtp  # noqa: F401  (registers modules, allow-lists mmengine checkpoint types)
 import projects.sam_mtp.models.detectors  # noqa: F401
 import projects.sam_mtp.models.heads  # noqa: F401
-from mmdet3d.registry import MODELS
-from mmengine.registry import init_default_scope
 
 init_default_scope('mmdet3d')
 
@@ -267,8 +267,10 @@ def test_the_pretraining_tokenizer_gives_no_warning(tmp_path, warnings_logged):
 
 
 def test_tokenizer_type_is_read_from_the_config_text_without_running_it():
-    from projects.sam_mtp.models.backbones.pretraining_tokenizer import (pretraining_tokenizer_type,
-                                                                         tokenizer_type_from_config_text)
+    from projects.sam_mtp.models.backbones.pretraining_tokenizer import (
+        pretraining_tokenizer_type,
+        tokenizer_type_from_config_text,
+    )
     assert tokenizer_type_from_config_text("model = dict(type='X', tokenizer=dict(type='FPSKNNTokenizer'))") == \
         'FPSKNNTokenizer'
     # A fine-tuned model's tokenizer sits in its backbone; scope prefixes and dict literals are understood.

@@ -13,6 +13,7 @@ from mmengine.runner.checkpoint import get_state_dict
 import projects.sam_mtp.models  # noqa: F401 (registration)
 from projects.sam_mtp.models.algorithms import random_token_mask
 from projects.sam_mtp.models.tokenizers import PointTokens
+
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/: shared helpers
 from helpers.labels import make_collated_batch  # noqa: E402
 

@@ -2,16 +2,19 @@
 import numpy as np
 import pytest
 import torch
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import Det3DDataSample, PointData
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModule
 from mmengine.registry import init_default_scope
 from torch import nn
 
 import projects.sam_mtp.models.heads  # noqa: F401  (registers the head)
-from mmdet3d.registry import MODELS
-from mmdet3d.structures import Det3DDataSample, PointData
-from projects.sam_mtp.models.heads.token_interp_seg_head import (_three_interpolate_torch, _three_nn_torch,
-                                                                 interpolate_tokens_to_points)
+from projects.sam_mtp.models.heads.token_interp_seg_head import (
+    _three_interpolate_torch,
+    _three_nn_torch,
+    interpolate_tokens_to_points,
+)
 
 # Configs name mmdet3d modules without a scope prefix, as under the runner.
 init_default_scope('mmdet3d')

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from projects.sam_mtp.models.tokenizers import (FPSKNNTokenizer, SAMGuidedTokenizer, group_centroids,
-                                                sample_group_members)
+from projects.sam_mtp.models.tokenizers import (
+    FPSKNNTokenizer,
+    SAMGuidedTokenizer,
+    group_centroids,
+    sample_group_members,
+)
 from projects.sam_mtp.models.tokenizers.fps_knn_tokenizer import knn_indices
 
 

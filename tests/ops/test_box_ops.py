@@ -6,9 +6,14 @@ import point_ops_reference as ref
 import pytest
 import torch
 
-from projects.sam_mtp.ops import (boxes_iou3d, boxes_overlap_bev, nms3d,
-                                  nms3d_normal, points_in_boxes_all,
-                                  points_in_boxes_part)
+from projects.sam_mtp.ops import (
+    boxes_iou3d,
+    boxes_overlap_bev,
+    nms3d,
+    nms3d_normal,
+    points_in_boxes_all,
+    points_in_boxes_part,
+)
 from projects.sam_mtp.ops.boxes import bev_iou_torch
 
 

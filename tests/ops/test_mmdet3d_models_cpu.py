@@ -15,14 +15,16 @@ import projects.sam_mtp.ops as sam_ops
 from projects.sam_mtp.ops import dispatch
 
 mmdet3d = pytest.importorskip('mmdet3d')
+from mmdet3d.registry import MODELS  # noqa: E402
+from mmdet3d.structures import (  # noqa: E402
+    DepthInstance3DBoxes,
+    Det3DDataSample,  # noqa: E402
+    PointData,
+)
+from mmdet3d.utils import register_all_modules  # noqa: E402
 from mmengine import Config  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.structures import InstanceData  # noqa: E402
-
-from mmdet3d.registry import MODELS  # noqa: E402
-from mmdet3d.structures import Det3DDataSample  # noqa: E402
-from mmdet3d.structures import DepthInstance3DBoxes, PointData  # noqa: E402
-from mmdet3d.utils import register_all_modules  # noqa: E402
 
 NUM_CLASSES = 18  # ScanNet detection classes of both configs
 CONFIG_ROOT = osp.join(osp.dirname(mmdet3d.__file__), '.mim', 'configs')

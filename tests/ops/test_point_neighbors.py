@@ -5,9 +5,7 @@ import point_ops_reference as ref
 import pytest
 import torch
 
-from projects.sam_mtp.ops import (ball_query, grouping_operation, knn,
-                                  three_interpolate, three_nn)
-from projects.sam_mtp.ops import _utils
+from projects.sam_mtp.ops import _utils, ball_query, grouping_operation, knn, three_interpolate, three_nn
 
 
 def _cloud(seed, batch, num, scale=1.0, dtype=torch.float32):

@@ -4,11 +4,8 @@ import point_ops_reference as ref
 import pytest
 import torch
 
-from projects.sam_mtp.ops import (furthest_point_sample,
-                                  furthest_point_sample_with_dist,
-                                  gather_points)
-from projects.sam_mtp.ops.sampling import (cuda_fps_block_size,
-                                           cuda_fps_scan_order)
+from projects.sam_mtp.ops import furthest_point_sample, furthest_point_sample_with_dist, gather_points
+from projects.sam_mtp.ops.sampling import cuda_fps_block_size, cuda_fps_scan_order
 
 
 @pytest.mark.parametrize('batch,num_in,num_out', [(1, 7, 4), (2, 50, 16),

@@ -2,10 +2,16 @@
 docstrings say (Voronoi regions are nearest-seed cells, boxes hold their points, samples carry their targets)."""
 import numpy as np
 import torch
-
 from mmdet3d.structures import DepthInstance3DBoxes
-from projects.sam_mtp.testing import (det3d_sample, detection_batch, region_batch, region_points,
-                                      segmentation_batch, voronoi_regions)
+
+from projects.sam_mtp.testing import (
+    det3d_sample,
+    detection_batch,
+    region_batch,
+    region_points,
+    segmentation_batch,
+    voronoi_regions,
+)
 
 
 def test_det3d_sample_with_box_tensor_and_masks():

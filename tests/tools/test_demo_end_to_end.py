@@ -125,10 +125,10 @@ def test_pretrained_and_scratch_runs_of_a_pair_differ_only_in_the_encoder(tiny_d
     """Same seed: the pretrained run loads the checkpoint after the same random initialisation, so every weight
     outside the encoder (the head) starts identical, and the encoder differs."""
     import torch
+    from mmdet3d.registry import MODELS
     from mmengine.runner import set_random_seed
 
     import projects.sam_mtp  # noqa: F401
-    from mmdet3d.registry import MODELS
     folder, _ = tiny_demo
     checkpoint = demo.Demo._last_checkpoint(str(folder / 'wd' / 'pretrain' / 'seed0' / 'stage2'))
     models = {}

@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from helpers.cpu import CPU_ENV, force_cpu
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -60,11 +59,11 @@ def _write_stand_in_segments(data_root, seed=0):
 def _write_demo_pretrained_checkpoint(path):
     """A (randomly initialised) model of the demo's stage-2 config in mmengine's checkpoint format, as tools/demo.py's
     stage 2 writes it."""
+    from mmdet3d.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import projects.sam_mtp  # noqa: F401
-    from mmdet3d.registry import MODELS
     init_default_scope('mmdet3d')
     torch.manual_seed(0)
     stage2 = SYNTHETIC + 'sam-mtp-stage2_plain-transformer_1xb8-30e_synthetic-scannet-frames.py'
@@ -107,12 +106,12 @@ def _score(metrics, metric):
 def _evaluate_before_finetuning(ws, config, metric, monkeypatch):
     """The same evaluation of the model as built and initialised for training (pretrained encoder, fresh head),
     in-process with mmengine's Runner."""
+    from mmdet3d.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
     import projects.sam_mtp  # noqa: F401
-    from mmdet3d.registry import MODELS
     force_cpu(monkeypatch)
     monkeypatch.chdir(ws)
     cfg = Config.fromfile(config)

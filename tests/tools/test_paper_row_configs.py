@@ -142,8 +142,9 @@ def _write_stage2_checkpoint(path):
 
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
-    import projects.sam_mtp  # noqa: F401
     from mmengine.registry import init_default_scope
+
+    import projects.sam_mtp  # noqa: F401
     init_default_scope('mmdet3d')
     ws = tmp_path_factory.mktemp('paper_rows')
     _write_fixtures(str(ws))

@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from helpers.cpu import CPU_ENV
 from helpers.labels import make_frame_arrays, write_label_split
 

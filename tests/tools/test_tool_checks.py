@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from helpers.cpu import CPU_ENV, force_cpu
 from helpers.labels import make_frame_arrays, write_label_split
 
@@ -133,12 +132,12 @@ def _write_stand_in_segments(data_root):
 
 def _save(model_cfg, path, seed=0):
     """A randomly initialised model of ``model_cfg`` saved as mmengine saves it (state_dict and meta['cfg'])."""
+    from mmdet3d.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner.checkpoint import save_checkpoint
 
     import projects.sam_mtp  # noqa: F401
-    from mmdet3d.registry import MODELS
     init_default_scope('mmdet3d')
     torch.manual_seed(seed)
     model = MODELS.build(model_cfg)
@@ -200,10 +199,10 @@ def test_train_encoder_mismatch_is_one_line_and_the_keys_are_in_the_log(finetune
     assert errors == [proc.stderr.splitlines()[-1]]
     # Expected: the encoder tensors whose shape follows embed_dims (64 in the file, 32 in the config).
     saved = torch.load(stage2, weights_only=False)['state_dict']
+    from mmdet3d.registry import MODELS
     from mmengine.config import Config
 
     import projects.sam_mtp  # noqa: F401
-    from mmdet3d.registry import MODELS
     encoder_cfg = Config.fromfile(GROUPFREE).model.backbone.encoder
     own = MODELS.build(dict(encoder_cfg, embed_dims=32)).state_dict()
     mis_shaped = [f'backbone.{k}' for k, v in own.items() if saved[f'backbone.{k}'].shape != v.shape]

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 import torch
-
 from helpers.cpu import CPU_ENV
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

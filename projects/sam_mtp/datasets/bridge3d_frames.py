@@ -7,6 +7,7 @@ from mmdet3d.registry import DATASETS, TRANSFORMS
 from mmengine.registry import FUNCTIONS
 
 from projects.sam_mtp.labels.formats.frame_labels import LabelFormatError, load_frame_labels
+
 from .collate import sam_mtp_collate
 from .frame_dataset import SamMtpFrameDataset
 from .transforms import PackFrameInputs

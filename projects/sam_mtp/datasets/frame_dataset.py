@@ -18,7 +18,8 @@ GROUP_METAINFO = ('num_groups', 'group_counts', 'group_weights')
 class SamMtpFrameDataset(BaseDataset):
     """One item per RGB-D frame: its points, their SAM region ids and the regions' 2D targets.
 
-    ``ann_file`` is the split info written by ``labels.formats.frame_labels.save_label_info``; its metainfo (``feature_dim``,
+    ``ann_file`` is the split info written by ``labels.formats.frame_labels.save_label_info``; its metainfo
+    (``feature_dim``,
     ``num_groups``, ``group_counts``, ``group_weights``) becomes the dataset's metainfo. Every
     ``data_list`` entry names its frame's ``.npz`` with ``label_path`` relative to ``data_root``.
 

@@ -11,10 +11,9 @@ import logging
 import os.path as osp
 from typing import Iterator, List, Optional, Tuple
 
+from mmdet3d.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-
-from mmdet3d.registry import HOOKS
 
 __all__ = ['ScenePointCountHook', 'scene_point_counts']
 

@@ -6,9 +6,9 @@ from typing import Optional
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
+from mmdet3d.registry import TRANSFORMS
 from mmengine.logging import print_log
 
-from mmdet3d.registry import TRANSFORMS
 from projects.sam_mtp.labels.formats.scene_segments import load_scene_segments, read_segment_meta, scene_segment_path
 
 __all__ = ['LoadSceneSegments', 'scene_segment_path']

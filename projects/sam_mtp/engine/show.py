@@ -16,9 +16,8 @@ import os.path as osp
 from typing import Optional, Sequence
 
 import numpy as np
-from mmengine.hooks import Hook
-
 from mmdet3d.registry import HOOKS
+from mmengine.hooks import Hook
 
 SHOW_TASKS = ('lidar_det', 'lidar_seg')
 # Box footprint: mmdet3d's corner order puts the bottom face (z0) at corners 0, 3, 7, 4.

@@ -23,12 +23,26 @@ from .frame_labels.generation import LabelGenerator
 from .frame_labels.merge import LabelGenerationError, merge_split
 from .frame_labels.pooling import pool_region_features
 from .frame_labels.text_labels import add_text_labels
-from .segments.jobs import (make_geometric_segments, make_s3dis_segments, make_scannet_segments, make_scene_segments,
-                            make_sunrgbd_segments)
+from .segments.jobs import (
+                            make_geometric_segments,
+                            make_s3dis_segments,
+                            make_scannet_segments,
+                            make_scene_segments,
+                            make_sunrgbd_segments,
+)
 from .segments.multi_view import scene_segments
-from .sources import (CheckpointMismatchError, CLIPTextFeatureSource, DINOv2FeatureSource, InstanceImageMaskSource,
-                      RandomCLIPTextFeatureSource, RandomViTFeatureSource, SAMAutomaticMaskSource, ViTFeatureSource,
-                      build_label_source, masks_to_region_map)
+from .sources import (
+                            CheckpointMismatchError,
+                            CLIPTextFeatureSource,
+                            DINOv2FeatureSource,
+                            InstanceImageMaskSource,
+                            RandomCLIPTextFeatureSource,
+                            RandomViTFeatureSource,
+                            SAMAutomaticMaskSource,
+                            ViTFeatureSource,
+                            build_label_source,
+                            masks_to_region_map,
+)
 
 __all__ = [
     'CheckpointMismatchError', 'DINOv2FeatureSource', 'RandomViTFeatureSource', 'ViTFeatureSource',

@@ -3,8 +3,7 @@
 Importing this package registers every model part into ``mmdet3d.registry.MODELS``.
 """
 # Pretraining parts, then the downstream heads/detectors/segmentors (other owners), all for registration.
-from . import algorithms, backbones, losses, necks, tokenizers  # noqa: F401
-from . import detectors, heads, segmentors  # noqa: F401
+from . import algorithms, backbones, detectors, heads, losses, necks, segmentors, tokenizers  # noqa: F401  # noqa: F401
 from .algorithms import SamMtpDistiller, SamMtpJointPretrainer, SamMtpMaskedTokenPredictor
 from .backbones import PlainPointTransformer
 from .losses import GroupBalancedDistillLoss, TokenFeatureMSELoss

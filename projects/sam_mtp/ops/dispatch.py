@@ -38,20 +38,24 @@ from mmengine.logging import print_log
 from torch import Tensor
 
 # The PyTorch implementations, ``<op>_torch``: _run looks them up by name.
-from .boxes import (boxes_iou3d_torch, boxes_overlap_bev_torch,  # noqa: F401
-                    nms3d_normal_torch, nms3d_torch, points_in_boxes_all_torch,
-                    points_in_boxes_part_torch)
-from .grouping import (gather_points_torch,  # noqa: F401
-                       grouping_operation_torch, three_interpolate_torch)
+from .boxes import (  # noqa: F401
+    boxes_iou3d_torch,
+    boxes_overlap_bev_torch,
+    nms3d_normal_torch,
+    nms3d_torch,
+    points_in_boxes_all_torch,
+    points_in_boxes_part_torch,
+)
+from .grouping import gather_points_torch, grouping_operation_torch, three_interpolate_torch  # noqa: F401
 from .losses import sigmoid_focal_loss_torch  # noqa: F401
+
 # CPU tensors of these four ops run the numba kd-tree kernels (PyTorch
 # elsewhere, or without numba): the ``*_fallback`` routers, bound here under
 # the names that _run looks up.
 from .neighbors import ball_query_fallback as ball_query_torch  # noqa: F401
 from .neighbors import knn_fallback as knn_torch  # noqa: F401
 from .neighbors import three_nn_fallback as three_nn_torch  # noqa: F401
-from .sampling import furthest_point_sample_fallback as \
-    furthest_point_sample_torch  # noqa: F401
+from .sampling import furthest_point_sample_fallback as furthest_point_sample_torch  # noqa: F401
 from .sampling import furthest_point_sample_with_dist_torch  # noqa: F401
 
 # Device types for which mmcv 2.x can be built with kernels of these ops.

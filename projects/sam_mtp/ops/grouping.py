@@ -11,8 +11,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ._utils import (check_batch, check_index_range, check_same_device,
-                     check_tensor)
+from ._utils import check_batch, check_index_range, check_same_device, check_tensor
 
 
 def gather_points_torch(features: Tensor, indices: Tensor) -> Tensor:

@@ -13,9 +13,16 @@ import torch
 from torch import Tensor
 
 from . import cpu_kernels
-from ._utils import (check_batch, check_same_device, check_tensor,
-                     compute_dtype, coordinate_planes, k_smallest_by_index,
-                     row_chunks, squared_distances)
+from ._utils import (
+    check_batch,
+    check_same_device,
+    check_tensor,
+    compute_dtype,
+    coordinate_planes,
+    k_smallest_by_index,
+    row_chunks,
+    squared_distances,
+)
 
 # Distance sentinels of the CUDA kernels: knn keeps a heap initialised with
 # 1e10 (farther points are never selected, their slots keep index 0);

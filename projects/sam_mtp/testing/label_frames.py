@@ -1,6 +1,6 @@
-"""Pretraining frames without SAM or a data set: label arrays and label files written with ``labels.formats.frame_labels``'s
-own writers, collated batches, and points with spatially coherent regions (the tokenizer and training-step
-benchmarks, the GPU bench)."""
+"""Pretraining frames without SAM or a data set: label arrays and label files written with
+``labels.formats.frame_labels``'s own writers, collated batches, and points with spatially coherent regions (the
+tokenizer and training-step benchmarks, the GPU bench)."""
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 

@@ -5,9 +5,8 @@ from typing import Optional
 
 import numpy as np
 import torch
+from mmdet3d.structures import DepthInstance3DBoxes, Det3DDataSample, PointData
 from mmengine.structures import InstanceData
-
-from mmdet3d.structures import Det3DDataSample, DepthInstance3DBoxes, PointData
 
 
 def det3d_sample(boxes=None,

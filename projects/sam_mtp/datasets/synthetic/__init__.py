@@ -30,12 +30,32 @@ rooms as SUN RGB-D / S3DIS / 2D-3D-S samples) and :mod:`.files` (file writers). 
 from .cameras import make_camera_poses, scannet_like_intrinsic
 from .points import points_inside_objects, sample_scene_points
 from .raycast import cast_rays, render_frame, surface_normals
-from .rooms import (CLASS_COLORS, NYU40_FLOOR, NYU40_WALL, ROOM_SURFACES, SCANNET_DET_CLASSES, SCANNET_DET_NYU40_IDS,
-                    SCANNET_SEG_NYU40_IDS, Primitive, SyntheticScene, generate_scene, scene_name, surface_color)
+from .rooms import (
+                    CLASS_COLORS,
+                    NYU40_FLOOR,
+                    NYU40_WALL,
+                    ROOM_SURFACES,
+                    SCANNET_DET_CLASSES,
+                    SCANNET_DET_NYU40_IDS,
+                    SCANNET_SEG_NYU40_IDS,
+                    Primitive,
+                    SyntheticScene,
+                    generate_scene,
+                    scene_name,
+                    surface_color,
+)
 from .scannet_meta import load_axis_align_matrix, read_scannet_meta
 from .scannet_writer import MANIFEST_NAME, SYNTHETIC_FORMAT_VERSION, parse_splits, write_synthetic_scannet
-from .sunrgbd_s3dis import (DEPTH_TO_CAMERA, S3DIS_DET_CLASSES, S3DIS_SEG_CLASSES, SUNRGBD_CLASSES, area_transform,
-                            render_sunrgbd_sample, write_synthetic_s3dis, write_synthetic_sunrgbd)
+from .sunrgbd_s3dis import (
+                    DEPTH_TO_CAMERA,
+                    S3DIS_DET_CLASSES,
+                    S3DIS_SEG_CLASSES,
+                    SUNRGBD_CLASSES,
+                    area_transform,
+                    render_sunrgbd_sample,
+                    write_synthetic_s3dis,
+                    write_synthetic_sunrgbd,
+)
 
 __all__ = [
     'CLASS_COLORS', 'DEPTH_TO_CAMERA', 'MANIFEST_NAME', 'NYU40_FLOOR', 'NYU40_WALL', 'ROOM_SURFACES',

@@ -219,7 +219,7 @@ def _place_wall_object(rng, spec, room, wall_spans, instance_id, nyu40_id, det_l
             continue
         along = rng.uniform(0.2 + size[0] / 2, length - 0.2 - size[0] / 2)
         lo, hi = along - size[0] / 2, along + size[0] / 2
-        if any(w == wall and lo < h + 0.1 and l < hi + 0.1 for w, l, h in wall_spans):
+        if any(w == wall and lo < high + 0.1 and low < hi + 0.1 for w, low, high in wall_spans):
             continue
         half_t = size[1] / 2
         z = bottom + size[2] / 2

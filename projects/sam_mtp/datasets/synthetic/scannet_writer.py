@@ -9,11 +9,11 @@ import shutil
 import tempfile
 from typing import List, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 from mmengine.logging import print_log
 
 from projects.sam_mtp.labels.formats.frames import FrameExportWriter
+
 from .cameras import make_camera_poses, scannet_like_intrinsic
 from .files import write_bytes, write_image
 from .points import sample_scene_points

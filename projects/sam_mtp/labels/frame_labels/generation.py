@@ -20,10 +20,26 @@ import numpy as np
 from mmengine.logging import print_log
 
 from ..fileio import atomic_save_npy
-from ..formats.frame_labels import (SETTINGS_ARRAY, LabelFormatError, LabelPaths, frame_settings_fingerprint,
-                                    load_frame_labels, save_frame_labels, save_region_map)
-from ..formats.frames import (SKIP_KINDS, FrameData, FrameError, FrameRecord, check_depth_scale, list_frames,
-                              load_frame, read_scene_list, scene_axis_align)
+from ..formats.frame_labels import (
+    SETTINGS_ARRAY,
+    LabelFormatError,
+    LabelPaths,
+    frame_settings_fingerprint,
+    load_frame_labels,
+    save_frame_labels,
+    save_region_map,
+)
+from ..formats.frames import (
+    SKIP_KINDS,
+    FrameData,
+    FrameError,
+    FrameRecord,
+    check_depth_scale,
+    list_frames,
+    load_frame,
+    read_scene_list,
+    scene_axis_align,
+)
 from ..geometry import frame_points, frame_seed
 from ..runner.jobs import ShardJob, ShardOutcome, mean_stage_seconds, merge_after_last_shard, run_shard
 from ..sources.mask_sources import TimedMaskSource

@@ -11,8 +11,15 @@ import numpy as np
 from mmengine.logging import print_log
 
 from ..fileio import atomic_save_npy, atomic_write_bytes, worker_start_method
-from ..formats.frame_labels import (LabelFormatError, LabelPaths, group_weights, load_frame_labels,
-                                    read_frame_settings_fingerprint, save_frame_labels, save_label_info)
+from ..formats.frame_labels import (
+    LabelFormatError,
+    LabelPaths,
+    group_weights,
+    load_frame_labels,
+    read_frame_settings_fingerprint,
+    save_frame_labels,
+    save_label_info,
+)
 from ..formats.frames import SKIP_KINDS, FrameRecord
 from ..runner.jobs import budgeted_failures
 from ..runner.sharding import resolve_device

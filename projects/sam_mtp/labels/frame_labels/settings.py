@@ -9,8 +9,13 @@ from mmengine.logging import print_log
 
 from ..fileio import atomic_write_bytes
 from ..formats.frame_labels import LabelPaths, read_label_settings
-from ..runner.output_dir import (OutputDirError, check_writable, settings_fingerprint, source_settings,
-                                 stale_output_message)
+from ..runner.output_dir import (
+    OutputDirError,
+    check_writable,
+    settings_fingerprint,
+    source_settings,
+    stale_output_message,
+)
 
 DEFAULT_LABEL_CFG = dict(
     frame_stride=25,          # keep frames whose ScanNet id is a multiple of this

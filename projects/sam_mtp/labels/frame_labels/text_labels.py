@@ -25,8 +25,15 @@ import numpy as np
 from mmengine.logging import print_log
 
 from ..fileio import atomic_write_bytes
-from ..formats.frame_labels import (LabelFormatError, LabelPaths, load_frame_labels, load_label_info, read_region_map,
-                                    save_frame_labels, save_label_info)
+from ..formats.frame_labels import (
+    LabelFormatError,
+    LabelPaths,
+    load_frame_labels,
+    load_label_info,
+    read_region_map,
+    save_frame_labels,
+    save_label_info,
+)
 
 TEXT_METAINFO_KEYS = ('class_names', 'class_text_feat', 'text_feature_dim', 'text_labels')
 

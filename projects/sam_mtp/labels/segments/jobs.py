@@ -26,8 +26,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.logging import print_log
 
-from ..formats.scene_segments import (SEGMENTS_FOLDER, count_points, load_scene_points, read_segment_meta,
-                                      save_scene_segments, segment_file)
+from ..formats.scene_segments import (
+    SEGMENTS_FOLDER,
+    count_points,
+    load_scene_points,
+    read_segment_meta,
+    save_scene_segments,
+    segment_file,
+)
 from ..runner.jobs import ShardJob, ShardOutcome, run_shard
 from ..runner.output_dir import OutputDirError, check_writable, settings_fingerprint, stale_output_message
 from ..runner.sharding import select_shard

@@ -34,10 +34,25 @@ from ..runner.output_dir import source_settings
 from ..sources.mask_sources import TimedMaskSource, build_mask_source
 from .geometric import DEFAULT_GEOMETRIC_CFG, geometric_segments
 from .multi_view import SegmentView, posed_frame_views, scene_segments
-from .projection import (CalibrationError, camera_projection, lidar_projection, project_to_image,
-                         single_image_segments, sunrgbd_projection)
-from .stanford_2d3ds import (DEFAULT_REGISTRATION_CFG, RegistrationError, frame_stride_for, frames_cloud,
-                             list_2d3ds_frames, read_2d3ds_depth, read_2d3ds_pose, register_room, transform_of)
+from .projection import (
+    CalibrationError,
+    camera_projection,
+    lidar_projection,
+    project_to_image,
+    single_image_segments,
+    sunrgbd_projection,
+)
+from .stanford_2d3ds import (
+    DEFAULT_REGISTRATION_CFG,
+    RegistrationError,
+    frame_stride_for,
+    frames_cloud,
+    list_2d3ds_frames,
+    read_2d3ds_depth,
+    read_2d3ds_pose,
+    register_room,
+    transform_of,
+)
 
 SEGMENT_FAILURE_KINDS = ('missing_points', 'bad_points', 'missing_image', 'bad_calibration', 'point_count_mismatch',
                          'method_mismatch', 'no_views', 'registration', 'error')

@@ -107,6 +107,7 @@ def read_2d3ds_pose(path: str) -> Tuple[np.ndarray, np.ndarray]:
 def read_2d3ds_depth(path: str) -> np.ndarray:
     """Depth in metres (0 = missing) of a 2D-3D-S depth PNG."""
     import cv2
+
     from ..formats.frames import FrameError
     if not os.path.isfile(path):
         raise FrameError('missing_file', path, 'depth image does not exist')

@@ -59,8 +59,8 @@ def main(argv=None) -> None:
     parser.add_argument('src', help='official DINOv2 .pth')
     parser.add_argument('dst', help='output .pth (a state dict with "state_dict" and "meta")')
     args = parser.parse_args(argv)
-    from .checkpoints import read_state_dict
     from ..fileio import atomic_write
+    from .checkpoints import read_state_dict
     state = convert_dinov2_state_dict(read_state_dict(args.src, 'official DINOv2'))
     checkpoint = dict(state_dict=state, meta=dict(converted_from=os.path.basename(args.src)))
     atomic_write(args.dst, lambda f: torch.save(checkpoint, f))

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from mmdet3d.registry import MODELS
 
-from .checkpoints import load_state_dict_strict, require_checkpoint
 from ..runner.sharding import resolve_device
+from .checkpoints import load_state_dict_strict, require_checkpoint
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)

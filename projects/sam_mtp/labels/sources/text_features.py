@@ -23,8 +23,8 @@ import torch
 from mmdet3d.registry import MODELS
 from torch import Tensor, nn
 
-from .checkpoints import load_state_dict_strict, require_checkpoint
 from ..runner.sharding import resolve_device
+from .checkpoints import load_state_dict_strict, require_checkpoint
 
 SOT, EOT = '<|startoftext|>', '<|endoftext|>'
 # OpenAI's CLIP keeps the first 48,894 merges of its file: 256 byte tokens, their 256 end-of-word forms, the

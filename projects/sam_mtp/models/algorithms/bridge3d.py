@@ -9,7 +9,7 @@ from typing import Dict, Iterator, List, Mapping, Optional
 
 import torch
 from mmdet3d.registry import MODELS
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..backbones.plain_point_transformer import PlainPointTransformer
 from ..tokenizers.point_tokens import PointTokens

@@ -77,7 +77,8 @@ class SamMtpMaskedTokenPredictor(MaskedTokenPredictionMixin, BaseTokenAlgorithm)
         teacher (dict): stage-1 model config; needs ``backbone`` (and ``projector`` for that target).
         teacher_checkpoint (str, optional): stage-1 checkpoint; required before training.
         mask_ratio (float): Default 0.6.
-        target (str): 'encoder' (default: teacher encoder tokens after the final LN, paper §3.5, docs/design_choices.md#q6) or
+        target (str): 'encoder' (default: teacher encoder tokens after the final LN, paper §3.5,
+            docs/design_choices.md#q6) or
             'projector' (teacher projector output, the 2D feature space).
         target_norm (bool): LayerNorm (no affine) of every target token before pooling/regression.
         loss_ins, loss_token (dict): Default ``TokenFeatureMSELoss``.
@@ -212,9 +213,13 @@ def load_frozen_state(module: nn.Module, checkpoint: str, owner: str, max_listed
     """
     from mmengine.runner import CheckpointLoader
 
-    from projects.sam_mtp.engine.checkpoint import (CheckpointLoadError, CheckpointMismatchError,
-                                                    CheckpointNotFoundError, describe_state_mismatch,
-                                                    install_safe_checkpoint_loading)
+    from projects.sam_mtp.engine.checkpoint import (
+        CheckpointLoadError,
+        CheckpointMismatchError,
+        CheckpointNotFoundError,
+        describe_state_mismatch,
+        install_safe_checkpoint_loading,
+    )
 
     if '://' not in checkpoint and not os.path.isfile(checkpoint):
         raise CheckpointNotFoundError(checkpoint, f'teacher checkpoint does not exist ({owner})')

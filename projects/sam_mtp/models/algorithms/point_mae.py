@@ -13,6 +13,7 @@ from mmdet3d.registry import MODELS
 from torch import Tensor
 
 from projects.sam_mtp.engine.launch import ConfigCheckError, _iter_dataset_cfgs
+
 from ..tokenizers.point_tokens import PointTokens
 from .base import BaseTokenAlgorithm
 from .token_utils import random_token_mask, unpack_point_inputs

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from projects.sam_mtp.labels.formats.scene_segments import SEGMENT_ID_LIMIT
 from projects.sam_mtp.ops import knn
+
 from ..tokenizers.point_tokens import PointTokens
 from .pretraining_tokenizer import pretraining_tokenizer_type
 
@@ -104,9 +105,13 @@ def load_encoder_state(encoder: nn.Module, checkpoint: str, prefix: str = 'backb
     """
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    from projects.sam_mtp.engine.checkpoint import (CheckpointLoadError, CheckpointMismatchError,
-                                                    CheckpointNotFoundError, describe_state_mismatch,
-                                                    install_safe_checkpoint_loading)
+    from projects.sam_mtp.engine.checkpoint import (
+        CheckpointLoadError,
+        CheckpointMismatchError,
+        CheckpointNotFoundError,
+        describe_state_mismatch,
+        install_safe_checkpoint_loading,
+    )
 
     if '://' not in checkpoint and not os.path.isfile(checkpoint):
         raise CheckpointNotFoundError(checkpoint, f'pretrained checkpoint does not exist ({owner} init_cfg)')

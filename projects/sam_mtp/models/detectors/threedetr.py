@@ -3,11 +3,10 @@
 from typing import Dict, List, Optional, Union
 
 import torch
-from torch import Tensor
-
 from mmdet3d.models.detectors import Base3DDetector
 from mmdet3d.registry import MODELS
 from mmdet3d.structures.det3d_data_sample import SampleList
+from torch import Tensor
 
 __all__ = ['ThreeDETR']
 

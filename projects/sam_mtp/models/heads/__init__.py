@@ -4,8 +4,13 @@ from .box3d_giou import box3d_bev_corners, giou_3d, iou_3d
 from .groupfree3d_head import RotatedBoxGroupFree3DHead
 from .match_costs_3d import BBox3DCenterL1Cost, BBox3DGIoUCost, BBox3DObjectnessCost, GIoU3DLoss
 from .threedetr_head import ThreeDETRHead
-from .threedetr_transformer import (FourierPositionEncoding, PointwiseMLP, ThreeDETRDecoder, ThreeDETRDecoderLayer,
-                                    masked_furthest_point_sample)
+from .threedetr_transformer import (
+                                    FourierPositionEncoding,
+                                    PointwiseMLP,
+                                    ThreeDETRDecoder,
+                                    ThreeDETRDecoderLayer,
+                                    masked_furthest_point_sample,
+)
 from .token_interp_seg_head import TokenInterpolationSegHead, interpolate_tokens_to_points
 
 __all__ = [

@@ -18,10 +18,10 @@ from typing import Optional, Union
 import torch
 from mmdet.models.task_modules.assigners.match_cost import BaseMatchCost
 from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
+from mmdet3d.registry import MODELS, TASK_UTILS
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmdet3d.registry import MODELS, TASK_UTILS
 from .box3d_giou import giou_3d
 
 __all__ = ['BBox3DGIoUCost', 'BBox3DCenterL1Cost', 'BBox3DObjectnessCost', 'GIoU3DLoss']

@@ -25,17 +25,24 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.utils import reduce_mean
+from mmdet3d.models.layers import aligned_3d_nms
+from mmdet3d.registry import MODELS, TASK_UTILS
+from mmdet3d.structures import DepthInstance3DBoxes
+from mmdet3d.structures.det3d_data_sample import SampleList
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmdet3d.models.layers import aligned_3d_nms
-from mmdet3d.registry import MODELS, TASK_UTILS
-from mmdet3d.structures import DepthInstance3DBoxes
-from mmdet3d.structures.det3d_data_sample import SampleList
-from .threedetr_transformer import (MIN_SCENE_EXTENT, FourierPositionEncoding, PointwiseMLP, ThreeDETRDecoder,
-                                    angle_to_bin, bin_to_angle, masked_furthest_point_sample)
+from .threedetr_transformer import (
+    MIN_SCENE_EXTENT,
+    FourierPositionEncoding,
+    PointwiseMLP,
+    ThreeDETRDecoder,
+    angle_to_bin,
+    bin_to_angle,
+    masked_furthest_point_sample,
+)
 
 __all__ = ['ThreeDETRHead']
 

@@ -8,10 +8,9 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from mmcv.cnn import ConvModule
-from torch import Tensor, nn
-
 from mmdet3d.models.decode_heads.decode_head import Base3DDecodeHead
 from mmdet3d.registry import MODELS
+from torch import Tensor, nn
 
 __all__ = ['TokenInterpolationSegHead', 'interpolate_tokens_to_points']
 

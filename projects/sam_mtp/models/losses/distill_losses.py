@@ -22,7 +22,8 @@ class GroupBalancedDistillLoss(nn.Module):
     """L = (1/T) sum_i s_i * w_i * SmoothL1_beta(pred_i, target_i), SmoothL1 averaged over channels.
 
     T is the number of tokens with a target (the caller passes only those: padded and fallback tokens are
-    left out); w_i is the paper's group weight of token i's region (§3.4, ``labels.formats.frame_labels.group_weights``).
+    left out); w_i is the paper's group weight of token i's region (§3.4,
+    ``labels.formats.frame_labels.group_weights``).
 
     The paper's weights sum to 1 over the K groups and are small for the frequent groups that hold most
     regions, so the printed loss is far smaller than the unweighted smooth-L1 and its size depends on K and on

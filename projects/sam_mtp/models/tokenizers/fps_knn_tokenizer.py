@@ -6,8 +6,8 @@ from mmdet3d.registry import MODELS
 from torch import Tensor, nn
 
 from projects.sam_mtp.ops import furthest_point_sample, knn
-from .point_tokens import PointTokens, check_point_inputs, pad_token_batch
 
+from .point_tokens import PointTokens, check_point_inputs, pad_token_batch
 
 # mmcv's CUDA kNN kernel (and the ops.knn that mirrors it) keeps at most 99 neighbours.
 _MAX_OPS_KNN = 99

@@ -5,7 +5,6 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-
 # Range of the random sort keys inside a group (31 bits, so group * range + noise fits in int64).
 _KEY_RANGE = 1 << 31
 

@@ -10,8 +10,8 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from projects.sam_mtp.ops import furthest_point_sample
-from .point_tokens import (PointTokens, check_point_inputs, group_centroids, pad_token_batch,
-                           sample_group_members)
+
+from .point_tokens import PointTokens, check_point_inputs, group_centroids, pad_token_batch, sample_group_members
 
 
 @MODELS.register_module()
