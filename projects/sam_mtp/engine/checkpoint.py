@@ -248,6 +248,59 @@ def describe_state_mismatch(path: str, what: str, missing: Sequence[str] = (), u
     return f'does not fit {what}: {total} mismatching keys ({counts}), first {", ".join(first)}{more}{hint}'
 
 
+def load_state_strict(module: torch.nn.Module, state: Dict[str, torch.Tensor], checkpoint: str, what: str,
+                      hint: str = '', show: int = 3, ignore_unexpected: bool = False,
+                      error: type = None, shown_prefix: str = '') -> Dict[str, torch.Tensor]:
+    """The one strict loader: ``state`` (keys already stripped of their prefixes) must hold every key of
+    ``module`` with its shape, and nothing else unless ``ignore_unexpected`` (then the extra keys are logged).
+
+    Otherwise raises ``error`` (default :class:`CheckpointMismatchError`) with the one-line message of
+    :func:`describe_state_mismatch` naming ``checkpoint`` and ``what`` (keys shown as in the file, with
+    ``shown_prefix``). Returns the loaded ``{key: tensor}``."""
+    own = module.state_dict()
+    missing = [shown_prefix + k for k in own if k not in state]
+    unexpected = [shown_prefix + k for k in state if k not in own]
+    shapes = [(shown_prefix + k, tuple(state[k].shape), tuple(v.shape)) for k, v in own.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or shapes or (unexpected and not ignore_unexpected):
+        reason = describe_state_mismatch(checkpoint, what, missing, () if ignore_unexpected else unexpected, shapes,
+                                         hint=hint, show=show)
+        raise (error or CheckpointMismatchError)(checkpoint, reason)
+    if unexpected:
+        print_log(f'{checkpoint}: {len(unexpected)} keys not used by {what}, e.g. {unexpected[:show]}',
+                  logger='current', level=logging.WARNING)
+    loaded = {k: state[k] for k in own}
+    module.load_state_dict(loaded, strict=True)
+    return loaded
+
+
+def read_checkpoint_state(checkpoint: str, what: str, context: str, load_context: Optional[str] = None,
+                          map_location: str = 'cpu') -> Tuple[dict, Dict[str, torch.Tensor]]:
+    """(the loaded checkpoint, its state dict without DDP's ``module.``), read with mmengine's loader under safe
+    loading; errors are one line naming the file, ``what`` checkpoint it is and ``context`` (what it was given for;
+    ``load_context`` for a file that exists but cannot be read, default ``context``)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    if '://' not in checkpoint and not os.path.isfile(checkpoint):
+        raise CheckpointNotFoundError(checkpoint, f'{what} checkpoint does not exist ({context})')
+    install_safe_checkpoint_loading()
+    try:
+        loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
+    except CheckpointLoadError as err:  # one line naming the file and why it was refused
+        raise err.with_context(what, load_context or context) from None
+    except Exception as err:  # a corrupt or foreign file: say which one
+        raise RuntimeError(f'{checkpoint}: cannot read the {what} checkpoint ({type(err).__name__}: {err})') from err
+    state = state_dict_of(loaded)
+    if state is None:
+        raise RuntimeError(f'{checkpoint}: expected a state dict, got {type(loaded).__name__}')
+    return loaded, state
+
+
+def strip_prefix(state: Dict[str, torch.Tensor], prefix: str) -> Dict[str, torch.Tensor]:
+    """The keys under ``prefix`` (e.g. ``backbone.``) without it; the other keys are left out."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def state_dict_of(checkpoint) -> Optional[Dict[str, torch.Tensor]]:
     """The state dict of a loaded checkpoint (mmengine's ``state_dict``, or a bare one), with the ``module.``
     of DDP-saved keys removed; None when it holds none."""

@@ -4,10 +4,11 @@ from typing import Callable, Dict, Optional, Sequence
 
 import torch
 
-from ...engine.checkpoint import CheckpointLoadError, describe_state_mismatch, load_checkpoint_file
+from ...engine.checkpoint import CheckpointLoadError, load_checkpoint_file, load_state_strict
+from ...engine.checkpoint import CheckpointMismatchError as EngineCheckpointMismatchError
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(EngineCheckpointMismatchError, ValueError):
     """A checkpoint's keys or shapes do not match the model that should load it."""
 
 
@@ -31,14 +32,14 @@ def read_state_dict(path: str, what: str, strip_prefixes: Sequence[str] = ('modu
         # need more, and a crafted file must not run code.
         ckpt = load_checkpoint_file(path, map_location='cpu')
     except CheckpointLoadError as err:
-        raise CheckpointMismatchError(f'{path}: cannot read the {what} checkpoint: {err.reason}') from None
+        raise CheckpointMismatchError(path, f'cannot read the {what} checkpoint: {err.reason}') from None
     if isinstance(ckpt, dict):
         for key in ('state_dict', 'model'):
             if key in ckpt and isinstance(ckpt[key], dict):
                 ckpt = ckpt[key]
                 break
     if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        raise CheckpointMismatchError(f'{path}: {what} checkpoint is not a state dict of tensors')
+        raise CheckpointMismatchError(path, f'{what} checkpoint is not a state dict of tensors')
     for prefix in strip_prefixes:
         if ckpt and all(k.startswith(prefix) for k in ckpt):
             ckpt = {k[len(prefix):]: v for k, v in ckpt.items()}
@@ -59,12 +60,4 @@ def load_state_dict_strict(model: torch.nn.Module, path: str, what: str,
     state = read_state_dict(path, what, strip_prefixes)
     if keep is not None:
         state = {k: v for k, v in state.items() if keep(k)}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = sorted((k, tuple(state[k].shape), tuple(own[k].shape))
-                    for k in set(own) & set(state) if state[k].shape != own[k].shape)
-    if missing or unexpected or shapes:
-        raise CheckpointMismatchError(
-            f'{path}: ' + describe_state_mismatch(path, f'the {what} model', missing, unexpected, shapes, show=show))
-    model.load_state_dict(state, strict=True)
+    load_state_strict(model, state, path, f'the {what} model', show=show, error=CheckpointMismatchError)

@@ -1,6 +1,5 @@
 """Stage 2 of SAM-MTP (§3.5): a student predicts a frozen stage-1 teacher's features from 40 % of the tokens."""
 import logging
-import os
 from typing import Dict, List, Mapping, Optional
 
 import torch
@@ -211,40 +210,9 @@ def load_frozen_state(module: nn.Module, checkpoint: str, owner: str, max_listed
 
     ``module.`` prefixes of DDP-saved state dicts are stripped; extra keys are reported in the log only.
     """
-    from mmengine.runner import CheckpointLoader
+    from projects.sam_mtp.engine.checkpoint import load_state_strict, read_checkpoint_state
 
-    from projects.sam_mtp.engine.checkpoint import (
-        CheckpointLoadError,
-        CheckpointMismatchError,
-        CheckpointNotFoundError,
-        describe_state_mismatch,
-        install_safe_checkpoint_loading,
-    )
-
-    if '://' not in checkpoint and not os.path.isfile(checkpoint):
-        raise CheckpointNotFoundError(checkpoint, f'teacher checkpoint does not exist ({owner})')
-    install_safe_checkpoint_loading()
-    try:
-        loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    except CheckpointLoadError as err:  # one line naming the file and why it was refused
-        raise err.with_context('teacher', f'teacher_checkpoint of {owner}') from None
-    except Exception as err:
-        raise RuntimeError(f'{checkpoint}: cannot read the teacher checkpoint ({type(err).__name__}: {err})') \
-            from err
-    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
-    if not isinstance(state, dict):
-        raise RuntimeError(f'{checkpoint}: expected a state dict, got {type(loaded).__name__}')
-    state = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    mismatched = [(k, tuple(state[k].shape), tuple(v.shape))
-                  for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or mismatched:
-        raise CheckpointMismatchError(checkpoint, describe_state_mismatch(
-            checkpoint, f'the teacher ({owner}.teacher, {type(module).__name__})', missing, (), mismatched,
-            show=max_listed, hint='is it a stage-1 checkpoint of the same model config?'))
-    unexpected = [k for k in state if k not in expected]
-    if unexpected:
-        print_log(f'{checkpoint}: {len(unexpected)} keys not used by the teacher, e.g. {unexpected[:max_listed]}',
-                  logger='current', level=logging.WARNING)
-    module.load_state_dict({k: state[k] for k in expected}, strict=True)
+    _, state = read_checkpoint_state(checkpoint, 'teacher', owner, load_context=f'teacher_checkpoint of {owner}')
+    load_state_strict(module, state, checkpoint, f'the teacher ({owner}.teacher, {type(module).__name__})',
+                      hint='is it a stage-1 checkpoint of the same model config?', show=max_listed,
+                      ignore_unexpected=True)

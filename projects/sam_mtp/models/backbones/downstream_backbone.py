@@ -17,7 +17,6 @@ RuntimeError names the file and the offending keys. Parameters outside the encod
 keep their initialisation.
 """
 import logging
-import os
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -103,46 +102,22 @@ def load_encoder_state(encoder: nn.Module, checkpoint: str, prefix: str = 'backb
     Returns:
         The loaded ``{encoder key: tensor}``.
     """
-    from mmengine.runner.checkpoint import CheckpointLoader
-
     from projects.sam_mtp.engine.checkpoint import (
-        CheckpointLoadError,
         CheckpointMismatchError,
-        CheckpointNotFoundError,
-        describe_state_mismatch,
-        install_safe_checkpoint_loading,
+        load_state_strict,
+        read_checkpoint_state,
+        strip_prefix,
     )
 
-    if '://' not in checkpoint and not os.path.isfile(checkpoint):
-        raise CheckpointNotFoundError(checkpoint, f'pretrained checkpoint does not exist ({owner} init_cfg)')
-    install_safe_checkpoint_loading()
-    try:
-        loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
-    except CheckpointLoadError as err:  # one line naming the file and why it was refused
-        raise err.with_context('pretrained', f'{owner} init_cfg') from None
-    except Exception as err:  # a corrupt or foreign file: say which one
-        raise RuntimeError(f'{checkpoint}: cannot read the pretrained checkpoint ({type(err).__name__}: {err})') \
-            from err
-    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
-    if not isinstance(state, dict):
-        raise RuntimeError(f'{checkpoint}: expected a state dict, got {type(loaded).__name__}')
-    state = {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in state.items()}
-    selected = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    loaded, state = read_checkpoint_state(checkpoint, 'pretrained', f'{owner} init_cfg', map_location=map_location)
+    selected = strip_prefix(state, prefix)
     if not selected:
         raise CheckpointMismatchError(
             checkpoint, f'no key starts with prefix {prefix!r} (first keys: {list(state)[:max_listed]}); stage-1 '
             "and stage-2 checkpoints keep the encoder under 'backbone.'")
-    expected = encoder.state_dict()
-    missing = [prefix + k for k in expected if k not in selected]
-    unexpected = [prefix + k for k in selected if k not in expected]
-    mismatched = [(prefix + k, tuple(selected[k].shape), tuple(v.shape))
-                  for k, v in expected.items() if k in selected and selected[k].shape != v.shape]
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(checkpoint, describe_state_mismatch(
-            checkpoint, owner, missing, unexpected, mismatched, show=max_listed,
-            hint='use the encoder settings (embed_dims, num_layers, num_heads, mlp_ratio, pointnet_channels, '
-            'pos_hidden_dims) of the pretraining config'))
-    encoder.load_state_dict(selected, strict=True)
+    load_state_strict(encoder, selected, checkpoint, owner, show=max_listed, shown_prefix=prefix,
+                      hint='use the encoder settings (embed_dims, num_layers, num_heads, mlp_ratio, pointnet_channels, '
+                      'pos_hidden_dims) of the pretraining config')
     if meta is not None and isinstance(loaded.get('meta'), dict):
         meta.update(loaded['meta'])
     return selected
