@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from projects.sam_mtp.engine import report
+from projects.sam_mtp.demo import plots, report
 
 LOG = """\
 11/21 06:46:39 - mmengine - INFO - Epoch(train)  [1][ 5/15]  base_lr: 2.9e-04 lr: 2.9e-04  eta: 0:00:42  loss: 0.5000  loss_distill: 0.5000  target_tokens: 44.0000
@@ -99,10 +99,10 @@ def test_plot_label_efficiency_writes_a_png(tmp_path):
     runs = [_run('seg', i, s, f, miou=v + 0.01 * s) for s in range(3) for f in (0.25, 1.0)
             for i, v in (('pretrained', 0.3 * f), ('scratch', 0.2 * f))]
     out = tmp_path / 'curve.png'
-    report.plot_label_efficiency(report.paired_comparisons(runs, {'seg': ['miou']}), 'seg', 'miou', str(out))
+    plots.plot_label_efficiency(report.paired_comparisons(runs, {'seg': ['miou']}), 'seg', 'miou', str(out))
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     with pytest.raises(ValueError, match='no comparison of seg acc'):
-        report.plot_label_efficiency([], 'seg', 'acc', str(out))
+        plots.plot_label_efficiency([], 'seg', 'acc', str(out))
 
 
 def test_summarize_runs_groups_by_task_and_init_with_sample_std():
@@ -124,7 +124,7 @@ def test_pca_colors_follow_the_main_direction_and_stay_in_range():
     rng = np.random.default_rng(0)
     t = rng.uniform(-1, 1, size=50)
     feats = np.outer(t, rng.normal(size=16)) + 1e-3 * rng.normal(size=(50, 16))
-    rgb = report.pca_colors(feats)
+    rgb = plots.pca_colors(feats)
     assert rgb.shape == (50, 3) and rgb.min() >= 0 and rgb.max() <= 1
     # the first colour channel orders the samples along the dominant direction (up to sign)
     assert abs(np.corrcoef(rgb[:, 0], t)[0, 1]) > 0.99

@@ -1,25 +1,27 @@
-"""`make demo` at a tiny size, end to end and in this process (tools' main(argv), as the demo's subprocesses would
-run them): report.json's fields, a rerun that resumes instead of recomputing, the same numbers when a stage-1 run
-and a fine-tuning run are redone, pretrained/scratch pairs that share everything but the encoder, and
+"""`make demo` at a tiny size, end to end and in this process (projects/sam_mtp/demo/runner.py runs the tools'
+main(argv), as the demo's subprocesses would run them): report.json's fields, a rerun that resumes instead of
+recomputing, the same numbers when a stage-1 run and a fine-tuning run are redone, pretrained/scratch pairs that share everything but the encoder, and
 docs/demo_results.md generated from the reports."""
 import json
 import os
 import os.path as osp
 import shutil
-import sys
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import demo  # noqa: E402
-import demo_report_to_docs  # noqa: E402
+from projects.sam_mtp.demo import finetune
+from projects.sam_mtp.demo.results_page import ResultsPageError, write_results_page
+from projects.sam_mtp.demo.runner import Demo, run_demo
+from projects.sam_mtp.demo.settings import DemoSettings
 
 TASK = '3detr'  # the cheapest fine-tuning task; the segmentor's config path is covered by test_finetune_config_*
-TINY = ['--work-dir', 'wd', '--data-root', 'data/scannet', '--train-scenes', '2', '--val-scenes', '1',
-        '--frames-per-scene', '2', '--points-per-scene', '5000', '--seeds', '0', '--tasks', TASK,
-        '--label-task', TASK, '--label-fractions', '0.5', '--pretrain-epochs', '2', '--finetune-epochs', '1',
-        '--label-cfg-options', 'label_cfg.num_groups=4', '--in-process']
+TINY = dict(work_dir='wd', data_root='data/scannet', train_scenes=2, val_scenes=1, frames_per_scene=2,
+            points_per_scene=5000, seeds=[0], tasks=[TASK], label_task=TASK, label_fractions=[0.5],
+            pretrain_epochs=2, finetune_epochs=1, label_cfg_options=['label_cfg.num_groups=4'], in_process=True)
+
+
+def _tiny(**changes):
+    return DemoSettings(**dict(TINY, **changes))
 
 
 def _in(folder, fn, *args):
@@ -39,7 +41,7 @@ def _in(folder, fn, *args):
 def tiny_demo(tmp_path_factory):
     """One tiny demo run in a temporary folder: (folder, report dict)."""
     folder = tmp_path_factory.mktemp('demo')
-    return folder, _in(folder, demo.main, TINY)
+    return folder, _in(folder, run_demo, _tiny())
 
 
 def test_report_json_has_the_comparison_probe_curve_environment_and_timings(tiny_demo):
@@ -73,7 +75,7 @@ def test_rerun_resumes_every_step_and_gives_the_same_report(tiny_demo, capsys):
     result = folder / 'wd' / 'finetune' / f'{TASK}_pretrained_seed0' / 'result.json'
     stamp = result.stat().st_mtime_ns
     capsys.readouterr()
-    second = _in(folder, demo.main, TINY)
+    second = _in(folder, run_demo, _tiny())
     out = capsys.readouterr().out
     for step in ('1/6', '2/6 labels, val', '2/6 scene segments', '3/6 seed 0 stage 1', '3/6 seed 0 stage 2', '4/6',
                  '5/6'):
@@ -87,13 +89,13 @@ def test_rerun_resumes_every_step_and_gives_the_same_report(tiny_demo, capsys):
 def test_settings_change_is_refused_without_fresh(tiny_demo):
     folder, _ = tiny_demo
     with pytest.raises(SystemExit, match='other settings.*finetune_epochs: 1 -> 3'):
-        _in(folder, demo.main, TINY + ['--finetune-epochs', '3'])
+        _in(folder, run_demo, _tiny(finetune_epochs=3))
 
 
 def test_stage1_and_finetune_give_the_same_numbers_when_redone(tiny_demo):
     """Determinism: redo seed 0's stage 1 and one fine-tuning run from scratch; losses and metrics must be equal
     to the last bit (mmengine randomness seeded, deterministic kernels)."""
-    from projects.sam_mtp.engine.report import find_log, parse_train_losses
+    from projects.sam_mtp.demo.report import find_log, parse_train_losses
     folder, first = tiny_demo
     wd = folder / 'wd'
     stage1 = wd / 'pretrain' / 'seed0' / 'stage1'
@@ -106,7 +108,7 @@ def test_stage1_and_finetune_give_the_same_numbers_when_redone(tiny_demo):
 
 
     def redo():  # the demo's pretraining and fine-tuning steps only (no probe, no report)
-        steps = demo.Demo(demo.parse_args(TINY))
+        steps = Demo(_tiny())
         steps.pretrain()
         steps.finetune()
 
@@ -130,11 +132,11 @@ def test_pretrained_and_scratch_runs_of_a_pair_differ_only_in_the_encoder(tiny_d
     import projects.sam_mtp  # noqa: F401
     from mmdet3d.registry import MODELS
     folder, _ = tiny_demo
-    checkpoint = demo.Demo._last_checkpoint(str(folder / 'wd' / 'pretrain' / 'seed0' / 'stage2'))
+    checkpoint = Demo._last_checkpoint(str(folder / 'wd' / 'pretrain' / 'seed0' / 'stage2'))
     models = {}
     for init in ('pretrained', 'scratch'):
         job = dict(name='x', task=TASK, fraction=1.0, init=init, seed=3, checkpoint=checkpoint)
-        cfg = _in(folder, demo.finetune_config, job, 'data/scannet', 1)
+        cfg = _in(folder, finetune.finetune_config, job, 'data/scannet', 1)
         set_random_seed(3)
         model = MODELS.build(cfg.model)
         model.init_weights()
@@ -150,12 +152,12 @@ def test_pretrained_and_scratch_runs_of_a_pair_differ_only_in_the_encoder(tiny_d
 
 def test_finetune_config_restricts_training_scenes_for_detection_and_segmentation(tiny_demo):
     folder, _ = tiny_demo
-    cfg = _in(folder, demo.finetune_config, dict(name='x', task='3detr', fraction=0.5, init='scratch', seed=0,
+    cfg = _in(folder, finetune.finetune_config, dict(name='x', task='3detr', fraction=0.5, init='scratch', seed=0,
                                                  checkpoint=None), 'data/scannet', 1)
-    subset = demo.training_subset(2, 0.5, 0)
+    subset = finetune.training_subset(2, 0.5, 0)
     assert cfg.train_dataloader.dataset.times == 2 and cfg.train_dataloader.dataset.dataset.indices == subset
     assert cfg.randomness == dict(seed=0, deterministic=True) and cfg.model.backbone.init_cfg is None
-    seg = _in(folder, demo.finetune_config, dict(name='x', task='seg', fraction=0.5, init='scratch', seed=0,
+    seg = _in(folder, finetune.finetune_config, dict(name='x', task='seg', fraction=0.5, init='scratch', seed=0,
                                                  checkpoint=None), 'data/scannet', 1)
     import numpy as np
     full = np.load(folder / 'data' / 'scannet' / 'seg_info' / 'train_resampled_scene_idxs.npy')
@@ -165,10 +167,10 @@ def test_finetune_config_restricts_training_scenes_for_detection_and_segmentatio
 
 
 def test_training_subsets_are_seeded_nested_and_never_empty():
-    assert demo.training_subset(12, 0.25, 0) == demo.training_subset(12, 0.25, 0)
-    assert demo.training_subset(12, 0.25, 0) != demo.training_subset(12, 0.25, 1)
-    assert set(demo.training_subset(12, 0.25, 4)) <= set(demo.training_subset(12, 0.5, 4))
-    assert len(demo.training_subset(12, 0.25, 0)) == 3 and len(demo.training_subset(12, 0.01, 0)) == 1
+    assert finetune.training_subset(12, 0.25, 0) == finetune.training_subset(12, 0.25, 0)
+    assert finetune.training_subset(12, 0.25, 0) != finetune.training_subset(12, 0.25, 1)
+    assert set(finetune.training_subset(12, 0.25, 4)) <= set(finetune.training_subset(12, 0.5, 4))
+    assert len(finetune.training_subset(12, 0.25, 0)) == 3 and len(finetune.training_subset(12, 0.01, 0)) == 1
 
 
 def test_docs_are_generated_from_reports_with_the_run_to_run_spread(tiny_demo, tmp_path):
@@ -185,19 +187,17 @@ def test_docs_are_generated_from_reports_with_the_run_to_run_spread(tiny_demo, t
     stand_in_path = tmp_path / 'stand_in.json'
     stand_in_path.write_text(json.dumps(stand_in))
     out = tmp_path / 'docs' / 'demo_results.md'
-    args = [str(path), str(path), '--stand-in', str(stand_in_path), '--out', str(out), '--images-dir',
-            str(tmp_path / 'docs' / 'images'), '--make-time', 'real 1m0s']
-    assert _in(folder, demo_report_to_docs.main, args) == 0
+    _in(folder, write_results_page, [str(path), str(path)], str(out), str(tmp_path / 'docs' / 'images'),
+        str(stand_in_path), 'real 1m0s')
     text = out.read_text()
     assert 'is **identical**' in text and report['environment']['date'] in text and 'real 1m0s' in text
     assert (report['environment']['commit'] or 'unknown')[:10] in text
     assert '## The same comparison with targets that carry no class' in text and 'random-vit targets' in text
     assert '![label efficiency](images/demo_label_efficiency.png)' in text
     assert (tmp_path / 'docs' / 'images' / 'demo_label_efficiency.png').is_file()
-    _in(folder, demo_report_to_docs.main, [str(path), str(other), '--out', str(out), '--images-dir',
-                                           str(tmp_path / 'docs' / 'images')])
+    _in(folder, write_results_page, [str(path), str(other)], str(out), str(tmp_path / 'docs' / 'images'))
     assert 'differ, by at most 0.25' in out.read_text()
     bad = dict(report, settings=dict(report['settings'], seeds=[0, 1]))
     (tmp_path / 'bad.json').write_text(json.dumps(bad))
-    with pytest.raises(SystemExit, match='same settings.*seeds'):
-        demo_report_to_docs.main([str(path), str(tmp_path / 'bad.json'), '--out', str(out)])
+    with pytest.raises(ResultsPageError, match='same settings.*seeds'):
+        write_results_page([str(path), str(tmp_path / 'bad.json')], str(out), str(tmp_path / 'docs' / 'images'))
