@@ -1,7 +1,7 @@
 """`make demo` at a tiny size, end to end and in this process (projects/sam_mtp/demo/runner.py runs the tools'
 main(argv), as the demo's subprocesses would run them): report.json's fields, a rerun that resumes instead of
-recomputing, the same numbers when a stage-1 run and a fine-tuning run are redone, pretrained/scratch pairs that share everything but the encoder, and
-docs/demo_results.md generated from the reports."""
+recomputing, the same numbers when a stage-1 run and a fine-tuning run are redone, pretrained/scratch pairs that
+share everything but the encoder, and docs/demo_results.md generated from the reports."""
 import json
 import os
 import os.path as osp
@@ -59,7 +59,12 @@ def test_report_json_has_the_comparison_probe_curve_environment_and_timings(tiny
     probe = report['probe']
     assert sorted(r['init'] for r in probe['runs']) == ['random-init', 'stage1', 'stage2']
     assert all(0 <= r['metrics']['miou'] <= 1 and r['coverage'] > 0.5 for r in probe['runs'])
-    assert {c['a_name'] for c in probe['comparisons']} == {'stage1', 'stage2'}
+    pairs = {(c['a_name'], c['b_name'], c['metric']): c for c in probe['comparisons']}
+    assert set(pairs) == {(a, b, m) for a, b in (('stage2', 'random-init'), ('stage1', 'random-init'),
+                                                  ('stage2', 'stage1')) for m in ('miou', 'acc')}
+    miou = {r['init']: r['metrics']['miou'] for r in probe['runs']}
+    assert pairs[('stage2', 'stage1', 'miou')]['diff']['mean'] == pytest.approx(miou['stage2'] - miou['stage1'])
+    assert 'stage2 vs stage1' in (folder / 'wd' / 'report.md').read_text()
     env = report['environment']
     assert env['date'] and env['machine']['cpu_count'] >= 1 and 'torch' in env['versions']
     assert {'data', 'labels_train', 'labels_val', 'stage1_seed0', 'stage2_seed0', 'probe_seeds0',
@@ -132,7 +137,7 @@ def test_pretrained_and_scratch_runs_of_a_pair_differ_only_in_the_encoder(tiny_d
     import projects.sam_mtp  # noqa: F401
     from mmdet3d.registry import MODELS
     folder, _ = tiny_demo
-    checkpoint = Demo._last_checkpoint(str(folder / 'wd' / 'pretrain' / 'seed0' / 'stage2'))
+    checkpoint = Demo.last_checkpoint(str(folder / 'wd' / 'pretrain' / 'seed0' / 'stage2'))
     models = {}
     for init in ('pretrained', 'scratch'):
         job = dict(name='x', task=TASK, fraction=1.0, init=init, seed=3, checkpoint=checkpoint)
@@ -192,11 +197,20 @@ def test_docs_are_generated_from_reports_with_the_run_to_run_spread(tiny_demo, t
     text = out.read_text()
     assert 'is **identical**' in text and report['environment']['date'] in text and 'real 1m0s' in text
     assert (report['environment']['commit'] or 'unknown')[:10] in text
-    assert '## The same comparison with targets that carry no class' in text and 'random-vit targets' in text
+    assert '## The same comparison with the random-ViT targets' in text and 'random-vit targets' in text
+    assert '## What this demo can and cannot show' in text and 'supervised by proxy' in text
+    assert '## Across machines' not in text
     assert '![label efficiency](images/demo_label_efficiency.png)' in text
     assert (tmp_path / 'docs' / 'images' / 'demo_label_efficiency.png').is_file()
     _in(folder, write_results_page, [str(path), str(other)], str(out), str(tmp_path / 'docs' / 'images'))
     assert 'differ, by at most 0.25' in out.read_text()
+    # the same report from another CPU type, but for one run's AP25 (its stored comparison is left as it was)
+    changed['environment']['machine']['cpu'] = 'Other CPU'
+    other.write_text(json.dumps(changed))
+    _in(folder, write_results_page, [str(path)], str(out), str(tmp_path / 'docs' / 'images'), None, None, str(other))
+    text = out.read_text()
+    assert '## Across machines' in text and 'The same command on Other CPU (2099-01-01 00:00 UTC): **1 of ' in text
+    assert '**0 of ' in text and 'calls of the reading give the other verdict (none)' in text
     bad = dict(report, settings=dict(report['settings'], seeds=[0, 1]))
     (tmp_path / 'bad.json').write_text(json.dumps(bad))
     with pytest.raises(ResultsPageError, match='same settings.*seeds'):

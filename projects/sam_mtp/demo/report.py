@@ -10,7 +10,7 @@ import os
 import os.path as osp
 import platform
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -164,19 +164,19 @@ def _signed(value: float) -> str:
 
 
 def comparison_table(comparisons: Sequence[dict], fraction: Optional[float] = None) -> str:
-    """Markdown: one line per comparison (optionally only one fraction of the training scenes)."""
+    """Markdown: one line per comparison (optionally only one fraction of the training scenes); every line names
+    its own pair (``a`` vs ``b``), since one table may hold several pairs (the probe's)."""
     rows = [c for c in comparisons if fraction is None or c['fraction'] == fraction]
     if not rows:
         return ''
-    a, b = rows[0]['a_name'], rows[0]['b_name']
     level = f'{rows[0]["confidence"]:.0%}'
-    lines = [f'| task | train scenes | metric | {a} | {b} | difference ({level} t-interval) | excludes 0 | pairs |',
-             '|---|---|---|---|---|---|---|---|']
+    lines = [f'| task | train scenes | metric | a vs b | mean a | mean b | difference a - b ({level} t-interval) | '
+             'excludes 0 | pairs |', '|---|---|---|---|---|---|---|---|---|']
     for c in rows:
         d = c['diff']
-        lines.append(f'| {c["task"]} | {c["fraction"]:.0%} | {c["metric"]} | {c["a_mean"]:.3f} | {c["b_mean"]:.3f} | '
-                     f'{_signed(d["mean"])} [{_signed(d["lo"])}, {_signed(d["hi"])}] | '
-                     f'{"**yes**" if d["excludes_zero"] else "no"} | {d["n"]} |')
+        lines.append(f'| {c["task"]} | {c["fraction"]:.0%} | {c["metric"]} | {c["a_name"]} vs {c["b_name"]} | '
+                     f'{c["a_mean"]:.3f} | {c["b_mean"]:.3f} | {_signed(d["mean"])} [{_signed(d["lo"])}, '
+                     f'{_signed(d["hi"])}] | {"**yes**" if d["excludes_zero"] else "no"} | {d["n"]} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -191,8 +191,19 @@ def probe_table(probe: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def reading(comparisons: Sequence[dict]) -> List[str]:
-    """One sentence per comparison that says only what its interval supports."""
+def verdict_margin(diff: dict) -> float:
+    """How far an interval must move for its verdict to change: the distance of its nearer bound from 0 (the
+    bound that would cross 0 first; for an interval that includes 0, the shift that would make it exclude 0)."""
+    return min(abs(diff['lo']), abs(diff['hi']))
+
+
+def reading(comparisons: Sequence[dict], spread: Optional[Dict[Tuple[str, str], float]] = None) -> List[str]:
+    """One sentence per comparison that says only what its interval supports.
+
+    ``spread`` ((task, metric) -> how far interval bounds moved between two CPU types, see
+    :func:`projects.sam_mtp.demo.results_page.cross_machine`) marks a sentence *fragile* when its interval's
+    nearer bound lies within that spread (:func:`verdict_margin`): another CPU type may give the other verdict.
+    """
     out = []
     for c in comparisons:
         d = c['diff']
@@ -202,10 +213,15 @@ def reading(comparisons: Sequence[dict]) -> List[str]:
                    f'{d["n"]} pairs'
         if d['excludes_zero']:
             side = 'higher' if d['mean'] > 0 else 'lower'
-            out.append(f'{where}: {c["a_name"]} is {side} than {c["b_name"]} ({interval}).')
+            text = f'{where}: {c["a_name"]} is {side} than {c["b_name"]} ({interval}).'
         else:
-            out.append(f'{where}: no difference between {c["a_name"]} and {c["b_name"]} resolved ({interval}; the '
-                       'interval includes 0).')
+            text = (f'{where}: no difference between {c["a_name"]} and {c["b_name"]} resolved ({interval}; the '
+                    'interval includes 0).')
+        limit = (spread or {}).get((c['task'], c['metric']))
+        if limit is not None and d['n'] > 1 and verdict_margin(d) <= limit:
+            text += (f' **Fragile**: the nearer bound is {verdict_margin(d):.3f} from 0, within the {limit:.3f} '
+                     'that bounds of this metric moved between CPU types.')
+        out.append(text)
     return out
 
 

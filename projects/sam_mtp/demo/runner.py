@@ -29,6 +29,8 @@ from .settings import CONFIGS, DEMO_CONFIGS, PROBE_CONFIG, REPO_ROOT, REPORT_MET
 PROGRESS = re.compile(r'mmengine - (INFO|WARNING|ERROR) - (Epoch\(train\).*\]\[\s*(\d+)/\3\]|wrote|merged|'
                       r'shard|scene\d+_\d+: \d+ segments|\[finetune\]|\[probe\])|Error')
 FINETUNE_WORKER = 'projects.sam_mtp.demo.finetune'
+# The probe's paired comparisons (a - b per seed).
+PROBE_PAIRS = (('stage2', 'random-init'), ('stage1', 'random-init'), ('stage2', 'stage1'))
 
 
 class Demo:
@@ -186,7 +188,7 @@ class Demo:
             '--frames-root', osp.join(root, 'posed_images'), '--labels-dir', labels, '--no-progress'),
             '2/6 scene segments (multi-view merge of the labels\' region maps), train + val')
 
-    def _pretrain_options(self, seed):
+    def pretrain_options(self, seed):
         options = [f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={self.label_root}/']
         epochs = self.args.pretrain_epochs
         if epochs is not None:  # the cosine schedule follows the epochs (one warm-up epoch, as the configs)
@@ -199,16 +201,16 @@ class Demo:
             stage1_dir = osp.join(self.work_dir, 'pretrain', f'seed{seed}', 'stage1')
             self.run(f'stage1_seed{seed}', self.tool(
                 'train.py', osp.join(DEMO_CONFIGS, 'stage1_demo.py'), '--work-dir', stage1_dir,
-                '--cfg-options', *self._pretrain_options(seed)),
+                '--cfg-options', *self.pretrain_options(seed)),
                 f'3/6 seed {seed} stage 1: SAM-guided tokens -> transformer -> group-balanced region distillation')
-            self.stage1_ckpts[seed] = self._last_checkpoint(stage1_dir)
+            self.stage1_ckpts[seed] = self.last_checkpoint(stage1_dir)
             stage2_dir = osp.join(self.work_dir, 'pretrain', f'seed{seed}', 'stage2')
             self.run(f'stage2_seed{seed}', self.tool(
                 'train.py', osp.join(DEMO_CONFIGS, 'stage2_demo.py'), '--work-dir', stage2_dir,
                 '--cfg-options', f'model.teacher_checkpoint={self.stage1_ckpts[seed]}',
-                *self._pretrain_options(seed)),
+                *self.pretrain_options(seed)),
                 f'3/6 seed {seed} stage 2: masked token prediction from the frozen stage-1 teacher')
-            self.stage2_ckpts[seed] = self._last_checkpoint(stage2_dir)
+            self.stage2_ckpts[seed] = self.last_checkpoint(stage2_dir)
 
     def _data_options(self):
         root = self.data_root.rstrip('/') + '/'
@@ -263,8 +265,9 @@ class Demo:
             runs.append(result)
         probe_runs = self._probe_runs()
         comparisons = report.paired_comparisons(runs, REPORT_METRICS)
-        probe_comparisons = (report.paired_comparisons(probe_runs, REPORT_METRICS, a='stage2', b='random-init') +
-                             report.paired_comparisons(probe_runs, REPORT_METRICS, a='stage1', b='random-init'))
+        # Stage 2 vs stage 1 too: the paper's Table 4 claim, and what stage 2 adds to its own teacher.
+        probe_comparisons = [c for a, b in PROBE_PAIRS
+                             for c in report.paired_comparisons(probe_runs, REPORT_METRICS, a=a, b=b)]
         probe_summary = {init: {m: report.t_interval([r['metrics'][m] for r in probe_runs if r['init'] == init])
                                 for m in REPORT_METRICS['probe']}
                          for init in ('random-init', 'stage1', 'stage2')}
@@ -350,7 +353,7 @@ class Demo:
         return timings
 
     @staticmethod
-    def _last_checkpoint(work_dir):
+    def last_checkpoint(work_dir):
         pointer = osp.join(work_dir, 'last_checkpoint')
         if not osp.isfile(pointer):
             sys.exit(f'{work_dir}: no last_checkpoint file; did training finish?')

@@ -25,11 +25,12 @@ REPORT_METRICS = {'groupfree3d': ('AP25', 'AP50'), '3detr': ('AP25', 'AP50'), 's
 # Label sources (--targets): both use the synthetic instance images as SAM masks.
 TARGETS = {
     'class-embedding': (osp.join(CONFIGS, 'labels', 'demo_class_targets.py'),
-                        'STAND-IN features: a fixed random embedding of each pixel\'s class + noise (they carry the '
-                        'ground-truth class, as DINOv2 features carry semantics on real images)'),
+                        'STAND-IN features: a fixed random embedding of each pixel\'s class + noise (a code of the '
+                        'ground-truth class, so stage 1 is supervised by proxy; DINOv2 features carry semantics on '
+                        'real images, but not a class code)'),
     'random-vit': (osp.join(CONFIGS, 'labels', 'demo_stand_in.py'),
-                   'STAND-IN features: a seeded random 64-d ViT on the RGB frames (they carry no ground-truth '
-                   'class beyond what a random network sees in the colours)'),
+                   'STAND-IN features: a seeded random 64-d ViT on the RGB frames (every synthetic class has its '
+                   'own colour, so they still carry class, as a weaker proxy)'),
 }
 
 
