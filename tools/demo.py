@@ -1,25 +1,29 @@
-"""The README's main job: the whole SAM-MTP pipeline on bundled (generated) demo data, on CPU, with a verdict
+r"""The README's main job: the whole SAM-MTP pipeline on bundled (generated) demo data, on CPU, with a verdict
 that survives a rerun.
 
     python tools/demo.py [--work-dir work_dirs/demo] [--data-root data/demo/scannet] [--seeds 0 1 2] \
-        [--tasks seg] [--label-task seg --label-fractions 0.25] [--targets class-embedding] [--fresh]
+        [--tasks seg] [--label-task seg --label-fractions 0.25] [--targets class-embedding] \
+        [--methods sam-mtp point-mae ...] [--fresh]
 
 Steps (each resumable: a finished step leaves a marker and is skipped on the next run):
   1. synthetic ScanNet-format scenes + posed RGB-D frames            tools/make_synthetic_data.py
   2. offline labels with STAND-IN sources (instance images as masks; as features a class embedding + noise, or
      with --targets random-vit a random ViT on the RGB frames)       tools/generate_sam_labels.py
-  3. for every seed: stage 1 (region distillation) and stage 2 (masked token prediction)    tools/train.py
+  3. for every seed: stage 1 (region distillation) and stage 2 (masked token prediction), and the pretraining
+     of every other method of --methods (Point-MAE, Bridge3D, the paper's ablation rows)        tools/train.py
   4. frozen-feature linear probe of per-point semantics: random-init, stage-1 and stage-2 encoders of every
      seed                                                             tools/linear_probe.py
-  5. fine-tuning, pretrained vs scratch in pairs: pair s fine-tunes seed s's stage-2 encoder and a scratch
-     encoder with the same fine-tuning seed (same data order, augmentation and head initialisation), on all
-     training scenes and, for the label-efficiency curve, on fractions of them; mmdet3d's metrics
-  6. report: <work-dir>/report.{md,json}: paired differences with t-intervals, the label-efficiency curve, the
-     probe, pictures. tools/demo_report_to_docs.py turns report.json files into docs/demo_results.md.
+  5. fine-tuning, pretrained vs scratch in pairs: pair s fine-tunes seed s's stage-2 encoder (and every other
+     method's) and a scratch encoder with the same fine-tuning seed (same data order, augmentation and head
+     initialisation), on all training scenes and, for the label-efficiency curve, on fractions of them
+  6. report: <work-dir>/report.{md,json}: paired differences with t-intervals (every method vs scratch and vs
+     SAM-MTP), the label-efficiency curve, the probe, pictures. tools/demo_report_to_docs.py turns report.json
+     files into docs/demo_results.md.
 
 Every run is seeded (mmengine ``randomness`` with deterministic kernels), so the same command on the same
 machine gives the same numbers. Every step runs the command-line tool a user runs; logs are in <work-dir>/logs/.
-The pipeline itself is projects/sam_mtp/demo/ (runner.py: the steps; finetune.py; report.py).
+The pipeline itself is projects/sam_mtp/demo/ (runner.py: the steps; methods.py: the methods; finetune.py;
+report.py).
 """
 import argparse
 import os.path as osp
@@ -32,6 +36,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 runpy.run_path(osp.join(ROOT, 'projects', 'sam_mtp', 'engine', 'cpu_threads.py'))['set_thread_env_defaults']()
 sys.path.insert(0, ROOT)
 
+from projects.sam_mtp.demo.methods import METHODS  # noqa: E402
 from projects.sam_mtp.demo.settings import (FINETUNE_CONFIGS, TARGETS, DemoSettings,  # noqa: E402
                                             DemoSettingsError)
 
@@ -68,6 +73,10 @@ def parse_args(argv=None):
     parser.add_argument('--label-cfg-options', nargs='+', default=default.label_cfg_options, metavar='KEY=VALUE',
                         help='passed to generate_sam_labels.py --cfg-options (e.g. label_cfg.num_groups=8 for a tiny '
                              'run with fewer regions than the 32 K-means groups)')
+    parser.add_argument('--methods', nargs='+', default=default.methods, choices=list(METHODS), metavar='METHOD',
+                        help='pretraining methods, each fine-tuned and probed per seed and compared with scratch and '
+                             'with sam-mtp (which must be one of them): ' + ', '.join(
+                                 f'{m.name} ({m.paper})' for m in METHODS.values()))
     parser.add_argument('--fresh', action='store_true', help='ignore finished-step markers and redo everything')
     # Internal: run the tools in this process (tests).
     parser.add_argument('--in-process', action='store_true', help=argparse.SUPPRESS)

@@ -215,3 +215,41 @@ def test_docs_are_generated_from_reports_with_the_run_to_run_spread(tiny_demo, t
     (tmp_path / 'bad.json').write_text(json.dumps(bad))
     with pytest.raises(ResultsPageError, match='same settings.*seeds'):
         write_results_page([str(path), str(tmp_path / 'bad.json')], str(out), str(tmp_path / 'docs' / 'images'))
+
+
+def test_a_second_method_adds_its_runs_and_comparisons_without_changing_sam_mtps(tiny_demo, tmp_path, capsys):
+    """--methods sam-mtp point-mae on a copy of the tiny demo: SAM-MTP's steps are reused, Point-MAE pretrains,
+    fine-tunes and is probed per seed, and is compared with scratch and with SAM-MTP."""
+    folder, first = tiny_demo
+    copy = tmp_path / 'demo'
+    shutil.copytree(folder, copy)
+    settings = copy / 'wd' / 'done' / 'settings.json'  # the data root it records is absolute: the copy's own
+    settings.write_text(json.dumps(dict(json.loads(settings.read_text()), data_root=str(copy / 'data' / 'scannet'))))
+    capsys.readouterr()
+    second = _in(copy, run_demo, _tiny(methods=['sam-mtp', 'point-mae']))
+    out = capsys.readouterr().out
+    assert any('3/6 seed 0 stage 1' in line and 'already done' in line for line in out.splitlines())
+    assert any('3/6 seed 0 Point-MAE' in line and 'already done' not in line for line in out.splitlines())
+    assert second['settings']['methods'] == ['sam-mtp', 'point-mae']
+    assert second['methods']['point-mae']['configs'] == ['configs/sam_mtp/demo/point-mae_demo.py']
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731 (NaN-safe)
+    sam_mtp_runs = [r for r in second['runs'] if r['init'] in ('pretrained', 'scratch')]
+    assert same([r['metrics'] for r in sam_mtp_runs], [r['metrics'] for r in first['runs']])
+    metric = {(r['init'], r['fraction']): r['metrics']['AP50'] for r in second['runs']}
+    assert {i for i, _ in metric} == {'pretrained', 'point-mae', 'scratch'}
+    pairs = {(c['a_name'], c['b_name'], c['fraction'], c['metric']): c for c in second['comparisons']}
+    for fraction in (1.0, 0.5):
+        against = pairs[('point-mae', 'pretrained', fraction, 'AP50')]['diff']['mean']
+        assert against == pytest.approx(metric[('point-mae', fraction)] - metric[('pretrained', fraction)])
+        assert ('point-mae', 'scratch', fraction, 'AP50') in pairs and ('pretrained', 'scratch', fraction,
+                                                                        'AP50') in pairs
+    probe = {r['init']: r['metrics']['miou'] for r in second['probe']['runs']}
+    assert set(probe) == {'random-init', 'stage1', 'stage2', 'point-mae'}
+    assert same({k: v for k, v in probe.items() if k != 'point-mae'},
+                {r['init']: r['metrics']['miou'] for r in first['probe']['runs']})
+    probe_pairs = {(c['a_name'], c['b_name'], c['metric']): c for c in second['probe']['comparisons']}
+    assert probe_pairs[('point-mae', 'stage2', 'miou')]['diff']['mean'] == pytest.approx(
+        probe['point-mae'] - probe['stage2'])
+    assert ('point-mae', 'random-init', 'miou') in probe_pairs
+    text = (copy / 'wd' / 'report.md').read_text()
+    assert '## Methods' in text and '| point-mae | Point-MAE' in text and 'point-mae vs pretrained' in text

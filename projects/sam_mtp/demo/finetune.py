@@ -18,17 +18,20 @@ from .settings import FINETUNE_CONFIGS
 
 
 def finetune_jobs(tasks: Sequence[str], label_task: str, label_fractions: Sequence[float], seeds: Sequence[int],
-                  stage2_checkpoints: Dict[int, str]) -> List[dict]:
-    """Every fine-tuning run of the demo: (task, fraction) x seed x {pretrained, scratch}."""
+                  encoders: Dict[str, Dict[int, str]]) -> List[dict]:
+    """Every fine-tuning run of the demo: (task, fraction) x seed x {each pretrained encoder, scratch}.
+
+    ``encoders``: run label (the report's ``init``, e.g. ``'pretrained'`` for SAM-MTP) -> seed -> checkpoint.
+    """
     settings = [(task, 1.0) for task in tasks]
     settings += [(label_task, f) for f in sorted(label_fractions, reverse=True)]
     jobs = []
     for task, fraction in settings:
         for seed in seeds:
-            for init in ('pretrained', 'scratch'):
+            for init in list(encoders) + ['scratch']:
                 tag = '' if fraction == 1.0 else f'_{round(100 * fraction)}pct'
                 jobs.append(dict(name=f'{task}{tag}_{init}_seed{seed}', task=task, fraction=fraction, init=init,
-                                 seed=seed, checkpoint=stage2_checkpoints[seed] if init == 'pretrained' else None))
+                                 seed=seed, checkpoint=encoders[init][seed] if init != 'scratch' else None))
     return jobs
 
 

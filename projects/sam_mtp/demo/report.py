@@ -242,6 +242,16 @@ def environment(repo_root: str) -> dict:
                 versions=dict(torch=torch.__version__, mmengine=mmengine.__version__, mmdet3d=mmdet3d.__version__))
 
 
+def methods_table(methods: Dict[str, dict]) -> str:
+    """Markdown: every method of the report, its paper row, its run labels and its demo pretraining configs."""
+    lines = ['| method | stands for | fine-tuning / probe label | demo pretraining configs (in order) |',
+             '|---|---|---|---|']
+    for name, m in methods.items():
+        lines.append(f'| {name} | {m["paper"]} | {m["finetune_label"]} / {m["probe_label"]} | '
+                     + ' → '.join(f'`{c}`' for c in m['configs']) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
 def report_markdown(summary: dict) -> str:
     """report.md: the paired comparison, the label-efficiency table, the probe and the per-seed values."""
     s = summary['settings']
@@ -253,6 +263,10 @@ def report_markdown(summary: dict) -> str:
              'pretraining, fine-tuning and the subset of scenes.', '',
              '## Fine-tuning on all training scenes', '',
              comparison_table(summary['comparisons'], 1.0)]
+    if len(summary.get('methods', {})) > 1:
+        at = lines.index('## Fine-tuning on all training scenes')
+        lines[at:at] = ['## Methods', '', methods_table(summary['methods']), 'Every method is compared with scratch '
+                        'and with SAM-MTP ("pretrained" in fine-tuning, "stage2" in the probe), paired by seed.', '']
     label_rows = [c for c in summary['comparisons'] if c['task'] == s['label_task']]
     if s['label_fractions']:
         lines += ['## Label efficiency', '', f'{s["label_task"]} fine-tuned on a seeded subset of the training '

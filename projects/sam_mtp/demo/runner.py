@@ -23,6 +23,7 @@ import time
 
 from . import report
 from .finetune import cpu_seconds, finetune_jobs
+from .methods import METHODS, REFERENCE, STEPS, pretrain_steps
 from .settings import CONFIGS, DEMO_CONFIGS, PROBE_CONFIG, REPO_ROOT, REPORT_METRICS, TARGETS, DemoSettings
 
 # Lines of a tool's output that are worth showing live; everything goes to the step's log file.
@@ -45,7 +46,7 @@ class Demo:
         os.makedirs(self.log_dir, exist_ok=True)
         self.t0 = time.time()
         self.timings = {}
-        self.stage1_ckpts, self.stage2_ckpts = {}, {}
+        self.checkpoints = {}  # (pretraining step, seed) -> checkpoint
 
     # ------------------------------------------------------------------ running steps
     def _marker(self, name):
@@ -197,40 +198,68 @@ class Demo:
         return options
 
     def pretrain(self):
+        """Every step of every method (demo.methods), per seed, a teacher before its students; a step shared by
+        several methods runs once."""
+        steps = pretrain_steps(self.args.methods)
         for seed in self.args.seeds:
-            stage1_dir = osp.join(self.work_dir, 'pretrain', f'seed{seed}', 'stage1')
-            self.run(f'stage1_seed{seed}', self.tool(
-                'train.py', osp.join(DEMO_CONFIGS, 'stage1_demo.py'), '--work-dir', stage1_dir,
-                '--cfg-options', *self.pretrain_options(seed)),
-                f'3/6 seed {seed} stage 1: SAM-guided tokens -> transformer -> group-balanced region distillation')
-            self.stage1_ckpts[seed] = self.last_checkpoint(stage1_dir)
-            stage2_dir = osp.join(self.work_dir, 'pretrain', f'seed{seed}', 'stage2')
-            self.run(f'stage2_seed{seed}', self.tool(
-                'train.py', osp.join(DEMO_CONFIGS, 'stage2_demo.py'), '--work-dir', stage2_dir,
-                '--cfg-options', f'model.teacher_checkpoint={self.stage1_ckpts[seed]}',
-                *self.pretrain_options(seed)),
-                f'3/6 seed {seed} stage 2: masked token prediction from the frozen stage-1 teacher')
-            self.stage2_ckpts[seed] = self.last_checkpoint(stage2_dir)
+            for name in steps:
+                step = STEPS[name]
+                work_dir = osp.join(self.work_dir, 'pretrain', f'seed{seed}', name)
+                teacher = ([f'model.teacher_checkpoint={self.checkpoints[(step.teacher, seed)]}']
+                           if step.teacher else [])
+                self.run(f'{name}_seed{seed}', self.tool(
+                    'train.py', step.config, '--work-dir', work_dir, '--cfg-options', *teacher,
+                    *self.pretrain_options(seed)), f'3/6 seed {seed} {step.what}')
+                self.checkpoints[(name, seed)] = self.last_checkpoint(work_dir)
+
+    def step_checkpoints(self, step):
+        """{seed: checkpoint} of one pretraining step (after :meth:`pretrain`)."""
+        return {seed: self.checkpoints[(step, seed)] for seed in self.args.seeds}
+
+    @property
+    def stage1_ckpts(self):
+        return self.step_checkpoints('stage1')
+
+    @property
+    def stage2_ckpts(self):
+        return self.step_checkpoints('stage2')
 
     def _data_options(self):
         root = self.data_root.rstrip('/') + '/'
         return [f'train_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}']
 
+    def _probe_encoders(self):
+        """(probe label, pretraining step) of every encoder the probe reads besides random init: SAM-MTP's stage 1
+        and stage 2, then every other method's encoder (once per checkpoint)."""
+        encoders = {'stage1': 'stage1', 'stage2': 'stage2'}  # the "stage1" method's label is SAM-MTP's stage 1
+        for name in self.args.methods:
+            encoders.setdefault(METHODS[name].probe_label, METHODS[name].encoder_step)
+        return encoders
+
+    def _methods_tag(self):
+        others = [m for m in self.args.methods if m != REFERENCE]
+        return '_'.join(others)
+
     def probe(self):
         seeds = self.args.seeds
-        checkpoints = [self.stage1_ckpts[s] for s in seeds] + [self.stage2_ckpts[s] for s in seeds]
-        self.run('probe_seeds' + '_'.join(map(str, seeds)),
+        encoders = self._probe_encoders()
+        checkpoints = [self.checkpoints[(step, s)] for step in encoders.values() for s in seeds]
+        tag = self._methods_tag()
+        self.run('probe_seeds' + '_'.join(map(str, seeds)) + (f'_{tag}' if tag else ''),
                  self.tool('linear_probe.py', PROBE_CONFIG, *checkpoints, '--random-init', *seeds,
                            '--out', self._probe_file(), '--cfg-options', *self._data_options()),
-                 f'4/6 linear probe of per-point semantics on frozen token features: random-init, stage-1 and '
-                 f'stage-2 encoders of seeds {seeds}')
+                 f'4/6 linear probe of per-point semantics on frozen token features: random-init, '
+                 f'{", ".join(encoders)} encoders of seeds {seeds}')
 
     def _probe_file(self):
-        return osp.join(self.work_dir, 'probe', 'probe_' + '_'.join(map(str, self.args.seeds)) + '.json')
+        tag = self._methods_tag()
+        return osp.join(self.work_dir, 'probe', 'probe_' + '_'.join(map(str, self.args.seeds))
+                        + (f'_{tag}' if tag else '') + '.json')
 
     def _finetune_jobs(self):
         a = self.args
-        return finetune_jobs(a.tasks, a.label_task, a.label_fractions, a.seeds, self.stage2_ckpts)
+        encoders = {METHODS[m].finetune_label: self.step_checkpoints(METHODS[m].encoder_step) for m in a.methods}
+        return finetune_jobs(a.tasks, a.label_task, a.label_fractions, a.seeds, encoders)
 
     def finetune(self):
         a = self.args
@@ -264,23 +293,23 @@ class Demo:
             result.pop('checkpoint', None)
             runs.append(result)
         probe_runs = self._probe_runs()
-        comparisons = report.paired_comparisons(runs, REPORT_METRICS)
-        # Stage 2 vs stage 1 too: the paper's Table 4 claim, and what stage 2 adds to its own teacher.
-        probe_comparisons = [c for a, b in PROBE_PAIRS
+        comparisons = [c for a, b in self._finetune_pairs()
+                       for c in report.paired_comparisons(runs, REPORT_METRICS, a=a, b=b)]
+        probe_comparisons = [c for a, b in self._probe_pairs()
                              for c in report.paired_comparisons(probe_runs, REPORT_METRICS, a=a, b=b)]
         probe_summary = {init: {m: report.t_interval([r['metrics'][m] for r in probe_runs if r['init'] == init])
                                 for m in REPORT_METRICS['probe']}
-                         for init in ('random-init', 'stage1', 'stage2')}
+                         for init in ['random-init'] + list(self._probe_encoders())}
         curves = {}
         for seed in a.seeds:
-            for stage in ('stage1', 'stage2'):
+            for stage in pretrain_steps(a.methods):
                 log = report.find_log(osp.join(self.work_dir, 'pretrain', f'seed{seed}', stage))
                 if log:
                     curves[f'{stage} seed {seed}'] = report.parse_train_losses(log)
         pictures = dict(loss_curves=osp.join(self.work_dir, 'loss_curves.png'),
                         tokens_and_features=osp.join(self.work_dir, 'tokens_and_features.png'))
-        plots.plot_loss_curves({k: v for k, v in curves.items() if k.endswith(f'seed {a.seeds[0]}')},
-                               pictures['loss_curves'])
+        plots.plot_loss_curves({k: v for k, v in curves.items() if k.endswith(f'seed {a.seeds[0]}')
+                                and k.split(' seed ')[0] in ('stage1', 'stage2')}, pictures['loss_curves'])
         seed = a.seeds[0]
         plots.draw_token_pictures(self.label_root, osp.join(DEMO_CONFIGS, 'stage2_demo.py'), self.stage2_ckpts[seed],
                                   f'stage-2 (seed {seed})', pictures['tokens_and_features'])
@@ -303,8 +332,13 @@ class Demo:
                           stage1_epochs=a.pretrain_epochs or _config_value('demo_stage1_epochs'),
                           stage2_epochs=a.pretrain_epochs or _config_value('demo_max_epochs'),
                           finetune_epochs=a.finetune_epochs, metrics=REPORT_METRICS, confidence=0.95,
+                          methods=a.methods,
                           command=' '.join([osp.relpath(sys.argv[0]) if sys.argv[0] else 'tools/demo.py']
                                            + sys.argv[1:])),
+            methods={m: dict(paper=METHODS[m].paper, finetune_label=METHODS[m].finetune_label,
+                             probe_label=METHODS[m].probe_label,
+                             configs=[osp.relpath(STEPS[st].config, REPO_ROOT)
+                                      for st in pretrain_steps([m])]) for m in a.methods},
             comparisons=comparisons,
             probe=dict(runs=probe_runs, summary=probe_summary, comparisons=probe_comparisons),
             runs=runs,
@@ -321,11 +355,32 @@ class Demo:
         self._say(f'done: {osp.join(self.work_dir, "report.md")} (this invocation {summary["total_minutes"]} min)')
         return summary
 
+    def _finetune_pairs(self):
+        """(a, b) of the fine-tuning comparisons: SAM-MTP vs scratch, then every other method vs scratch and vs
+        SAM-MTP."""
+        reference = METHODS[REFERENCE].finetune_label
+        pairs = [(reference, 'scratch')]
+        for name in self.args.methods:
+            label = METHODS[name].finetune_label
+            if name != REFERENCE:
+                pairs += [(label, 'scratch'), (label, reference)]
+        return pairs
+
+    def _probe_pairs(self):
+        """(a, b) of the probe comparisons: stage 2 and stage 1 vs random init, stage 2 vs stage 1 (the paper's
+        Table 4 claim, and what stage 2 adds to its own teacher), then every other method vs random init and vs
+        SAM-MTP's stage 2."""
+        pairs = list(PROBE_PAIRS)
+        for label in self._probe_encoders():
+            if label not in ('stage1', 'stage2'):
+                pairs += [(label, 'random-init'), (label, 'stage2')]
+        return pairs
+
     def _probe_runs(self):
         with open(self._probe_file()) as f:
             results = json.load(f)
-        by_path = {p: ('stage1', s) for s, p in self.stage1_ckpts.items()}
-        by_path.update({p: ('stage2', s) for s, p in self.stage2_ckpts.items()})
+        by_path = {self.checkpoints[(step, s)]: (label, s)
+                   for label, step in self._probe_encoders().items() for s in self.args.seeds}
         runs = []
         for r in results:
             init, seed = ('random-init', r['seed']) if r['encoder'] == 'random-init' else by_path[r['encoder']]

@@ -62,6 +62,8 @@ class DemoSettings:
     pretrain_epochs: Optional[int] = None
     finetune_epochs: int = 30
     label_cfg_options: List[str] = dataclasses.field(default_factory=list)
+    # Pretraining methods (demo.methods.METHODS); SAM-MTP alone by default, the reference of every comparison.
+    methods: List[str] = dataclasses.field(default_factory=lambda: ['sam-mtp'])
     fresh: bool = False
     # Run the tools in this process (tests) instead of one subprocess per step.
     in_process: bool = False
@@ -83,4 +85,9 @@ class DemoSettings:
             raise DemoSettingsError(f'--label-fractions must lie in (0, 1), got {self.label_fractions}')
         if len(set(self.seeds)) != len(self.seeds):
             raise DemoSettingsError(f'--seeds must be distinct, got {self.seeds}')
+        from .methods import MethodError, check_methods
+        try:
+            check_methods(self.methods)
+        except MethodError as err:
+            raise DemoSettingsError(str(err)) from None
         return self
