@@ -50,7 +50,7 @@ def main(argv=None):
         results[name] = dict(classify_objects(train, val), seconds=round(time.time() - start, 1))
         print(f'{name}: {results[name]}', flush=True)
     commit, dirty = git_commit(where=ROOT)
-    out = dict(command='python benchmarks/demo_colour_control.py ' + ' '.join(argv or sys.argv[1:]),
+    out = dict(command=' '.join(['python benchmarks/demo_colour_control.py'] + list(argv or sys.argv[1:])),
                data_root=args.data_root, frames=dict(train=len(records['train']), val=len(records['val'])),
                cpu=cpu_model(), commit=commit, dirty=dirty, results=results)
     with open(args.out, 'w') as f:

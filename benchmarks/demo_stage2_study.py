@@ -127,7 +127,7 @@ def main(argv=None):
     comparisons = [c for n in names for b in ('stage1', 'stage2') if n != b
                    for c in report.paired_comparisons(runs, metrics, a=n, b=b)]
     commit, dirty = git_commit(where=REPO_ROOT)
-    out = dict(command='python benchmarks/demo_stage2_study.py ' + ' '.join(argv or sys.argv[1:]),
+    out = dict(command=' '.join(['python benchmarks/demo_stage2_study.py'] + list(argv or sys.argv[1:])),
                cpu=cpu_model(), commit=commit, dirty=dirty, seeds=args.seeds, long_epochs=LONG_EPOCHS,
                layers=list(LAYERS), runs=runs, summary=summary, comparisons=comparisons,
                timings_s=dict(demo.timings))

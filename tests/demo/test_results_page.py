@@ -65,3 +65,45 @@ def test_per_class_iou_counts_runs_above_zero_and_wall_floor_only_runs():
     assert '| chair | 1 of 3 | 0.033 |' in lines and '| table | 0 of 3 | nan |' in lines
     assert lines[-1] == '**2 of 3** seg runs have IoU > 0 on no class other than wall and floor.'
     assert not any('acc' in line or 'miou' in line for line in lines)
+
+
+def _stats(mean):
+    return dict(miou=dict(mean=mean, lo=mean - 0.01, hi=mean + 0.01, n=3, excludes_zero=True))
+
+
+def _pair(a, b, mean, lo, hi):
+    return dict(a_name=a, b_name=b, metric='miou', diff=dict(mean=mean, lo=lo, hi=hi, n=3,
+                                                               excludes_zero=bool(lo > 0 or hi < 0)))
+
+
+def test_stage2_study_findings_quote_the_measured_rows():
+    from projects.sam_mtp.demo.results_page import _stage2_study_section
+    names = {'random-init': 0.11, 'stage1': 0.18, 'stage2': 0.14, 'random-init [embedding]': 0.10,
+             'stage1 [embedding]': 0.17, 'stage2 [embedding]': 0.13, 'stage2 60e @10': 0.15, 'stage2 60e @20': 0.16,
+             'stage2 target LN': 0.139, 'stage2 student from stage1': 0.167}
+    comparisons = [_pair('stage2 60e @20', 'stage2', 0.02, -0.01, 0.05), _pair('stage2 60e @20', 'stage1', -0.02,
+                                                                             -0.05, 0.01),
+                   _pair('stage2 target LN', 'stage2', -0.001, -0.02, 0.01),
+                   _pair('stage2 student from stage1', 'stage1', -0.013, -0.07, 0.04),
+                   _pair('random-init', 'stage2', -0.03, -0.05, -0.01)]  # read back as stage2 - random-init
+    study = dict(summary={n: _stats(v) for n, v in names.items()}, comparisons=comparisons, long_epochs=60,
+                 command='python benchmarks/demo_stage2_study.py', cpu='CPU X', commit='abcdef1234567', seeds=[0, 1, 2])
+    text = '\n'.join(_stage2_study_section(study))
+    assert 'mIoU 0.150-0.160 along the run (stage 1: 0.180)' in text
+    assert 'at the end +0.020 [-0.010, +0.050] over the 30-epoch stage 2 and still -0.020 [-0.050, +0.010]' in text
+    assert '-0.001 [-0.020, +0.010] against the default stage 2' in text
+    assert 'stage 2 0.130-0.140, stage 1 0.170-0.180, random init 0.100-0.110' in text
+    assert "Stage 2's best layer stays below stage 1's worst" in text
+    assert '(-0.013 [-0.070, +0.040] against stage 1)' in text and '(+0.030 [+0.010, +0.050] **excludes 0**)' in text
+    assert '| stage2 60e @20 | 0.160 [0.150, 0.170] | -0.020 [-0.050, +0.010] | +0.020 [-0.010, +0.050] |' in text
+    assert 'on CPU X, commit abcdef1234; seeds [0, 1, 2]' in text
+
+
+def test_colour_control_sentence_quotes_accuracy_and_majority():
+    from projects.sam_mtp.demo.results_page import _colour_control_sentence
+    result = dict(accuracy=0.798, majority_accuracy=0.379, train_objects=124, val_objects=120)
+    control = dict(command='python benchmarks/demo_colour_control.py', cpu='CPU X', frames=dict(train=120, val=110),
+                   results={'random-vit': result, 'mean RGB': dict(result, accuracy=0.815)})
+    text = _colour_control_sentence(control)
+    assert 'classify the 120 validation objects at **0.80** accuracy' in text and 'on the 124 training objects' in text
+    assert '**0.38** for the majority class' in text and 'mean colour alone reaches 0.81' in text
