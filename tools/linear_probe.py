@@ -1,5 +1,5 @@
 """Frozen-feature linear probe: how well does one linear layer on the frozen encoder's token features predict
-every point's semantic class? (projects/sam_mtp/engine/linear_probe.py explains the protocol.)
+every point's semantic class? (projects/sam_mtp/evaluation/linear_probe.py explains the protocol.)
 
     python tools/linear_probe.py SEG_CONFIG [CHECKPOINT ...] [--random-init SEED ...] [--out probe.json] \
         [--weight-decay 1e-4] [--cfg-options k=v ...]
@@ -11,10 +11,8 @@ Every CHECKPOINT (stage 1, stage 2 or fine-tuned; encoder keys under ``backbone.
 initialisation (--random-init SEED) is probed; one JSON line per encoder is printed, and --out writes all.
 """
 import argparse
-import json
 import os.path as osp
 import sys
-import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -42,55 +40,13 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmengine.config import Config
-    from mmengine.logging import print_log
-
     import projects.sam_mtp  # noqa: F401  (registers modules and the CPU op fallbacks)
-    from projects.sam_mtp.engine.launch import ConfigCheckError, check_dataset_files, run_tool
-    from projects.sam_mtp.engine.linear_probe import (
-        build_frozen_backbone,
-        build_probe_datasets,
-        load_scenes,
-        probe_encoder,
-    )
-    from projects.sam_mtp.labels.fileio import atomic_write
+    from projects.sam_mtp.engine.launch import run_tool
+    from projects.sam_mtp.evaluation.linear_probe import run_linear_probe
 
-    def probe():
-        if not osp.isfile(args.config):
-            raise ConfigCheckError(f'{args.config}: config file does not exist')
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        for path in args.checkpoints:
-            if not osp.isfile(path):
-                raise ConfigCheckError(f'{path}: checkpoint file does not exist')
-        check_dataset_files(cfg, args.config, phases=('train', 'test'))
-        head = cfg.model.get('decode_head', {})
-        if 'num_classes' not in head:
-            raise ConfigCheckError(f'{args.config}: no model.decode_head.num_classes; the probe needs a '
-                                   'segmentation config')
-        train_set, test_set = build_probe_datasets(cfg)
-        classes = list(train_set.metainfo.get('classes', range(head['num_classes'])))[:head['num_classes']]
-        ignore_index = head.get('ignore_index', len(classes))
-        train_scenes = load_scenes(train_set, center_xy=not args.no_center)
-        test_scenes = load_scenes(test_set, center_xy=not args.no_center)
-        encoders = [(path, None) for path in args.checkpoints] + [(None, seed) for seed in args.random_init]
-        results = []
-        for checkpoint, seed in encoders:
-            start = time.time()
-            backbone = build_frozen_backbone(cfg, checkpoint, seed or 0)
-            metrics = probe_encoder(backbone, train_scenes, test_scenes, classes, ignore_index, args.weight_decay)
-            result = dict(encoder=checkpoint or 'random-init', seed=seed, **metrics,
-                          seconds=round(time.time() - start, 1))
-            results.append(result)
-            print_log(f'[probe] {result["encoder"]}{"" if seed is None else f" (seed {seed})"}: mIoU '
-                      f'{metrics["miou"]:.3f}, acc {metrics["acc"]:.3f}, coverage {metrics["coverage"]:.3f} '
-                      f'({result["seconds"]} s)', logger='current')
-        if args.out:
-            atomic_write(args.out, lambda f: f.write(json.dumps(results, indent=1).encode()))
-        return results
-
-    return run_tool(args.config, probe)
+    return run_tool(args.config, lambda: run_linear_probe(
+        args.config, args.checkpoints, args.random_init, weight_decay=args.weight_decay,
+        center_xy=not args.no_center, out=args.out, cfg_options=args.cfg_options))
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 # Stand-in label sources for demos and CI on CPU: ground-truth instance images instead of SAM (synthetic data
 # and ScanNet exports with instance/ folders) and a small seeded random ViT instead of DINOv2. The files have
-# the exact format of the real labels; their features carry no semantics. Example:
+# the exact format of the real labels. The random ViT knows no semantics, but on the synthetic scenes, where
+# every class has its own colour, its region features still carry class (docs/demo_results.md). Example:
 #   python tools/generate_sam_labels.py configs/sam_mtp/labels/demo_stand_in.py \
 #       --frames-root data/demo/scannet/posed_images --out-dir data/demo/scannet/sam_mtp_labels --split train \
 #       --split-file data/demo/scannet/meta_data/scannetv2_train.txt --axis-align-root data/demo/scannet/scans

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from projects.sam_mtp.engine.linear_probe import fit_linear_probe, predict_tokens, token_class_histograms
+from projects.sam_mtp.evaluation.linear_probe import fit_linear_probe, predict_tokens, token_class_histograms
 
 
 def test_token_class_histograms_count_labelled_points_of_each_token():

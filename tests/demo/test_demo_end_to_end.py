@@ -1,25 +1,27 @@
-"""`make demo` at a tiny size, end to end and in this process (tools' main(argv), as the demo's subprocesses would
-run them): report.json's fields, a rerun that resumes instead of recomputing, the same numbers when a stage-1 run
-and a fine-tuning run are redone, pretrained/scratch pairs that share everything but the encoder, and
-docs/demo_results.md generated from the reports."""
+"""`make demo` at a tiny size, end to end and in this process (projects/sam_mtp/demo/runner.py runs the tools'
+main(argv), as the demo's subprocesses would run them): report.json's fields, a rerun that resumes instead of
+recomputing, the same numbers when a stage-1 run and a fine-tuning run are redone, pretrained/scratch pairs that
+share everything but the encoder, and docs/demo_results.md generated from the reports."""
 import json
 import os
 import os.path as osp
 import shutil
-import sys
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import demo  # noqa: E402
-import demo_report_to_docs  # noqa: E402
+from projects.sam_mtp.demo import finetune
+from projects.sam_mtp.demo.results_page import ResultsPageError, write_results_page
+from projects.sam_mtp.demo.runner import Demo, run_demo
+from projects.sam_mtp.demo.settings import DemoSettings
 
 TASK = '3detr'  # the cheapest fine-tuning task; the segmentor's config path is covered by test_finetune_config_*
-TINY = ['--work-dir', 'wd', '--data-root', 'data/scannet', '--train-scenes', '2', '--val-scenes', '1',
-        '--frames-per-scene', '2', '--points-per-scene', '5000', '--seeds', '0', '--tasks', TASK,
-        '--label-task', TASK, '--label-fractions', '0.5', '--pretrain-epochs', '2', '--finetune-epochs', '1',
-        '--label-cfg-options', 'label_cfg.num_groups=4', '--in-process']
+TINY = dict(work_dir='wd', data_root='data/scannet', train_scenes=2, val_scenes=1, frames_per_scene=2,
+            points_per_scene=5000, seeds=[0], tasks=[TASK], label_task=TASK, label_fractions=[0.5],
+            pretrain_epochs=2, finetune_epochs=1, label_cfg_options=['label_cfg.num_groups=4'], in_process=True)
+
+
+def _tiny(**changes):
+    return DemoSettings(**dict(TINY, **changes))
 
 
 def _in(folder, fn, *args):
@@ -39,7 +41,7 @@ def _in(folder, fn, *args):
 def tiny_demo(tmp_path_factory):
     """One tiny demo run in a temporary folder: (folder, report dict)."""
     folder = tmp_path_factory.mktemp('demo')
-    return folder, _in(folder, demo.main, TINY)
+    return folder, _in(folder, run_demo, _tiny())
 
 
 def test_report_json_has_the_comparison_probe_curve_environment_and_timings(tiny_demo):
@@ -57,7 +59,12 @@ def test_report_json_has_the_comparison_probe_curve_environment_and_timings(tiny
     probe = report['probe']
     assert sorted(r['init'] for r in probe['runs']) == ['random-init', 'stage1', 'stage2']
     assert all(0 <= r['metrics']['miou'] <= 1 and r['coverage'] > 0.5 for r in probe['runs'])
-    assert {c['a_name'] for c in probe['comparisons']} == {'stage1', 'stage2'}
+    pairs = {(c['a_name'], c['b_name'], c['metric']): c for c in probe['comparisons']}
+    assert set(pairs) == {(a, b, m) for a, b in (('stage2', 'random-init'), ('stage1', 'random-init'),
+                                                  ('stage2', 'stage1')) for m in ('miou', 'acc')}
+    miou = {r['init']: r['metrics']['miou'] for r in probe['runs']}
+    assert pairs[('stage2', 'stage1', 'miou')]['diff']['mean'] == pytest.approx(miou['stage2'] - miou['stage1'])
+    assert 'stage2 vs stage1' in (folder / 'wd' / 'report.md').read_text()
     env = report['environment']
     assert env['date'] and env['machine']['cpu_count'] >= 1 and 'torch' in env['versions']
     assert {'data', 'labels_train', 'labels_val', 'stage1_seed0', 'stage2_seed0', 'probe_seeds0',
@@ -73,7 +80,7 @@ def test_rerun_resumes_every_step_and_gives_the_same_report(tiny_demo, capsys):
     result = folder / 'wd' / 'finetune' / f'{TASK}_pretrained_seed0' / 'result.json'
     stamp = result.stat().st_mtime_ns
     capsys.readouterr()
-    second = _in(folder, demo.main, TINY)
+    second = _in(folder, run_demo, _tiny())
     out = capsys.readouterr().out
     for step in ('1/6', '2/6 labels, val', '2/6 scene segments', '3/6 seed 0 stage 1', '3/6 seed 0 stage 2', '4/6',
                  '5/6'):
@@ -87,13 +94,13 @@ def test_rerun_resumes_every_step_and_gives_the_same_report(tiny_demo, capsys):
 def test_settings_change_is_refused_without_fresh(tiny_demo):
     folder, _ = tiny_demo
     with pytest.raises(SystemExit, match='other settings.*finetune_epochs: 1 -> 3'):
-        _in(folder, demo.main, TINY + ['--finetune-epochs', '3'])
+        _in(folder, run_demo, _tiny(finetune_epochs=3))
 
 
 def test_stage1_and_finetune_give_the_same_numbers_when_redone(tiny_demo):
     """Determinism: redo seed 0's stage 1 and one fine-tuning run from scratch; losses and metrics must be equal
     to the last bit (mmengine randomness seeded, deterministic kernels)."""
-    from projects.sam_mtp.engine.report import find_log, parse_train_losses
+    from projects.sam_mtp.demo.report import find_log, parse_train_losses
     folder, first = tiny_demo
     wd = folder / 'wd'
     stage1 = wd / 'pretrain' / 'seed0' / 'stage1'
@@ -106,7 +113,7 @@ def test_stage1_and_finetune_give_the_same_numbers_when_redone(tiny_demo):
 
 
     def redo():  # the demo's pretraining and fine-tuning steps only (no probe, no report)
-        steps = demo.Demo(demo.parse_args(TINY))
+        steps = Demo(_tiny())
         steps.pretrain()
         steps.finetune()
 
@@ -130,11 +137,11 @@ def test_pretrained_and_scratch_runs_of_a_pair_differ_only_in_the_encoder(tiny_d
 
     import projects.sam_mtp  # noqa: F401
     folder, _ = tiny_demo
-    checkpoint = demo.Demo._last_checkpoint(str(folder / 'wd' / 'pretrain' / 'seed0' / 'stage2'))
+    checkpoint = Demo.last_checkpoint(str(folder / 'wd' / 'pretrain' / 'seed0' / 'stage2'))
     models = {}
     for init in ('pretrained', 'scratch'):
         job = dict(name='x', task=TASK, fraction=1.0, init=init, seed=3, checkpoint=checkpoint)
-        cfg = _in(folder, demo.finetune_config, job, 'data/scannet', 1)
+        cfg = _in(folder, finetune.finetune_config, job, 'data/scannet', 1)
         set_random_seed(3)
         model = MODELS.build(cfg.model)
         model.init_weights()
@@ -150,12 +157,12 @@ def test_pretrained_and_scratch_runs_of_a_pair_differ_only_in_the_encoder(tiny_d
 
 def test_finetune_config_restricts_training_scenes_for_detection_and_segmentation(tiny_demo):
     folder, _ = tiny_demo
-    cfg = _in(folder, demo.finetune_config, dict(name='x', task='3detr', fraction=0.5, init='scratch', seed=0,
+    cfg = _in(folder, finetune.finetune_config, dict(name='x', task='3detr', fraction=0.5, init='scratch', seed=0,
                                                  checkpoint=None), 'data/scannet', 1)
-    subset = demo.training_subset(2, 0.5, 0)
+    subset = finetune.training_subset(2, 0.5, 0)
     assert cfg.train_dataloader.dataset.times == 2 and cfg.train_dataloader.dataset.dataset.indices == subset
     assert cfg.randomness == dict(seed=0, deterministic=True) and cfg.model.backbone.init_cfg is None
-    seg = _in(folder, demo.finetune_config, dict(name='x', task='seg', fraction=0.5, init='scratch', seed=0,
+    seg = _in(folder, finetune.finetune_config, dict(name='x', task='seg', fraction=0.5, init='scratch', seed=0,
                                                  checkpoint=None), 'data/scannet', 1)
     import numpy as np
     full = np.load(folder / 'data' / 'scannet' / 'seg_info' / 'train_resampled_scene_idxs.npy')
@@ -165,10 +172,10 @@ def test_finetune_config_restricts_training_scenes_for_detection_and_segmentatio
 
 
 def test_training_subsets_are_seeded_nested_and_never_empty():
-    assert demo.training_subset(12, 0.25, 0) == demo.training_subset(12, 0.25, 0)
-    assert demo.training_subset(12, 0.25, 0) != demo.training_subset(12, 0.25, 1)
-    assert set(demo.training_subset(12, 0.25, 4)) <= set(demo.training_subset(12, 0.5, 4))
-    assert len(demo.training_subset(12, 0.25, 0)) == 3 and len(demo.training_subset(12, 0.01, 0)) == 1
+    assert finetune.training_subset(12, 0.25, 0) == finetune.training_subset(12, 0.25, 0)
+    assert finetune.training_subset(12, 0.25, 0) != finetune.training_subset(12, 0.25, 1)
+    assert set(finetune.training_subset(12, 0.25, 4)) <= set(finetune.training_subset(12, 0.5, 4))
+    assert len(finetune.training_subset(12, 0.25, 0)) == 3 and len(finetune.training_subset(12, 0.01, 0)) == 1
 
 
 def test_docs_are_generated_from_reports_with_the_run_to_run_spread(tiny_demo, tmp_path):
@@ -185,19 +192,64 @@ def test_docs_are_generated_from_reports_with_the_run_to_run_spread(tiny_demo, t
     stand_in_path = tmp_path / 'stand_in.json'
     stand_in_path.write_text(json.dumps(stand_in))
     out = tmp_path / 'docs' / 'demo_results.md'
-    args = [str(path), str(path), '--stand-in', str(stand_in_path), '--out', str(out), '--images-dir',
-            str(tmp_path / 'docs' / 'images'), '--make-time', 'real 1m0s']
-    assert _in(folder, demo_report_to_docs.main, args) == 0
+    _in(folder, write_results_page, [str(path), str(path)], str(out), str(tmp_path / 'docs' / 'images'),
+        str(stand_in_path), 'real 1m0s')
     text = out.read_text()
     assert 'is **identical**' in text and report['environment']['date'] in text and 'real 1m0s' in text
     assert (report['environment']['commit'] or 'unknown')[:10] in text
-    assert '## The same comparison with targets that carry no class' in text and 'random-vit targets' in text
+    assert '## The same comparison with the random-ViT targets' in text and 'random-vit targets' in text
+    assert '## What this demo can and cannot show' in text and 'supervised by proxy' in text
+    assert '## Across machines' not in text
     assert '![label efficiency](images/demo_label_efficiency.png)' in text
     assert (tmp_path / 'docs' / 'images' / 'demo_label_efficiency.png').is_file()
-    _in(folder, demo_report_to_docs.main, [str(path), str(other), '--out', str(out), '--images-dir',
-                                           str(tmp_path / 'docs' / 'images')])
+    _in(folder, write_results_page, [str(path), str(other)], str(out), str(tmp_path / 'docs' / 'images'))
     assert 'differ, by at most 0.25' in out.read_text()
+    # the same report from another CPU type, but for one run's AP25 (its stored comparison is left as it was)
+    changed['environment']['machine']['cpu'] = 'Other CPU'
+    other.write_text(json.dumps(changed))
+    _in(folder, write_results_page, [str(path)], str(out), str(tmp_path / 'docs' / 'images'), None, None, str(other))
+    text = out.read_text()
+    assert '## Across machines' in text and 'The same command on Other CPU (2099-01-01 00:00 UTC): **1 of ' in text
+    assert '**0 of ' in text and 'calls of the reading give the other verdict (none)' in text
     bad = dict(report, settings=dict(report['settings'], seeds=[0, 1]))
     (tmp_path / 'bad.json').write_text(json.dumps(bad))
-    with pytest.raises(SystemExit, match='same settings.*seeds'):
-        demo_report_to_docs.main([str(path), str(tmp_path / 'bad.json'), '--out', str(out)])
+    with pytest.raises(ResultsPageError, match='same settings.*seeds'):
+        write_results_page([str(path), str(tmp_path / 'bad.json')], str(out), str(tmp_path / 'docs' / 'images'))
+
+
+def test_a_second_method_adds_its_runs_and_comparisons_without_changing_sam_mtps(tiny_demo, tmp_path, capsys):
+    """--methods sam-mtp point-mae on a copy of the tiny demo: SAM-MTP's steps are reused, Point-MAE pretrains,
+    fine-tunes and is probed per seed, and is compared with scratch and with SAM-MTP."""
+    folder, first = tiny_demo
+    copy = tmp_path / 'demo'
+    shutil.copytree(folder, copy)
+    settings = copy / 'wd' / 'done' / 'settings.json'  # the data root it records is absolute: the copy's own
+    settings.write_text(json.dumps(dict(json.loads(settings.read_text()), data_root=str(copy / 'data' / 'scannet'))))
+    capsys.readouterr()
+    second = _in(copy, run_demo, _tiny(methods=['sam-mtp', 'point-mae']))
+    out = capsys.readouterr().out
+    assert any('3/6 seed 0 stage 1' in line and 'already done' in line for line in out.splitlines())
+    assert any('3/6 seed 0 Point-MAE' in line and 'already done' not in line for line in out.splitlines())
+    assert second['settings']['methods'] == ['sam-mtp', 'point-mae']
+    assert second['methods']['point-mae']['configs'] == ['configs/sam_mtp/demo/point-mae_plain-transformer_1xb8-30e_synthetic-scannet-frames.py']
+    same = lambda a, b: json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # noqa: E731 (NaN-safe)
+    sam_mtp_runs = [r for r in second['runs'] if r['init'] in ('pretrained', 'scratch')]
+    assert same([r['metrics'] for r in sam_mtp_runs], [r['metrics'] for r in first['runs']])
+    metric = {(r['init'], r['fraction']): r['metrics']['AP50'] for r in second['runs']}
+    assert {i for i, _ in metric} == {'pretrained', 'point-mae', 'scratch'}
+    pairs = {(c['a_name'], c['b_name'], c['fraction'], c['metric']): c for c in second['comparisons']}
+    for fraction in (1.0, 0.5):
+        against = pairs[('point-mae', 'pretrained', fraction, 'AP50')]['diff']['mean']
+        assert against == pytest.approx(metric[('point-mae', fraction)] - metric[('pretrained', fraction)])
+        assert ('point-mae', 'scratch', fraction, 'AP50') in pairs and ('pretrained', 'scratch', fraction,
+                                                                        'AP50') in pairs
+    probe = {r['init']: r['metrics']['miou'] for r in second['probe']['runs']}
+    assert set(probe) == {'random-init', 'stage1', 'stage2', 'point-mae'}
+    assert same({k: v for k, v in probe.items() if k != 'point-mae'},
+                {r['init']: r['metrics']['miou'] for r in first['probe']['runs']})
+    probe_pairs = {(c['a_name'], c['b_name'], c['metric']): c for c in second['probe']['comparisons']}
+    assert probe_pairs[('point-mae', 'stage2', 'miou')]['diff']['mean'] == pytest.approx(
+        probe['point-mae'] - probe['stage2'])
+    assert ('point-mae', 'random-init', 'miou') in probe_pairs
+    text = (copy / 'wd' / 'report.md').read_text()
+    assert '## Methods' in text and '| point-mae | Point-MAE' in text and 'point-mae vs pretrained' in text

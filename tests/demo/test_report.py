@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from projects.sam_mtp.engine import report
+from projects.sam_mtp.demo import plots, report
 
 LOG = """\
 11/21 06:46:39 - mmengine - INFO - Epoch(train)  [1][ 5/15]  base_lr: 2.9e-04 lr: 2.9e-04  eta: 0:00:42  loss: 0.5000  loss_distill: 0.5000  target_tokens: 44.0000
@@ -81,7 +81,7 @@ def test_paired_comparisons_pair_by_seed_and_fraction_and_skip_unpaired_or_nan()
     assert keyed[('seg', 0.25, 'miou')]['diff']['mean'] == pytest.approx(-0.05)
     assert keyed[('3detr', 1.0, 'AP50')]['diff']['mean'] == pytest.approx(-0.2)
     table = report.comparison_table(out, 1.0)
-    assert '| seg | 100% | miou | 0.275 | 0.200 | +0.075 [' in table and '25%' not in table
+    assert '| seg | 100% | miou | pretrained vs scratch | 0.275 | 0.200 | +0.075 [' in table and '25%' not in table
     text = report.reading(out)
     assert any(t.startswith('seg miou: no difference between pretrained and scratch resolved (+0.075') for t in text)
 
@@ -99,10 +99,10 @@ def test_plot_label_efficiency_writes_a_png(tmp_path):
     runs = [_run('seg', i, s, f, miou=v + 0.01 * s) for s in range(3) for f in (0.25, 1.0)
             for i, v in (('pretrained', 0.3 * f), ('scratch', 0.2 * f))]
     out = tmp_path / 'curve.png'
-    report.plot_label_efficiency(report.paired_comparisons(runs, {'seg': ['miou']}), 'seg', 'miou', str(out))
+    plots.plot_label_efficiency(report.paired_comparisons(runs, {'seg': ['miou']}), 'seg', 'miou', str(out))
     assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     with pytest.raises(ValueError, match='no comparison of seg acc'):
-        report.plot_label_efficiency([], 'seg', 'acc', str(out))
+        plots.plot_label_efficiency([], 'seg', 'acc', str(out))
 
 
 def test_summarize_runs_groups_by_task_and_init_with_sample_std():
@@ -124,7 +124,39 @@ def test_pca_colors_follow_the_main_direction_and_stay_in_range():
     rng = np.random.default_rng(0)
     t = rng.uniform(-1, 1, size=50)
     feats = np.outer(t, rng.normal(size=16)) + 1e-3 * rng.normal(size=(50, 16))
-    rgb = report.pca_colors(feats)
+    rgb = plots.pca_colors(feats)
     assert rgb.shape == (50, 3) and rgb.min() >= 0 and rgb.max() <= 1
     # the first colour channel orders the samples along the dominant direction (up to sign)
     assert abs(np.corrcoef(rgb[:, 0], t)[0, 1]) > 0.99
+
+
+def _comparison(a, b, mean, lo, hi, task='probe', metric='miou', n=3):
+    return dict(task=task, fraction=1.0, metric=metric, a_name=a, b_name=b, a_mean=0.5, b_mean=0.4, confidence=0.95,
+                diff=dict(mean=mean, lo=lo, hi=hi, n=n, excludes_zero=bool(lo > 0 or hi < 0)))
+
+
+def test_comparison_table_names_each_rows_own_pair():
+    """The probe's table holds several pairs: a header naming the first row's pair mislabelled the others."""
+    rows = [_comparison('stage2', 'random-init', 0.04, -0.02, 0.11), _comparison('stage1', 'random-init', 0.08, 0.07,
+                                                                                 0.10),
+            _comparison('stage2', 'stage1', -0.04, -0.07, -0.01)]
+    lines = report.comparison_table(rows).splitlines()
+    assert 'stage' not in lines[0] and 'random-init' not in lines[0]  # the header names no pair
+    assert [line.split(' | ')[3] for line in lines[2:]] == ['stage2 vs random-init', 'stage1 vs random-init',
+                                                           'stage2 vs stage1']
+    assert lines[4].endswith('| -0.040 [-0.070, -0.010] | **yes** | 3 |')
+
+
+def test_reading_marks_fragile_verdicts_by_the_nearer_bound():
+    spread = {('probe', 'miou'): 0.02}
+    rows = [_comparison('stage1', 'random-init', 0.10, 0.015, 0.185),   # call, nearer bound 0.015 <= 0.02: fragile
+            _comparison('stage2', 'stage1', -0.10, -0.175, -0.025),     # call, nearer bound 0.025 > 0.02: robust
+            _comparison('stage2', 'random-init', 0.05, -0.01, 0.11),    # no call, 0.01 from excluding 0: fragile
+            _comparison('stage2', 'random-init', 0.05, -0.01, 0.11, metric='acc'),  # no spread for acc
+            _comparison('x', 'y', 0.05, -0.01, 0.11, n=1)]             # a single pair: no interval to judge
+    text = report.reading(rows, spread)
+    assert ['**Fragile**' in t for t in text] == [True, False, True, False, False]
+    assert 'the nearer bound is 0.015 from 0, within the 0.020' in text[0]
+    assert text[1].startswith('probe miou: stage2 is lower than stage1 (-0.100')
+    assert report.reading(rows) == [t.split(' **Fragile**')[0] for t in text]
+    assert report.verdict_margin(dict(lo=-0.3, hi=0.05)) == pytest.approx(0.05)

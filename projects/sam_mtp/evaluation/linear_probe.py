@@ -11,7 +11,10 @@ encoder because tokens do not depend on the encoder's weights.
 Nothing here is random: the tokenizer samples token members from its ``eval_seed`` generator in eval mode and
 the fit is a deterministic full-batch optimisation, so the result is a function of the encoder weights.
 """
+import json
 import logging
+import os.path as osp
+import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,7 +23,7 @@ from mmengine.logging import MMLogger
 from torch import Tensor
 
 __all__ = ['token_class_histograms', 'fit_linear_probe', 'predict_tokens', 'load_scenes', 'extract_scene_tokens',
-           'probe_encoder', 'build_probe_datasets', 'build_frozen_backbone']
+           'probe_encoder', 'build_probe_datasets', 'build_frozen_backbone', 'run_linear_probe']
 
 
 def token_class_histograms(point_token: Tensor, labels: Tensor, num_tokens: int, num_classes: int) -> Tensor:
@@ -212,3 +215,53 @@ def build_frozen_backbone(cfg, checkpoint: Optional[str] = None, seed: int = 0) 
         backbone.load_pretrained(checkpoint, 'backbone.')
     backbone.requires_grad_(False)
     return backbone.eval()
+
+
+def run_linear_probe(config_path: str, checkpoints: Sequence[str] = (), random_init_seeds: Sequence[int] = (),
+                     weight_decay: float = 1e-4, center_xy: bool = True, out: Optional[str] = None,
+                     cfg_options: Optional[dict] = None) -> List[dict]:
+    """Probe every checkpoint's encoder and every random initialisation on a segmentation config's scenes.
+
+    The config gives the backbone (tokenizer + encoder), the training scenes (fit) and the test scenes (score).
+    Files and settings are checked first (:class:`~projects.sam_mtp.engine.launch.ConfigCheckError`, one line);
+    the scenes are read once for all encoders. Returns one dict per encoder (``encoder``: the checkpoint path or
+    ``'random-init'``, ``seed``, the metrics of :func:`probe_encoder`, ``seconds``), written to ``out`` as JSON.
+    """
+    from mmengine.config import Config
+    from mmengine.logging import print_log
+
+    from projects.sam_mtp.engine.launch import ConfigCheckError, check_dataset_files
+    from projects.sam_mtp.labels.fileio import atomic_write
+    if not osp.isfile(config_path):
+        raise ConfigCheckError(f'{config_path}: config file does not exist')
+    cfg = Config.fromfile(config_path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    for path in checkpoints:
+        if not osp.isfile(path):
+            raise ConfigCheckError(f'{path}: checkpoint file does not exist')
+    check_dataset_files(cfg, config_path, phases=('train', 'test'))
+    head = cfg.model.get('decode_head', {})
+    if 'num_classes' not in head:
+        raise ConfigCheckError(f'{config_path}: no model.decode_head.num_classes; the probe needs a '
+                               'segmentation config')
+    train_set, test_set = build_probe_datasets(cfg)
+    classes = list(train_set.metainfo.get('classes', range(head['num_classes'])))[:head['num_classes']]
+    ignore_index = head.get('ignore_index', len(classes))
+    train_scenes = load_scenes(train_set, center_xy=center_xy)
+    test_scenes = load_scenes(test_set, center_xy=center_xy)
+    encoders = [(path, None) for path in checkpoints] + [(None, seed) for seed in random_init_seeds]
+    results = []
+    for checkpoint, seed in encoders:
+        start = time.time()
+        backbone = build_frozen_backbone(cfg, checkpoint, seed or 0)
+        metrics = probe_encoder(backbone, train_scenes, test_scenes, classes, ignore_index, weight_decay)
+        result = dict(encoder=checkpoint or 'random-init', seed=seed, **metrics,
+                      seconds=round(time.time() - start, 1))
+        results.append(result)
+        print_log(f'[probe] {result["encoder"]}{"" if seed is None else f" (seed {seed})"}: mIoU '
+                  f'{metrics["miou"]:.3f}, acc {metrics["acc"]:.3f}, coverage {metrics["coverage"]:.3f} '
+                  f'({result["seconds"]} s)', logger='current')
+    if out:
+        atomic_write(out, lambda f: f.write(json.dumps(results, indent=1).encode()))
+    return results

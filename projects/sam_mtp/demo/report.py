@@ -1,11 +1,16 @@
-"""Reading training logs and metric files, summarising pretrained-vs-scratch runs and drawing the demo's
-pictures (loss curves, a frame's points coloured by SAM-guided token and by a PCA of encoder features)."""
+"""The demo's report: reading training logs and metric files, the paired statistics (per-seed differences and
+their Student-t intervals), the markdown tables and the reading that says only what each interval supports, and
+report.md / report.json's assembly. The pictures are drawn by :mod:`.plots`; where a run was made (machine,
+commit) comes from :mod:`projects.sam_mtp.engine.provenance`."""
+import datetime
 import glob
 import json
 import math
+import os
 import os.path as osp
+import platform
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -159,19 +164,19 @@ def _signed(value: float) -> str:
 
 
 def comparison_table(comparisons: Sequence[dict], fraction: Optional[float] = None) -> str:
-    """Markdown: one line per comparison (optionally only one fraction of the training scenes)."""
+    """Markdown: one line per comparison (optionally only one fraction of the training scenes); every line names
+    its own pair (``a`` vs ``b``), since one table may hold several pairs (the probe's)."""
     rows = [c for c in comparisons if fraction is None or c['fraction'] == fraction]
     if not rows:
         return ''
-    a, b = rows[0]['a_name'], rows[0]['b_name']
     level = f'{rows[0]["confidence"]:.0%}'
-    lines = [f'| task | train scenes | metric | {a} | {b} | difference ({level} t-interval) | excludes 0 | pairs |',
-             '|---|---|---|---|---|---|---|---|']
+    lines = [f'| task | train scenes | metric | a vs b | mean a | mean b | difference a - b ({level} t-interval) | '
+             'excludes 0 | pairs |', '|---|---|---|---|---|---|---|---|---|']
     for c in rows:
         d = c['diff']
-        lines.append(f'| {c["task"]} | {c["fraction"]:.0%} | {c["metric"]} | {c["a_mean"]:.3f} | {c["b_mean"]:.3f} | '
-                     f'{_signed(d["mean"])} [{_signed(d["lo"])}, {_signed(d["hi"])}] | '
-                     f'{"**yes**" if d["excludes_zero"] else "no"} | {d["n"]} |')
+        lines.append(f'| {c["task"]} | {c["fraction"]:.0%} | {c["metric"]} | {c["a_name"]} vs {c["b_name"]} | '
+                     f'{c["a_mean"]:.3f} | {c["b_mean"]:.3f} | {_signed(d["mean"])} [{_signed(d["lo"])}, '
+                     f'{_signed(d["hi"])}] | {"**yes**" if d["excludes_zero"] else "no"} | {d["n"]} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -186,8 +191,19 @@ def probe_table(probe: dict) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def reading(comparisons: Sequence[dict]) -> List[str]:
-    """One sentence per comparison that says only what its interval supports."""
+def verdict_margin(diff: dict) -> float:
+    """How far an interval must move for its verdict to change: the distance of its nearer bound from 0 (the
+    bound that would cross 0 first; for an interval that includes 0, the shift that would make it exclude 0)."""
+    return min(abs(diff['lo']), abs(diff['hi']))
+
+
+def reading(comparisons: Sequence[dict], spread: Optional[Dict[Tuple[str, str], float]] = None) -> List[str]:
+    """One sentence per comparison that says only what its interval supports.
+
+    ``spread`` ((task, metric) -> how far interval bounds moved between two CPU types, see
+    :func:`projects.sam_mtp.demo.results_page.cross_machine`) marks a sentence *fragile* when its interval's
+    nearer bound lies within that spread (:func:`verdict_margin`): another CPU type may give the other verdict.
+    """
     out = []
     for c in comparisons:
         d = c['diff']
@@ -197,109 +213,72 @@ def reading(comparisons: Sequence[dict]) -> List[str]:
                    f'{d["n"]} pairs'
         if d['excludes_zero']:
             side = 'higher' if d['mean'] > 0 else 'lower'
-            out.append(f'{where}: {c["a_name"]} is {side} than {c["b_name"]} ({interval}).')
+            text = f'{where}: {c["a_name"]} is {side} than {c["b_name"]} ({interval}).'
         else:
-            out.append(f'{where}: no difference between {c["a_name"]} and {c["b_name"]} resolved ({interval}; the '
-                       'interval includes 0).')
+            text = (f'{where}: no difference between {c["a_name"]} and {c["b_name"]} resolved ({interval}; the '
+                    'interval includes 0).')
+        limit = (spread or {}).get((c['task'], c['metric']))
+        if limit is not None and d['n'] > 1 and verdict_margin(d) <= limit:
+            text += (f' **Fragile**: the nearer bound is {verdict_margin(d):.3f} from 0, within the {limit:.3f} '
+                     'that bounds of this metric moved between CPU types.')
+        out.append(text)
     return out
 
 
-def plot_label_efficiency(comparisons: Sequence[dict], task: str, metric: str, out_png: str) -> None:
-    """The metric against the fraction of labelled training scenes, both initialisations (mean and t-interval
-    over seeds), and below it their paired difference with its t-interval."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    rows = sorted((c for c in comparisons if c['task'] == task and c['metric'] == metric),
-                  key=lambda c: c['fraction'])
-    if not rows:
-        raise ValueError(f'no comparison of {task} {metric} to plot')
-    x = np.array([100 * c['fraction'] for c in rows])
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 5.6), sharex=True,
-                                      gridspec_kw=dict(height_ratios=(3, 2)))
-    for side, colour in (('a', 'tab:blue'), ('b', 'tab:orange')):
-        stats = [t_interval(c[side], c['confidence']) for c in rows]
-        mean = np.array([s['mean'] for s in stats])
-        err = np.array([[s['mean'] - s['lo'], s['hi'] - s['mean']] for s in stats]).T
-        top.errorbar(x, mean, yerr=np.nan_to_num(err), marker='o', capsize=3, color=colour,
-                     label=rows[0][f'{side}_name'])
-    top.set_ylabel(metric)
-    top.set_title(f'{task}: label efficiency ({rows[0]["confidence"]:.0%} t-intervals, n={rows[0]["diff"]["n"]})',
-                  fontsize=9)
-    top.legend(fontsize=8)
-    top.grid(alpha=0.3)
-    diff = [c['diff'] for c in rows]
-    mean = np.array([d['mean'] for d in diff])
-    err = np.array([[d['mean'] - d['lo'], d['hi'] - d['mean']] for d in diff]).T
-    bottom.errorbar(x, mean, yerr=np.nan_to_num(err), marker='s', capsize=3, color='k')
-    bottom.axhline(0, color='grey', lw=0.8)
-    bottom.set_ylabel(f'{rows[0]["a_name"]} - {rows[0]["b_name"]}')
-    bottom.set_xlabel('labelled training scenes (%)')
-    bottom.set_xscale('log')
-    bottom.set_xticks(x)
-    bottom.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # only the measured fractions are labelled
-    bottom.set_xticklabels([f'{v:g}' for v in x])
-    bottom.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+# ---------------------------------------------------------------------------------------------- report.{md,json}
+def environment(repo_root: str) -> dict:
+    """Where and with what the report was made: date, machine, commit, library versions."""
+    import mmdet3d
+    import mmengine
+    import torch
+
+    from projects.sam_mtp.engine.provenance import cpu_model, git_commit, memory_gib
+    commit, dirty = git_commit(where=repo_root)
+    return dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+                machine=dict(cpu=cpu_model(), cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                             omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'),
+                             memory_gib=memory_gib(), platform=platform.platform(), python=platform.python_version()),
+                commit=commit, dirty=dirty,
+                versions=dict(torch=torch.__version__, mmengine=mmengine.__version__, mmdet3d=mmdet3d.__version__))
 
 
-def plot_loss_curves(curves: Dict[str, Dict[str, List[float]]], out_png: str) -> None:
-    """One panel per run: every logged loss scalar against the iteration."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), squeeze=False)
-    for ax, (title, curve) in zip(axes[0], curves.items()):
-        for name, values in curve.items():
-            if name != 'iter' and len(values) == len(curve['iter']):
-                ax.plot(curve['iter'], values, label=name)
-        ax.set_title(title)
-        ax.set_xlabel('iteration')
-        ax.set_yscale('log')
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+def methods_table(methods: Dict[str, dict]) -> str:
+    """Markdown: every method of the report, its paper row, its run labels and its demo pretraining configs."""
+    lines = ['| method | stands for | fine-tuning / probe label | demo pretraining configs (in order) |',
+             '|---|---|---|---|']
+    for name, m in methods.items():
+        lines.append(f'| {name} | {m["paper"]} | {m["finetune_label"]} / {m["probe_label"]} | '
+                     + ' → '.join(f'`{c}`' for c in m['configs']) + ' |')
+    return '\n'.join(lines) + '\n'
 
 
-def pca_colors(features: np.ndarray) -> np.ndarray:
-    """Project features (M, C) on their first three principal components, scaled to RGB in [0, 1]."""
-    centred = features - features.mean(0, keepdims=True)
-    if len(features) < 3:
-        return np.full((len(features), 3), 0.5)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    proj = centred @ vt[:3].T
-    if proj.shape[1] < 3:
-        proj = np.pad(proj, ((0, 0), (0, 3 - proj.shape[1])))
-    lo, hi = proj.min(0), proj.max(0)
-    return (proj - lo) / np.maximum(hi - lo, 1e-8)
-
-
-def plot_token_pictures(points: np.ndarray, colors: np.ndarray, point_token: np.ndarray,
-                        token_rgb: Dict[str, np.ndarray], out_png: str, title: str = '') -> None:
-    """Top-down views of one frame: its RGB, its points coloured by SAM-guided token, and by the PCA colour
-    of each token's features for every model in ``token_rgb`` (name -> (M, 3) colours)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    panels = 2 + len(token_rgb)
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.4))
-    kept = point_token >= 0
-    rng = np.random.default_rng(0)
-    palette = rng.uniform(0.15, 1.0, size=(int(point_token.max()) + 2, 3))
-    views = [('RGB', colors / 255.0, np.ones_like(kept)),
-             (f'SAM-guided tokens ({len(np.unique(point_token[kept]))})', palette[point_token.clip(0)], kept)]
-    views += [(f'PCA of {name} features', rgb[point_token.clip(0)], kept) for name, rgb in token_rgb.items()]
-    for ax, (name, rgb, mask) in zip(axes, views):
-        ax.scatter(points[mask, 0], points[mask, 1], c=rgb[mask], s=0.6, linewidths=0)
-        ax.set_title(name, fontsize=9)
-        ax.set_aspect('equal')
-        ax.axis('off')
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+def report_markdown(summary: dict) -> str:
+    """report.md: the paired comparison, the label-efficiency table, the probe and the per-seed values."""
+    s = summary['settings']
+    level = f'{s["confidence"]:.0%}'
+    lines = [f'# sam_mtp demo: pretrained (stage 2) vs scratch ({s["targets"]} targets)', '', summary['note'], '',
+             f'{len(s["seeds"])} pairs (seeds {s["seeds"]}); pair s fine-tunes seed s\'s own stage-1 + stage-2 '
+             'pretraining and a scratch encoder with the same fine-tuning seed. Differences are pretrained - '
+             f'scratch per pair; the {level} interval is Student-t over the pairs, so it includes the variance of '
+             'pretraining, fine-tuning and the subset of scenes.', '',
+             '## Fine-tuning on all training scenes', '',
+             comparison_table(summary['comparisons'], 1.0)]
+    if len(summary.get('methods', {})) > 1:
+        at = lines.index('## Fine-tuning on all training scenes')
+        lines[at:at] = ['## Methods', '', methods_table(summary['methods']), 'Every method is compared with scratch '
+                        'and with SAM-MTP ("pretrained" in fine-tuning, "stage2" in the probe), paired by seed.', '']
+    label_rows = [c for c in summary['comparisons'] if c['task'] == s['label_task']]
+    if s['label_fractions']:
+        lines += ['## Label efficiency', '', f'{s["label_task"]} fine-tuned on a seeded subset of the training '
+                  'scenes (the same subset for both runs of a pair, repeated to the same number of iterations).',
+                  '', comparison_table(label_rows)]
+    probe = summary['probe']
+    lines += ['## Frozen-feature linear probe (per-point semantics)', '', probe_table(probe),
+              comparison_table(probe['comparisons'])]
+    lines += ['## Reading', ''] + ['- ' + t for t in reading(summary['comparisons'] + probe['comparisons'])]
+    lines.append('')
+    metrics = dict(s['metrics'])
+    lines += ['## Every run', '', markdown_table(summarize_runs(summary['runs'], sorted(
+        {m for ms in metrics.values() for m in ms})), metrics)]
+    lines += ['Pictures: ' + ', '.join(summary['pictures'].values()), '']
+    return '\n'.join(lines)

@@ -1,0 +1,1 @@
+"""Evaluations of pretrained encoders that need no fine-tuning: the frozen-feature linear probe."""
