@@ -118,9 +118,9 @@ def draw_token_pictures(label_root: str, model_config: str, checkpoint: str, che
     import torch
     from mmdet3d.registry import MODELS
     from mmengine.config import Config
-    from mmengine.runner.checkpoint import _load_checkpoint_with_prefix
 
     import projects.sam_mtp  # noqa: F401
+    from projects.sam_mtp.engine.checkpoint import load_state_strict, read_checkpoint_state, strip_prefix
     from projects.sam_mtp.labels.formats.frame_labels import load_frame_labels, load_label_info
     info = load_label_info(osp.join(label_root, 'val_labels.pkl'))
     item = max(info['data_list'], key=lambda d: d['num_regions'])
@@ -133,7 +133,8 @@ def draw_token_pictures(label_root: str, model_config: str, checkpoint: str, che
         torch.manual_seed(0)
         tokenizer, backbone = MODELS.build(cfg.model.tokenizer).eval(), MODELS.build(cfg.model.backbone).eval()
         if ckpt:
-            backbone.load_state_dict(_load_checkpoint_with_prefix('backbone.', ckpt, map_location='cpu'))
+            state = strip_prefix(read_checkpoint_state(ckpt, 'stage-2', 'the token pictures')[1], 'backbone.')
+            load_state_strict(backbone, state, ckpt, 'the demo encoder', shown_prefix='backbone.')
         with torch.no_grad():
             tokens = tokenizer(points - points.mean(1, keepdim=True), region)
             feats = backbone(tokens)[0][~tokens.padding_mask[0]].numpy()
