@@ -42,8 +42,12 @@ RIVAL_ROWS = {
                                         {INIT + 'type', INIT + 'checkpoint', INIT + 'prefix'}, None),
     'threedetr_plain-transformer-point-mae_1xb8-1080e_sunrgbd-3d.py': ('threedetr_plain-transformer_1xb8-1080e_sunrgbd-3d.py', 'point-mae',
                                         {INIT + 'type', INIT + 'checkpoint', INIT + 'prefix'}, None),
-    'threedetr_plain-transformer-bridge3d_1xb8-1080e_scannet-3d.py': ('threedetr_plain-transformer-point-mae_1xb8-1080e_scannet-3d.py', 'bridge3d', {INIT + 'checkpoint'}, None),
-    'threedetr_plain-transformer-bridge3d_1xb8-1080e_sunrgbd-3d.py': ('threedetr_plain-transformer-point-mae_1xb8-1080e_sunrgbd-3d.py', 'bridge3d', {INIT + 'checkpoint'}, None),
+    'threedetr_plain-transformer-bridge3d_1xb8-1080e_scannet-3d.py': (
+        'threedetr_plain-transformer_1xb8-1080e_scannet-3d.py', 'bridge3d', {INIT + 'type', INIT + 'checkpoint', INIT + 'prefix'},
+        None),
+    'threedetr_plain-transformer-bridge3d_1xb8-1080e_sunrgbd-3d.py': (
+        'threedetr_plain-transformer_1xb8-1080e_sunrgbd-3d.py', 'bridge3d', {INIT + 'type', INIT + 'checkpoint', INIT + 'prefix'},
+        None),
     'groupfree3d_plain-transformer-point-mae_4xb8-80e_scannet-3d.py': ('groupfree3d_plain-transformer-sam-mtp_4xb8-80e_scannet-3d.py', 'point-mae',
                                                SAM_TO_KNN | {INIT + 'checkpoint', 'model.backbone.num_output_tokens'},
                                                DET_KNN),
@@ -62,7 +66,8 @@ RIVAL_ROWS = {
                                            None),
     'tokeninterp_plain-transformer-bridge3d_2xb16-200e_scannet-seg.py': ('tokeninterp_plain-transformer-point-mae_2xb16-200e_scannet-seg.py', 'bridge3d', {INIT + 'checkpoint'},
                                             None),
-    'tokeninterp_plain-transformer-bridge3d_2xb16-50e_s3dis-seg.py': ('tokeninterp_plain-transformer-point-mae_2xb16-50e_s3dis-seg.py', 'bridge3d', {INIT + 'checkpoint'},
+    'tokeninterp_plain-transformer-bridge3d_2xb16-50e_s3dis-seg.py': (
+        '../ablations/tokeninterp_plain-transformer-sam-mtp-knn-tokens_2xb16-50e_s3dis-seg.py', 'bridge3d', {INIT + 'checkpoint'},
                                           None),
 }
 
