@@ -419,7 +419,7 @@ class Demo:
 
 def _config_value(name):
     from mmengine.config import Config
-    return Config.fromfile(osp.join(DEMO_CONFIGS, '_base_', 'demo_scale.py'))[name]
+    return Config.fromfile(osp.join(CONFIGS, '_base_', 'demo_scale.py'))[name]
 
 
 def run_demo(settings: DemoSettings) -> dict:

@@ -8,13 +8,12 @@ from typing import List, Optional
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIGS = osp.join(REPO_ROOT, 'configs', 'sam_mtp')
 DEMO_CONFIGS = osp.join(CONFIGS, 'demo')
-SYNTHETIC_CONFIGS = osp.join(CONFIGS, 'finetune', 'synthetic')
 
 # Fine-tuning tasks of the demo: the synthetic-scale twins of the paper's downstream configs.
 FINETUNE_CONFIGS = {
-    'groupfree3d': osp.join(SYNTHETIC_CONFIGS, 'groupfree3d_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py'),
-    '3detr': osp.join(SYNTHETIC_CONFIGS, 'threedetr_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py'),
-    'seg': osp.join(SYNTHETIC_CONFIGS, 'tokeninterp_plain-transformer-sam-mtp_1xb4-2e_synthetic-scannet-seg.py'),
+    'groupfree3d': osp.join(DEMO_CONFIGS, 'groupfree3d_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py'),
+    '3detr': osp.join(DEMO_CONFIGS, 'threedetr_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py'),
+    'seg': osp.join(DEMO_CONFIGS, 'tokeninterp_plain-transformer-sam-mtp_1xb4-2e_synthetic-scannet-seg.py'),
 }
 # The probe reads its backbone (tokenizer + encoder) and scenes from the segmentation config.
 PROBE_CONFIG = FINETUNE_CONFIGS['seg']
