@@ -90,8 +90,11 @@ def _timing_table(data):
 
 
 def _side_by_side(default, stand_in):
-    rows = {(c['task'], c['fraction'], c['metric']): c for c in stand_in['comparisons']}
-    rows.update({('probe', c['a_name'], c['b_name'], c['metric']): c for c in stand_in['probe']['comparisons']})
+    """Markdown: every comparison of the default report beside the same comparison of the stand-in report."""
+    def key(c):
+        return c['task'], c['fraction'], c['metric'], c['a_name'], c['b_name']
+
+    rows = {key(c): c for c in stand_in['comparisons'] + stand_in['probe']['comparisons']}
     lines = [f'| comparison | train scenes | metric | {default["settings"]["targets"]} targets: difference [interval] '
              f'| {stand_in["settings"]["targets"]} targets: difference [interval] |', '|---|---|---|---|---|']
 
@@ -102,14 +105,12 @@ def _side_by_side(default, stand_in):
         mark = ' **excludes 0**' if d['excludes_zero'] else ''
         return f'{d["mean"]:+.3f} [{d["lo"]:+.3f}, {d["hi"]:+.3f}]{mark}'
 
-    for c in default['comparisons']:
-        other = rows.get((c['task'], c['fraction'], c['metric']))
-        lines.append(f'| {c["task"]}: pretrained - scratch | {c["fraction"]:.0%} | {c["metric"]} | {cell(c)} | '
-                     f'{cell(other)} |')
-    for c in default['probe']['comparisons']:
-        other = rows.get(('probe', c['a_name'], c['b_name'], c['metric']))
-        lines.append(f'| probe: {c["a_name"]} - {c["b_name"]} | all | {c["metric"]} | {cell(c)} | {cell(other)} |')
+    for c in default['comparisons'] + default['probe']['comparisons']:
+        scenes = 'all' if c['task'] == 'probe' else f'{c["fraction"]:.0%}'
+        lines.append(f'| {c["task"]}: {c["a_name"]} - {c["b_name"]} | {scenes} | {c["metric"]} | {cell(c)} | '
+                     f'{cell(rows.get(key(c)))} |')
     return '\n'.join(lines) + '\n'
+
 
 # ---------------------------------------------------------------------------------------------- other machines
 _NUMBER = r'([-+]?(?:\d+\.\d+|\d+)|nan)'
@@ -406,8 +407,10 @@ def render(reports, paths, stand_in=None, make_time=None, picture=None, cross_re
         out += ['## The same comparison with the random-ViT targets', '',
                 f'`python tools/demo.py --targets {stand_in["settings"]["targets"]}` (not part of the default run; '
                 f'measured {_stamp(stand_in)}): ' + stand_in['note'], '', _side_by_side(first, stand_in), '',
-                'Reading (random-ViT targets):', ''] + \
-               ['- ' + t for t in report.reading(stand_in['comparisons'] + stand_in['probe']['comparisons'])] + ['']
+                'Reading (random-ViT targets' + ('; fragile marks use the cross-machine moves measured with the '
+                                                 'default targets' if fragile else '') + '):', ''] + \
+               ['- ' + t for t in report.reading(stand_in['comparisons'] + stand_in['probe']['comparisons'],
+                                                 fragile)] + ['']
     out += ['## Pretraining losses (first logged -> last)', '', '| run | loss | first | last |', '|---|---|---|---|']
     for stage, losses in first['pretraining'].items():
         for name, (a, b) in losses.items():

@@ -6,9 +6,10 @@ Steps:
   1. synthetic ScanNet-format scenes + posed RGB-D frames            tools/make_synthetic_data.py
   2. offline labels with STAND-IN sources                            tools/generate_sam_labels.py
      and the scene segments of both splits                           tools/make_scene_segments.py
-  3. for every seed: stage 1 (region distillation) and stage 2 (masked token prediction)    tools/train.py
+  3. for every seed: stage 1 (region distillation) and stage 2 (masked token prediction), and the steps of
+     every other method (:mod:`.methods`)                            tools/train.py
   4. frozen-feature linear probe of per-point semantics               tools/linear_probe.py
-  5. fine-tuning, pretrained vs scratch in pairs                      :mod:`.finetune` (one worker process)
+  5. fine-tuning, every method and scratch in pairs                   :mod:`.finetune` (one worker process)
   6. report: <work-dir>/report.{md,json} and pictures                 :mod:`.report`, :mod:`.plots`
 """
 import glob
