@@ -36,8 +36,11 @@ def test_shared_steps_run_once_with_teachers_first():
 
 
 def _demo_encoder():
+    """The one encoder base with the demo's sizes (configs/sam_mtp/_base_/), as the demo configs compose it."""
     from mmengine.config import Config
-    return Config.fromfile(osp.join(DEMO_CONFIGS, '_base_', 'demo_scale.py')).demo_encoder
+    bases = osp.join(osp.dirname(DEMO_CONFIGS), '_base_')
+    encoder = Config.fromfile(osp.join(bases, 'models', 'plain-point-transformer.py')).plain_point_transformer
+    return dict(encoder, **Config.fromfile(osp.join(bases, 'demo_scale.py')).demo_encoder_size)
 
 
 @pytest.mark.parametrize('name', sorted(STEPS))

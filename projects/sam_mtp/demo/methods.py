@@ -76,7 +76,7 @@ STEPS: Dict[str, PretrainStep] = {s.name: s for s in (
     PretrainStep('stage2-noreweight',
                  _ablation('sam-mtp-stage2-no-reweight', 30),
                  'stage 2 on SAM-guided tokens, teacher without re-weighting', teacher='stage1-noreweight'),
-    PretrainStep('joint', _ablation('sam-mtp-joint', 15),
+    PretrainStep('joint', _ablation('sam-mtp-joint', 30),
                  'stage 1 + MTP in one stage (distillation and masked token prediction together)'),
 )}
 

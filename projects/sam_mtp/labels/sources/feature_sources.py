@@ -175,8 +175,9 @@ class DINOv2FeatureSource(ViTFeatureSource):
 class RandomViTFeatureSource(ViTFeatureSource):
     """Stand-in for demos and tests: a small randomly initialised ViT (seeded), no checkpoint.
 
-    Its features carry no semantics; it exercises the exact code path of DINOv2FeatureSource at a fraction of
-    the cost. Never use it for real labels.
+    It knows no semantics, but on the synthetic scenes, where every class has its own colour, its region features
+    still carry class (docs/demo_results.md measures it); it exercises the exact code path of DINOv2FeatureSource at
+    a fraction of the cost. Never use it for real labels.
     """
 
     def __init__(self, arch: Optional[dict] = None, patch_size: int = 14, img_size: int = 224,
