@@ -418,3 +418,20 @@ def test_stage2_step_on_cuda_moves_the_teacher(stage1_checkpoint, batch):
     optim = build_optim_wrapper(model, dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3)))
     log = model.train_step(batch, optim)  # the data preprocessor moves the batch
     assert torch.isfinite(log['loss'])
+
+
+def test_predict_gives_each_samples_real_tokens_unmasked(batch, stage1_checkpoint):
+    """The shared predict (stage 2, Point-MAE, Bridge3D): per sample, the encoder features of every real token and
+    nothing of the padding, equal to the encoder run on the whole batch (no masking at prediction)."""
+    torch.manual_seed(0)
+    model = MODELS.build(stage2_cfg(stage1_checkpoint[0])).eval()
+    results = model(batch['inputs'], mode='predict')
+    features, tokens = model.extract_feat(batch['inputs'])
+    assert len(results) == features.shape[0]
+    for b, result in enumerate(results):
+        real = (~tokens.padding_mask[b]).nonzero().flatten()
+        assert result['token_feats'].shape[0] == len(real) > 0
+        torch.testing.assert_close(result['token_feats'], features[b, real])
+        torch.testing.assert_close(result['centers'], tokens.centers[b, real])
+        assert torch.equal(result['region_index'], tokens.region_index[b, real])
+        assert int(result['point_token'].max()) == len(real) - 1

@@ -20,8 +20,6 @@ BRIDGE3D_TARGET_KEYS = ('region_feat', 'region_mask', 'region_class', 'region_te
                         'caption_feat')
 
 
-
-
 def bridge3d_token_mask(padding_mask: Tensor, mask_ratio: float,
                         generator: Optional[torch.Generator] = None) -> Tensor:
     """(B, M) bool, True for the tokens hidden from the encoder (Bridge3D's ``_mask_center_rand``).
@@ -255,14 +253,3 @@ class Bridge3D(BaseTokenAlgorithm):
             text_tokens=decoded.new_tensor(float(text_tokens.sum())))
         return losses
 
-    def predict(self, inputs: Mapping, data_samples: Optional[Mapping] = None) -> List[dict]:
-        """Per-sample encoder features of all tokens: ``token_feats`` (M_i, C), ``centers``, ``region_index``,
-        ``point_token``."""
-        features, tokens = self.extract_feat(inputs)
-        results = []
-        for b in range(features.shape[0]):
-            real = ~tokens.padding_mask[b]
-            results.append(
-                dict(token_feats=features[b, real], centers=tokens.centers[b, real],
-                     region_index=tokens.region_index[b, real], point_token=tokens.point_token[b]))
-        return results

@@ -1,6 +1,6 @@
 """Stage 2 of SAM-MTP (§3.5): a student predicts a frozen stage-1 teacher's features from 40 % of the tokens."""
 import logging
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
@@ -189,18 +189,6 @@ class SamMtpMaskedTokenPredictor(MaskedTokenPredictionMixin, BaseTokenAlgorithm)
     def loss(self, inputs: Mapping, data_samples: Optional[Mapping] = None) -> Dict[str, Tensor]:
         tokens = self.tokenize(inputs)
         return self.mtp_losses(tokens, self.teacher_targets(tokens))
-
-    def predict(self, inputs: Mapping, data_samples: Optional[Mapping] = None) -> List[dict]:
-        """Per-sample student token features: ``token_feats`` (M_i, C), ``centers``, ``region_index``,
-        ``point_token``."""
-        features, tokens = self.extract_feat(inputs)
-        results = []
-        for b in range(features.shape[0]):
-            real = ~tokens.padding_mask[b]
-            results.append(
-                dict(token_feats=features[b, real], centers=tokens.centers[b, real],
-                     region_index=tokens.region_index[b, real], point_token=tokens.point_token[b]))
-        return results
 
 
 def load_frozen_state(module: nn.Module, checkpoint: str, owner: str, max_listed: int = 3) -> None:

@@ -6,7 +6,7 @@ the reconstruction branch of Bridge3D's ``Pretrain/cfgs/pretrain/base.yaml`` (a 
 ``configs/sam_mtp/pretrain/point-mae_plain-transformer_8xb8-120e_scannet-frames.py`` says where every number
 comes from; docs/pretraining.md ("Point-MAE on scenes") lists the deliberate differences.
 """
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, Mapping, Optional
 
 import torch
 from mmdet3d.registry import MODELS
@@ -138,14 +138,3 @@ class PointMAE(BaseTokenAlgorithm):
         # Logged, not optimised (mmengine sums only keys containing "loss").
         return dict(loss_recon=loss, masked_tokens=loss.new_tensor(float(batch_idx.numel())))
 
-    def predict(self, inputs: Mapping, data_samples: Optional[Mapping] = None) -> List[dict]:
-        """Per-sample encoder features of every token (no masking), for probes: ``token_feats`` (M_i, C),
-        ``centers``, ``region_index``, ``point_token``."""
-        features, tokens = self.extract_feat(inputs)
-        results = []
-        for b in range(features.shape[0]):
-            real = ~tokens.padding_mask[b]
-            results.append(
-                dict(token_feats=features[b, real], centers=tokens.centers[b, real],
-                     region_index=tokens.region_index[b, real], point_token=tokens.point_token[b]))
-        return results
