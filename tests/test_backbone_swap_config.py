@@ -6,6 +6,7 @@ import ast
 import os.path as osp
 import re
 
+from helpers.configs import flatten as _flatten
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -19,20 +20,6 @@ def _stock(tmp_path):
     path = tmp_path / 'stock.py'
     path.write_text(f"_base_ = ['mmdet3d::{STOCK_NAME}']\n")
     return Config.fromfile(str(path))
-
-
-def _flatten(node, prefix=''):
-    """{dotted key: leaf value}; list items are keyed by their index."""
-    if isinstance(node, dict):
-        items = node.items()
-    elif isinstance(node, (list, tuple)):
-        items = enumerate(node)
-    else:
-        return {prefix: node}
-    flat = {}
-    for key, value in items:
-        flat.update(_flatten(value, f'{prefix}.{key}' if prefix else str(key)))
-    return flat
 
 
 def _unscoped(node):

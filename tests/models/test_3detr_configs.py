@@ -6,6 +6,7 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers.configs import flatten
 from mmdet3d.registry import MODELS, TRANSFORMS
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
@@ -42,20 +43,6 @@ def costs(cfg):
 
 def train_pipeline(cfg):
     return cfg.train_dataloader.dataset.dataset.pipeline
-
-
-def flatten(node, prefix=''):
-    """{'a.b.0.c': value} of every leaf of a config node."""
-    if isinstance(node, dict):
-        items = node.items()
-    elif isinstance(node, (list, tuple)):
-        items = enumerate(node)
-    else:
-        return {prefix: node}
-    out = {}
-    for key, value in items:
-        out.update(flatten(value, f'{prefix}.{key}' if prefix else str(key)))
-    return out
 
 
 def run_settings(cfg, drop_transforms=()):

@@ -17,6 +17,7 @@ from mmengine.registry import DefaultScope
 import projects.sam_mtp  # noqa: F401  (registers modules and the CPU point ops)
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/: shared helpers
+from helpers.configs import flatten as _flatten  # noqa: E402
 from helpers.labels import make_frame_arrays, write_label_split  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -125,19 +126,6 @@ def _without_scene_segments(node):
         return [_without_scene_segments(v) for v in node
                 if not (isinstance(v, dict) and v.get('type') == 'LoadSceneSegments')]
     return node
-
-
-def _flatten(node, prefix=''):
-    if isinstance(node, dict):
-        items = node.items()
-    elif isinstance(node, (list, tuple)):
-        items = enumerate(node)
-    else:
-        return {prefix: node}
-    out = {}
-    for key, value in items:
-        out.update(_flatten(value, f'{prefix}.{key}' if prefix else str(key)))
-    return out
 
 
 def _transform_types(node):
