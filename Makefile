@@ -11,7 +11,7 @@ env:
 DEMO_ARGS ?=
 
 demo: env
-	$(PY) tools/demo_finetune_scale.py $(DEMO_ARGS)
+	$(PY) tools/demo.py $(DEMO_ARGS)
 
 # The suite without the tests marked slow (under 8 minutes on 2 cores); test-slow runs those (CI runs both).
 test: env
