@@ -13,7 +13,7 @@ text_label_cfg = dict(
     class_names=['cabinet', 'bed', 'chair', 'sofa', 'table', 'door', 'window', 'bookshelf', 'picture', 'counter',
                  'desk', 'curtain', 'refrigerator', 'shower curtain', 'toilet', 'sink', 'bathtub',
                  'garbage bin'],
-    # NYU40 ids of the synthetic scenes' detection classes (datasets/synthetic.py SCANNET_DET_NYU40_IDS); walls
+    # NYU40 ids of the synthetic scenes' detection classes (datasets/synthetic/rooms.py SCANNET_DET_NYU40_IDS); walls
     # and floors (1, 2) are background, as in Bridge3D.
     class_ids=[3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39],
     templates='plain',

@@ -1,7 +1,7 @@
 """How much class a stand-in feature source leaks: its features averaged per object classify held-out objects.
 
 The demo's "random-ViT" targets come from a seeded random ViT on the RGB frames. It was described as carrying no
-class, but every synthetic class has its own colour (``datasets/synthetic.py``, ``CLASS_COLORS``), so a random
+class, but every synthetic class has its own colour (``datasets/synthetic/rooms.py``, ``CLASS_COLORS``), so a random
 network's features of a region still tell its class. This module measures it the way the label generator sees
 regions: for every frame, the feature grid is mean-pooled inside every instance (the demo's stand-in SAM masks,
 :func:`projects.sam_mtp.labels.frame_labels.pooling.pool_region_features`), an object's feature is the mean of its

@@ -359,7 +359,7 @@ def render(reports, paths, stand_in=None, make_time=None, picture=None, cross_re
             'learns semantics without labels. Real DINOv2 features carry semantics too, but not a class code.',
             '- **The random-ViT control still carries class, through colour.** `--targets random-vit` replaces the '
             'class code by a seeded random ViT on the RGB frames, but every synthetic class has its own colour '
-            '(`datasets/synthetic.py`, `CLASS_COLORS`), so its region features still tell the class. '
+            '(`datasets/synthetic/rooms.py`, `CLASS_COLORS`), so its region features still tell the class. '
             + (_colour_control_sentence(colour_control) + ' ' if colour_control else '')
             + 'It is a weaker proxy, not a control without class information.',
             '- **Fine-tuning resolves little.** At 30 epochs on 12 scenes the segmentors learn little beyond wall and '
