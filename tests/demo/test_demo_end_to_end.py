@@ -253,3 +253,6 @@ def test_a_second_method_adds_its_runs_and_comparisons_without_changing_sam_mtps
     assert ('point-mae', 'random-init', 'miou') in probe_pairs
     text = (copy / 'wd' / 'report.md').read_text()
     assert '## Methods' in text and '| point-mae | Point-MAE' in text and 'point-mae vs pretrained' in text
+    assert '| method | 3detr AP25 | - scratch (95% interval) | - SAM-MTP | probe miou |' in text
+    # one seed: the method's mean is its one run
+    assert '\n| point-mae | ' + f'{metric[("point-mae", 1.0)]:.3f} | ' in text

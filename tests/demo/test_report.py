@@ -160,3 +160,39 @@ def test_reading_marks_fragile_verdicts_by_the_nearer_bound():
     assert text[1].startswith('probe miou: stage2 is lower than stage1 (-0.100')
     assert report.reading(rows) == [t.split(' **Fragile**')[0] for t in text]
     assert report.verdict_margin(dict(lo=-0.3, hi=0.05)) == pytest.approx(0.05)
+
+
+def test_methods_matrix_gives_each_methods_mean_and_paired_intervals_against_scratch_and_sam_mtp():
+    """Two seeds, SAM-MTP and stage 1: fine-tuning differences from the stored comparisons, probe differences of
+    stage 1 against SAM-MTP read from the stored stage 2 - stage 1 pair with its bounds negated."""
+    seeds = [0, 1]
+    values = {'pretrained': [0.30, 0.40], 'scratch': [0.10, 0.30], 'stage1': [0.20, 0.20]}
+    runs = [dict(task='seg', init=init, seed=s, fraction=1.0, metrics=dict(miou=v[i]))
+            for init, v in values.items() for i, s in enumerate(seeds)]
+    runs.append(dict(task='seg', init='stage1', seed=0, fraction=0.25, metrics=dict(miou=0.9)))  # not all scenes
+    probe_values = {'stage2': [0.6, 0.8], 'stage1': [0.5, 0.5], 'random-init': [0.1, 0.2]}
+    probe_runs = [dict(task='probe', init=init, seed=s, fraction=1.0, metrics=dict(miou=v[i]))
+                  for init, v in probe_values.items() for i, s in enumerate(seeds)]
+    metrics = {'seg': ('miou',), 'probe': ('miou',)}
+    comparisons = [c for a, b in (('pretrained', 'scratch'), ('stage1', 'scratch'), ('stage1', 'pretrained'))
+                   for c in report.paired_comparisons(runs, metrics, a=a, b=b)]
+    probe_comparisons = [c for a, b in (('stage2', 'random-init'), ('stage1', 'random-init'), ('stage2', 'stage1'))
+                         for c in report.paired_comparisons(probe_runs, metrics, a=a, b=b)]
+    summary = dict(methods={'sam-mtp': dict(finetune_label='pretrained', probe_label='stage2'),
+                            'stage1': dict(finetune_label='stage1', probe_label='stage1')},
+                   runs=runs, comparisons=comparisons,
+                   probe=dict(runs=probe_runs, comparisons=probe_comparisons))
+    rows = [line.split(' | ') for line in report.methods_matrix(summary, 'seg', 'miou').splitlines()[2:]]
+    assert [r[0] for r in rows] == ['| sam-mtp', '| stage1']
+    sam_mtp, stage1 = rows
+
+    def cell(diffs):
+        t = report.t_interval(diffs)
+        text = f'{t["mean"]:+.3f} [{t["lo"]:+.3f}, {t["hi"]:+.3f}]'
+        return f'**{text}**' if t['excludes_zero'] else text
+
+    assert sam_mtp[1] == '0.350' and sam_mtp[2] == cell([0.2, 0.1]) and sam_mtp[3] == ''
+    assert sam_mtp[4] == '0.700' and sam_mtp[5] == cell([0.5, 0.6]) and sam_mtp[6].strip(' |') == ''
+    assert stage1[1] == '0.200' and stage1[2] == cell([0.1, -0.1]) and stage1[3] == cell([-0.1, -0.2])
+    assert stage1[4] == '0.500' and stage1[5] == cell([0.4, 0.3])
+    assert stage1[6].rstrip(' |') == cell([-0.1, -0.3])  # stage1 - stage2, from the stored stage2 - stage1

@@ -252,6 +252,55 @@ def methods_table(methods: Dict[str, dict]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _paired(comparisons: Sequence[dict], a: str, b: str, task: str, metric: str,
+            fraction: float = 1.0) -> Optional[dict]:
+    """The ``a - b`` interval of (task, metric, fraction), read from ``b - a`` (bounds negated) when only that pair
+    was compared; None when neither was."""
+    for c in comparisons:
+        if (c['task'], c['metric'], c['fraction']) != (task, metric, fraction):
+            continue
+        if (c['a_name'], c['b_name']) == (a, b):
+            return c['diff']
+        if (c['a_name'], c['b_name']) == (b, a):
+            d = c['diff']
+            return dict(d, mean=-d['mean'], lo=-d['hi'], hi=-d['lo'])
+    return None
+
+
+def _interval_cell(diff: Optional[dict]) -> str:
+    if diff is None:
+        return '-'
+    text = f'{_signed(diff["mean"])} [{_signed(diff["lo"])}, {_signed(diff["hi"])}]'
+    return f'**{text}**' if diff['excludes_zero'] else text
+
+
+def methods_matrix(summary: dict, task: str, metric: str, probe_metric: str = 'miou') -> str:
+    """Markdown: one row per method with its fine-tuning ``metric`` on ``task`` (all training scenes) and its
+    probe ``probe_metric``, each as the mean over seeds and the paired differences against no pretraining
+    (scratch / random init) and against SAM-MTP, with their intervals (bold: the interval excludes 0)."""
+    comparisons, probe = summary['comparisons'], summary['probe']
+    reference = summary['methods']['sam-mtp']
+    confidence = (comparisons or probe['comparisons'])[0]['confidence']
+    level = f'{confidence:.0%}'
+    lines = [f'| method | {task} {metric} | - scratch ({level} interval) | - SAM-MTP | probe {probe_metric} | '
+             f'- random init | - SAM-MTP |', '|---|---|---|---|---|---|---|']
+    for name, m in summary['methods'].items():
+        tuned = [r['metrics'].get(metric, float('nan')) for r in summary['runs']
+                 if r['init'] == m['finetune_label'] and r['task'] == task and _fraction(r) == 1.0]
+        probed = [r['metrics'].get(probe_metric, float('nan')) for r in probe['runs'] if r['init'] == m['probe_label']]
+        versus = name != 'sam-mtp'
+        lines.append(' | '.join([
+            f'| {name}', f'{np.mean(tuned):.3f}' if tuned else '-',
+            _interval_cell(_paired(comparisons, m['finetune_label'], 'scratch', task, metric)),
+            _interval_cell(_paired(comparisons, m['finetune_label'], reference['finetune_label'], task, metric))
+            if versus else '',
+            f'{np.mean(probed):.3f}' if probed else '-',
+            _interval_cell(_paired(probe['comparisons'], m['probe_label'], 'random-init', 'probe', probe_metric)),
+            _interval_cell(_paired(probe['comparisons'], m['probe_label'], reference['probe_label'], 'probe',
+                                   probe_metric)) if versus else '']) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
 def report_markdown(summary: dict) -> str:
     """report.md: the paired comparison, the label-efficiency table, the probe and the per-seed values."""
     s = summary['settings']
@@ -266,7 +315,8 @@ def report_markdown(summary: dict) -> str:
     if len(summary.get('methods', {})) > 1:
         at = lines.index('## Fine-tuning on all training scenes')
         lines[at:at] = ['## Methods', '', methods_table(summary['methods']), 'Every method is compared with scratch '
-                        'and with SAM-MTP ("pretrained" in fine-tuning, "stage2" in the probe), paired by seed.', '']
+                        'and with SAM-MTP ("pretrained" in fine-tuning, "stage2" in the probe), paired by seed.', '',
+                        methods_matrix(summary, s['tasks'][0], s['metrics'][s['tasks'][0]][0])]
     label_rows = [c for c in summary['comparisons'] if c['task'] == s['label_task']]
     if s['label_fractions']:
         lines += ['## Label efficiency', '', f'{s["label_task"]} fine-tuned on a seeded subset of the training '

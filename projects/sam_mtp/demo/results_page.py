@@ -369,10 +369,14 @@ def render(reports, paths, stand_in=None, make_time=None, picture=None, cross_re
             'first two pairs) and 3DETR\'s runs did not fit the 20-minute budget beside the label-efficiency runs; '
             '`--tasks 3detr groupfree3d` adds them back.', '']
     if len(first.get('methods', {})) > 1:
+        task = s['tasks'][0]
         out += ['## Methods', '', report.methods_table(first['methods']),
                 'Every method pretrains the same demo encoder per seed and is fine-tuned and probed like SAM-MTP; each '
                 'is compared with scratch and with SAM-MTP ("pretrained" in fine-tuning, "stage2" in the probe), '
-                'paired by seed.', '']
+                'paired by seed. In one table: each method\'s mean over the seeds and its paired differences '
+                f'({level} t-intervals; bold: the interval excludes 0), fine-tuned on all training scenes and in '
+                'the frozen-feature probe (the full tables below have every metric):', '',
+                report.methods_matrix(first, task, s['metrics'][task][0])]
     out += ['## Pretrained vs scratch, all training scenes', '', report.comparison_table(first['comparisons'], 1.0)]
     label_rows = [c for c in first['comparisons'] if c['task'] == s['label_task']]
     if s['label_fractions']:
