@@ -14,9 +14,6 @@ from projects.sam_mtp.demo.methods import METHODS, STEPS, MethodError, check_met
 from projects.sam_mtp.demo.runner import Demo
 from projects.sam_mtp.demo.settings import DEMO_CONFIGS, PROBE_CONFIG, DemoSettings
 
-# Bridge3D's demo config lands with its algorithm (issue 22 item 2); until then the method is refused.
-NOT_YET_IN_THIS_CHECKOUT = {'bridge3d'}
-
 
 def test_every_method_names_its_paper_row_and_reaches_its_encoder_through_known_steps():
     assert list(METHODS)[0] == 'sam-mtp'
@@ -53,13 +50,6 @@ def test_each_steps_config_exists_builds_and_pretrains_the_demo_encoder(name):
 
     import projects.sam_mtp  # noqa: F401
     step = STEPS[name]
-    if name in NOT_YET_IN_THIS_CHECKOUT and not osp.isfile(step.config):
-        (method, ) = [m for m in METHODS if METHODS[m].encoder_step == name]
-        with pytest.raises(MethodError) as info:
-            check_methods(['sam-mtp', method])
-        assert str(info.value) == (f'--methods {method}: configs/sam_mtp/demo/{osp.basename(step.config)} does not '
-                                   f'exist; this checkout has no demo config of {method}')
-        return
     cfg = Config.fromfile(step.config)
     encoder = dict(cfg.model.backbone)
     encoder.pop('init_cfg', None)
@@ -73,6 +63,38 @@ def test_each_steps_config_exists_builds_and_pretrains_the_demo_encoder(name):
     model = MODELS.build(cfg.model)
     keys = {k[len('backbone.'):] for k in model.state_dict() if k.startswith('backbone.')}
     assert keys == set(MODELS.build(_demo_encoder()).state_dict())
+
+
+def test_a_method_whose_demo_config_is_missing_is_refused_in_one_line(monkeypatch):
+    import dataclasses
+
+    from projects.sam_mtp.demo import methods
+    missing = osp.join(DEMO_CONFIGS, 'point-mae_missing.py')
+    monkeypatch.setitem(methods.STEPS, 'point-mae', dataclasses.replace(STEPS['point-mae'], config=missing))
+    with pytest.raises(MethodError) as info:
+        check_methods(['sam-mtp', 'point-mae'])
+    assert str(info.value) == ('--methods point-mae: configs/sam_mtp/demo/point-mae_missing.py does not exist; this '
+                               'checkout has no demo config of point-mae')
+
+
+@pytest.mark.parametrize('methods, with_text', [(['sam-mtp', 'bridge3d'], True), (['sam-mtp', 'point-mae'], False)])
+def test_bridge3d_gets_its_text_targets_once_before_any_pretraining(tmp_path, monkeypatch, methods, with_text):
+    """Bridge3D's demo config reads text targets that the labels step does not make: the demo adds them to the
+    train labels with tools/add_text_labels.py before the first pretraining run, and only for methods that need
+    them."""
+    demo = Demo(DemoSettings(work_dir=str(tmp_path / 'wd'), methods=methods, seeds=[0, 1]))
+    calls = []
+    monkeypatch.setattr(demo, 'run', lambda name, cmd, title, marker=True: calls.append((name, cmd)))
+    monkeypatch.setattr(Demo, 'last_checkpoint', staticmethod(lambda work_dir: work_dir + '/epoch_1.pth'))
+    demo.pretrain()
+    names = [name for name, _ in calls]
+    assert names.count('text_labels_train') == int(with_text)
+    if with_text:
+        assert names[0] == 'text_labels_train' and 'bridge3d_seed0' in names
+        cmd = calls[0][1]
+        assert osp.basename(cmd[1]) == 'add_text_labels.py' and cmd[2].endswith('labels/bridge3d_text_demo.py')
+        assert cmd[cmd.index('--labels-root') + 1] == demo.label_root and cmd[cmd.index('--split') + 1] == 'train'
+    assert names[-1] == ('bridge3d_seed1' if with_text else 'point-mae_seed1')
 
 
 @pytest.mark.parametrize('methods, message', [

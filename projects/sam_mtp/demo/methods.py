@@ -23,11 +23,13 @@ ABLATIONS = osp.join(DEMO_CONFIGS, 'ablations')
 @dataclasses.dataclass(frozen=True)
 class PretrainStep:
     """One pretraining run per seed: ``tools/train.py config``, with ``teacher``'s checkpoint (another step) as
-    ``model.teacher_checkpoint``. Its work dir is ``<work-dir>/pretrain/seed<s>/<name>``."""
+    ``model.teacher_checkpoint``. Its work dir is ``<work-dir>/pretrain/seed<s>/<name>``. ``text_labels``: it
+    reads Bridge3D's text targets, which the demo adds to the train labels once before any pretraining."""
     name: str
     config: str
     what: str
     teacher: Optional[str] = None
+    text_labels: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +59,8 @@ STEPS: Dict[str, PretrainStep] = {s.name: s for s in (
                  osp.join(DEMO_CONFIGS, 'point-mae_plain-transformer_1xb8-30e_synthetic-scannet-frames.py'),
                  'Point-MAE: FPS+kNN groups, masked point reconstruction (Chamfer-L2)'),
     PretrainStep('bridge3d', osp.join(DEMO_CONFIGS, 'bridge3d_plain-transformer_1xb8-30e_synthetic-scannet-frames.py'),
-                 'Bridge3D: foundation-model-guided masking, reconstruction and feature distillation'),
+                 'Bridge3D: foundation-model-guided masking, reconstruction and feature distillation',
+                 text_labels=True),
     PretrainStep('stage1-knn-noreweight',
                  _ablation('sam-mtp-stage1-knn-tokens-no-reweight', 15),
                  'stage 1 on FPS+kNN tokens, no re-weighting'),

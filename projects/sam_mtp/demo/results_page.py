@@ -334,8 +334,16 @@ def render(reports, paths, stand_in=None, make_time=None, picture=None, cross_re
            (f' `time make demo` (environment installed): {make_time}.' if make_time else ''), '']
     if spread is not None:
         same = spread['differing'] == 0
-        out += [f'**Run-to-run spread.** {len(reports)} runs of the same command from clean work dirs on this machine '
-                f'({", ".join(r["environment"]["date"] for r in reports)}): '
+        commits = {(r['environment']['commit'] or 'unknown')[:10] for r in reports}
+        commands = {r['settings']['command'] for r in reports}
+        if len(commits) == 1 and len(commands) == 1:
+            runs = (f'{len(reports)} runs of the same command from clean work dirs on this machine '
+                    f'({", ".join(r["environment"]["date"] for r in reports)})')
+        else:  # e.g. a --methods run beside a plain `make demo` of another commit: their shared values compared
+            runs = (f'{len(reports)} runs with the same settings from clean work dirs on this machine ('
+                    + '; '.join(f'{r["environment"]["date"]}, commit {(r["environment"]["commit"] or "unknown")[:10]},'
+                                f' `{r["settings"]["command"]}`' for r in reports) + ')')
+        out += [f'**Run-to-run spread.** {runs}: '
                 + ('every one of the ' f'{spread["compared"]} metrics and losses compared is **identical**.' if same
                    else f'{spread["differing"]} of {spread["compared"]} metrics and losses differ, by at most '
                         f'{spread["max_abs_difference"]:.4g}.')

@@ -25,7 +25,7 @@ import time
 from . import report
 from .finetune import cpu_seconds, finetune_jobs
 from .methods import METHODS, REFERENCE, STEPS, pretrain_steps
-from .settings import CONFIGS, DEMO_CONFIGS, PROBE_CONFIG, REPO_ROOT, REPORT_METRICS, TARGETS, DemoSettings
+from .settings import CONFIGS, DEMO_CONFIGS, PROBE_CONFIG, REPO_ROOT, REPORT_METRICS, TARGETS, TEXT_LABELS, DemoSettings
 
 # Lines of a tool's output that are worth showing live; everything goes to the step's log file.
 PROGRESS = re.compile(r'mmengine - (INFO|WARNING|ERROR) - (Epoch\(train\).*\]\[\s*(\d+)/\3\]|wrote|merged|'
@@ -190,6 +190,15 @@ class Demo:
             '--frames-root', osp.join(root, 'posed_images'), '--labels-dir', labels, '--no-progress'),
             '2/6 scene segments (multi-view merge of the labels\' region maps), train + val')
 
+    def text_labels(self):
+        """Bridge3D's text targets (region classes, text features of class names and captions) added to the train
+        labels, which Bridge3D pretraining reads; the other methods ignore them."""
+        config, what = TEXT_LABELS
+        self.run('text_labels_train', self.tool(
+            'add_text_labels.py', config, '--labels-root', self.label_root, '--split', 'train',
+            '--frames-root', osp.join(self.data_root, 'posed_images')),
+            f'2/6 Bridge3D text targets, train ({what})')
+
     def pretrain_options(self, seed):
         options = [f'randomness.seed={seed}', f'train_dataloader.dataset.data_root={self.label_root}/']
         epochs = self.args.pretrain_epochs
@@ -202,6 +211,8 @@ class Demo:
         """Every step of every method (demo.methods), per seed, a teacher before its students; a step shared by
         several methods runs once."""
         steps = pretrain_steps(self.args.methods)
+        if any(STEPS[name].text_labels for name in steps):
+            self.text_labels()
         for seed in self.args.seeds:
             for name in steps:
                 step = STEPS[name]

@@ -32,6 +32,11 @@ TARGETS = {
                    'own colour, so they still carry class, as a weaker proxy)'),
 }
 
+# Bridge3D's text targets on the demo labels (tools/add_text_labels.py), when a method needs them.
+TEXT_LABELS = (osp.join(CONFIGS, 'labels', 'bridge3d_text_demo.py'),
+               'STAND-IN text features: a seeded random CLIP text tower; class maps from the synthetic ground truth, '
+               'captions listing the classes present')
+
 
 class DemoSettingsError(ValueError):
     """A demo setting is out of range; the message names the setting."""
