@@ -7,7 +7,6 @@ import os.path as osp
 import re
 import sys
 
-import numpy as np
 import pytest
 import torch
 from mmdet3d.registry import MODELS
@@ -18,7 +17,7 @@ import projects.sam_mtp  # noqa: F401  (registers modules and the CPU point ops)
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/: shared helpers
 from helpers.configs import flatten as _flatten  # noqa: E402
-from helpers.labels import make_frame_arrays, write_label_split  # noqa: E402
+from helpers.runner import point_mae_one_iteration  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FINETUNE = 'configs/sam_mtp/benchmarks/'
@@ -272,16 +271,7 @@ def point_mae_demo_checkpoint(tmp_path_factory):
     """configs/sam_mtp/demo/point-mae_plain-transformer_1xb8-30e_synthetic-scannet-frames.py trained one Runner iteration on two synthetic label frames."""
     from mmengine.runner import Runner
     root = tmp_path_factory.mktemp('point_mae_demo')
-    rng = np.random.default_rng(0)
-    frames = [make_frame_arrays(rng, (300, 200, 150), 200, feature_dim=64) for _ in range(2)]
-    write_label_split(str(root / 'labels'), frames, with_groups=False)  # Point-MAE reads no groups
-    cfg = _load(POINT_MAE_DEMO)
-    cfg.train_dataloader.dataset.data_root = str(root / 'labels') + '/'
-    cfg.train_dataloader.batch_size = 2  # 2 frames: one iteration
-    cfg.train_cfg.max_epochs = 1
-    cfg.default_hooks.checkpoint.interval = 1
-    cfg.randomness = dict(seed=0)  # the demo's deterministic kernels would stay switched on for later tests
-    cfg.work_dir = str(root / 'work')
+    cfg = point_mae_one_iteration(_load(POINT_MAE_DEMO), root)
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         runner = Runner.from_cfg(cfg)
         runner.train()
