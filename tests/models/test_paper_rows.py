@@ -18,6 +18,7 @@ import projects.sam_mtp  # noqa: F401  (registers modules and the CPU point ops)
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/: shared helpers
 from helpers.configs import flatten as _flatten  # noqa: E402
 from helpers.runner import point_mae_one_iteration  # noqa: E402
+from helpers.segmentation import segmentation_loss_backward  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FINETUNE = 'configs/sam_mtp/benchmarks/'
@@ -316,7 +317,6 @@ def test_point_mae_demo_checkpoint_loads_strictly_into_the_rival_configs(point_m
 def test_loaded_point_mae_encoder_trains_in_the_s3dis_segmentor(point_mae_demo_checkpoint):
     """The "+Point-MAE" S3DIS segmentor at test scale: demo encoder loaded, one loss on a random patch reaches
     the encoder's first layer."""
-    from mmdet3d.structures import Det3DDataSample, PointData
     path, _, demo_encoder = point_mae_demo_checkpoint
     cfg = _load(FINETUNE + 'tokeninterp_plain-transformer-point-mae_2xb16-50e_s3dis-seg.py')
     cfg.model.backbone.init_cfg.checkpoint = path
@@ -326,11 +326,6 @@ def test_loaded_point_mae_encoder_trains_in_the_s3dis_segmentor(point_mae_demo_c
         model.init_weights()
     gen = torch.Generator().manual_seed(0)
     points = torch.rand(512, 9, generator=gen)  # xyz, rgb, normalised xyz
-    sample = Det3DDataSample()
-    sample.gt_pts_seg = PointData(pts_semantic_mask=torch.randint(0, 13, (512, ), generator=gen))
-    data = dict(inputs=dict(points=[points, points.clone()]), data_samples=[sample, sample])
-    losses = model(**model.data_preprocessor(data, training=True), mode='loss')
-    assert torch.isfinite(losses['decode.loss_sem_seg'])
-    losses['decode.loss_sem_seg'].backward()
+    segmentation_loss_backward(model, points, 13, gen)
     first = next(p for n, p in model.backbone.encoder.named_parameters() if p.requires_grad)
     assert first.grad is not None and first.grad.abs().sum() > 0
