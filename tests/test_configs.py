@@ -12,6 +12,7 @@ from mmengine.registry import DefaultScope, init_default_scope
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # tests/: shared helpers
 from helpers.labels import make_frame_arrays, write_label_split  # noqa: E402
+from helpers.runner import one_logged_epoch  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_ROOT = osp.join(REPO, 'configs')
@@ -113,17 +114,9 @@ def _tiny(cfg, data_root, work_dir):
         model.decoder.update(in_channels=32, embed_dims=32, num_layers=1, pos_hidden_dims=16)
         model.instance_head.update(in_channels=32, hidden_channels=32)
         model.token_head.update(in_channels=32)
-    loader = cfg.train_dataloader
-    loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-    loader.dataset.data_root = data_root
-    loader.dataset.pipeline[-2].num_points = 128
-    cfg.train_cfg.max_epochs = 1
-    cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
-    cfg.default_hooks.checkpoint.interval = 1
-    cfg.default_hooks.logger.interval = 1
-    cfg.work_dir = work_dir
+    cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
     cfg.env_cfg.dist_cfg = dict(backend='gloo')
-    return cfg
+    return one_logged_epoch(cfg, data_root, work_dir)
 
 
 def test_stage1_then_stage2_with_runner(tmp_path):

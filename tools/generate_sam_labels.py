@@ -22,33 +22,24 @@ reuses the region maps written here with ``--labels-dir``).
 Exit status: 0 on success; 1 when failures exceed ``--max-failure-fraction`` or the input is bad (one line
 ``error: ...`` on stderr).
 """
-import argparse
 import os
 import sys
 
 # Make ``projects.sam_mtp`` importable when the script is run from a checkout without ``pip install -e .``.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from projects.sam_mtp.labels.runner.cli import (  # noqa: E402
-    BAD_INPUT_ERRORS,
-    add_run_arguments,
-    add_shard_arguments,
-    error_line,
-    load_config,
-    shard_from_args,
-)
+from projects.sam_mtp.labels.runner import cli  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='label config (mask_source, feature_source, label_cfg)')
+    parser = cli.tool_parser(__doc__, 'label config (mask_source, feature_source, label_cfg)')
     parser.add_argument('--frames-root', required=True, help='folder of per-scene frame folders')
     parser.add_argument('--out-dir', required=True, help='label root to write')
     parser.add_argument('--split', default='train', help='split name used in the output file names')
     parser.add_argument('--split-file', help='scene list (one per line); default: every scene folder')
     parser.add_argument('--axis-align-root', help='folder with <scene>/<scene>.txt meta files (ScanNet scans/); '
                         'points are axis-aligned with their axisAlignment')
-    add_shard_arguments(parser)
+    cli.add_shard_arguments(parser)
     parser.add_argument('--merge', action='store_true', help='only run the merge (all shards must be done)')
     parser.add_argument('--no-auto-merge', action='store_true', help='do not merge after the last shard')
     parser.add_argument('--overwrite', action='store_true', help='the label root holds labels of other (or '
@@ -56,27 +47,27 @@ def parse_args(argv=None):
                         'kept)')
     parser.add_argument('--groups-from', help='<split>_groups.json whose centroids to reuse (e.g. train for val)')
     parser.add_argument('--workers', type=int, default=0, help='processes for the merge rewrite')
-    add_run_arguments(parser, 'label_cfg.max_failure_fraction')
+    cli.add_run_arguments(parser, 'label_cfg.max_failure_fraction')
     return parser.parse_args(argv)
+
+
+def generate(args) -> int:
+    from projects.sam_mtp.labels.frame_labels.generation import generate_labels
+    cfg = cli.load_config(args.config, args.cfg_options)
+    label_cfg = dict(cfg.get('label_cfg', {}))
+    if args.max_failure_fraction is not None:
+        label_cfg['max_failure_fraction'] = args.max_failure_fraction
+    report = generate_labels(
+        cfg.mask_source, cfg.feature_source, args.frames_root, args.out_dir, args.split, label_cfg,
+        args.split_file, args.axis_align_root, cli.shard_from_args(args), merge_only=args.merge,
+        auto_merge=not args.no_auto_merge, overwrite=args.overwrite, groups_from=args.groups_from,
+        workers=args.workers, progress=not args.no_progress)
+    return 1 if report is not None and report['failure_fraction'] > report['max_failure_fraction'] else 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from projects.sam_mtp.labels.frame_labels.generation import generate_labels
-    try:
-        cfg = load_config(args.config, args.cfg_options)
-        label_cfg = dict(cfg.get('label_cfg', {}))
-        if args.max_failure_fraction is not None:
-            label_cfg['max_failure_fraction'] = args.max_failure_fraction
-        report = generate_labels(
-            cfg.mask_source, cfg.feature_source, args.frames_root, args.out_dir, args.split, label_cfg,
-            args.split_file, args.axis_align_root, shard_from_args(args), merge_only=args.merge,
-            auto_merge=not args.no_auto_merge, overwrite=args.overwrite, groups_from=args.groups_from,
-            workers=args.workers, progress=not args.no_progress)
-    except BAD_INPUT_ERRORS as err:  # bad input: a one-line message naming the file beats a traceback
-        print(error_line(err), file=sys.stderr)
-        return 1
-    return 1 if report is not None and report['failure_fraction'] > report['max_failure_fraction'] else 0
+    return cli.run_tool(lambda: generate(args))
 
 
 if __name__ == '__main__':

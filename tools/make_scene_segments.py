@@ -23,26 +23,17 @@ files stops before building any model, naming the differing settings; ``--overwr
 (docs/finetune.md, "Scene segments"). Exit status: 0 on success; 1 when failures exceed
 ``--max-failure-fraction`` or the input is bad (one line ``error: ...`` on stderr).
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from projects.sam_mtp.labels.runner.cli import (  # noqa: E402
-    BAD_INPUT_ERRORS,
-    add_run_arguments,
-    add_shard_arguments,
-    error_line,
-    load_config,
-    shard_from_args,
-)
+from projects.sam_mtp.labels.runner import cli  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config', help='segments config: segment_cfg (type + settings), mask_source for SAM '
-                        'segmenters, optional fallback_cfg')
+    parser = cli.tool_parser(__doc__, 'segments config: segment_cfg (type + settings), mask_source for SAM '
+                             'segmenters, optional fallback_cfg')
     parser.add_argument('--data-root', required=True, help='mmdet3d data root (points/, scene_segments/, images)')
     parser.add_argument('--info', nargs='+', required=True, help='mmdet3d info file(s) listing the samples')
     parser.add_argument('--frames-root', help='PosedFramesSegmenter: folder of <sample>/ frame folders (export or '
@@ -57,35 +48,35 @@ def parse_args(argv=None):
     parser.add_argument('--segments-dir', help='output folder (default <data-root>/scene_segments, where '
                         'LoadSceneSegments looks)')
     parser.add_argument('--points-dir', help='points folder (default <data-root>/points)')
-    add_shard_arguments(parser)
+    cli.add_shard_arguments(parser)
     parser.add_argument('--overwrite', action='store_true', help='redo files made with other (or unrecorded) '
                         'settings, by another method or for other points (files made with these settings are kept)')
-    add_run_arguments(parser, 'the config\'s max_failure_fraction (default 0.05)')
+    cli.add_run_arguments(parser, 'the config\'s max_failure_fraction (default 0.05)')
     return parser.parse_args(argv)
+
+
+def segment(args) -> int:
+    from projects.sam_mtp.labels.segments.jobs import make_scene_segments
+    cfg = cli.load_config(args.config, args.cfg_options, logger='sam_mtp_segments')
+    if 'segment_cfg' not in cfg:
+        raise KeyError(f'{args.config}: has no segment_cfg (see configs/sam_mtp/segments/)')
+    max_failures = args.max_failure_fraction
+    if max_failures is None:
+        max_failures = cfg.get('max_failure_fraction', 0.05)
+    fallback = cfg.get('fallback_cfg')
+    report = make_scene_segments(
+        args.data_root, args.info, cfg.segment_cfg.to_dict(), cfg.get('mask_source'),
+        frames_root=args.frames_root, labels_dir=args.labels_dir, images_root=args.images_root,
+        transforms_dir=args.transforms_dir, fallback_cfg=fallback and fallback.to_dict(),
+        geometric_fallback=args.fallback_geometric, segments_dir=args.segments_dir, points_dir=args.points_dir,
+        shard=cli.shard_from_args(args), overwrite=args.overwrite, progress=not args.no_progress,
+        max_failure_fraction=max_failures, points_load_dim=cfg.get('points_load_dim', 6))
+    return 1 if report['failure_fraction'] > max_failures else 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from projects.sam_mtp.labels.segments.jobs import make_scene_segments
-    try:
-        cfg = load_config(args.config, args.cfg_options, logger='sam_mtp_segments')
-        if 'segment_cfg' not in cfg:
-            raise KeyError(f'{args.config}: has no segment_cfg (see configs/sam_mtp/segments/)')
-        max_failures = args.max_failure_fraction
-        if max_failures is None:
-            max_failures = cfg.get('max_failure_fraction', 0.05)
-        fallback = cfg.get('fallback_cfg')
-        report = make_scene_segments(
-            args.data_root, args.info, cfg.segment_cfg.to_dict(), cfg.get('mask_source'),
-            frames_root=args.frames_root, labels_dir=args.labels_dir, images_root=args.images_root,
-            transforms_dir=args.transforms_dir, fallback_cfg=fallback and fallback.to_dict(),
-            geometric_fallback=args.fallback_geometric, segments_dir=args.segments_dir, points_dir=args.points_dir,
-            shard=shard_from_args(args), overwrite=args.overwrite, progress=not args.no_progress,
-            max_failure_fraction=max_failures, points_load_dim=cfg.get('points_load_dim', 6))
-    except BAD_INPUT_ERRORS as err:  # bad input: a one-line message naming the file beats a traceback
-        print(error_line(err), file=sys.stderr)
-        return 1
-    return 1 if report['failure_fraction'] > max_failures else 0
+    return cli.run_tool(lambda: segment(args))
 
 
 if __name__ == '__main__':

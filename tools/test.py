@@ -7,8 +7,6 @@ A checkpoint that lacks some of the model's weights (or holds them in other shap
 checkpoint given to a fine-tuning config, is refused before any sample is evaluated. ``--show-dir`` writes one
 top-down PNG per sample (points with boxes or class colours, drawn with Matplotlib; engine/show.py).
 """
-import argparse
-import os
 import os.path as osp
 import runpy
 import sys
@@ -19,17 +17,12 @@ sys.path.insert(0, ROOT)
 # spinning while they wait, so a shared machine slows a run by the CPU share it loses (engine/cpu_threads.py).
 runpy.run_path(osp.join(ROOT, 'projects', 'sam_mtp', 'engine', 'cpu_threads.py'))['set_thread_env_defaults']()
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a 3D model (sam_mtp / mmdet3d)')
-    parser.add_argument('config', help='test config file path')
+    from projects.sam_mtp.engine.launch import parse_tool_args, tool_parser
+    parser = tool_parser('Test (and evaluate) a 3D model (sam_mtp / mmdet3d)', 'test config file path',
+                         'the directory to save the file containing evaluation metrics')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
-    parser.add_argument('--ceph', action='store_true', help='use ceph as data storage backend')
     parser.add_argument('--show', action='store_true',
                         help='show prediction results in an open3d window (needs open3d and a display)')
     parser.add_argument('--show-dir', help='write one PNG per sample here (top-down points with the predicted and '
@@ -40,16 +33,8 @@ def parse_args(argv=None):
                         choices=['mono_det', 'multi-view_det', 'lidar_det', 'lidar_seg', 'multi-modality_det'],
                         help='determine the visualization method depending on the task')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (needs tta_model in config)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_tool_args(parser, argv)
 
 
 def _has_open3d():
@@ -107,10 +92,10 @@ def main(argv=None):
     import projects.sam_mtp  # noqa: F401  (registers modules, CPU op fallbacks, safe checkpoint types)
     from projects.sam_mtp.engine.launch import (
         ConfigCheckError,
+        build_runner,
         check_dataset_files,
         load_tool_config,
         run_tool,
-        setup_cpu_distributed,
     )
 
     def test():
@@ -128,9 +113,7 @@ def main(argv=None):
             cfg.model = cfg.tta_model
         check_dataset_files(cfg, args.config, phases=('test', ))
         check_checkpoint_fits_config(cfg, args.checkpoint)
-        setup_cpu_distributed(args.launcher, cfg)
-        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-        runner.test()
+        build_runner(args.launcher, cfg).test()
 
     run_tool(args.config, test)
 

@@ -4,9 +4,7 @@
         [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr] [--sync_bn torch] [--cfg-options k=v ...] \
         [--launcher pytorch]
 """
-import argparse
 import logging
-import os
 import os.path as osp
 import runpy
 import sys
@@ -18,16 +16,13 @@ sys.path.insert(0, ROOT)
 # spinning while they wait, so a shared machine slows a run by the CPU share it loses (engine/cpu_threads.py).
 runpy.run_path(osp.join(ROOT, 'projects', 'sam_mtp', 'engine', 'cpu_threads.py'))['set_thread_env_defaults']()
 
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a 3D model (sam_mtp / mmdet3d)')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    from projects.sam_mtp.engine.launch import parse_tool_args, tool_parser
+    parser = tool_parser('Train a 3D model (sam_mtp / mmdet3d)', 'train config file path',
+                         'the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', default=False,
                         help='enable automatic-mixed-precision training')
     parser.add_argument('--sync_bn', choices=['none', 'torch', 'mmcv'], default='none',
@@ -36,17 +31,7 @@ def parse_args(argv=None):
                         help='enable automatically scaling LR by the actual total batch size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from this checkpoint; without a path, from the latest one in work_dir')
-    parser.add_argument('--ceph', action='store_true', help='use ceph as data storage backend')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config, key=value (e.g. model.backbone.depth=2)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK in the environment.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_tool_args(parser, argv)
 
 
 def build_cfg(args):
@@ -89,15 +74,13 @@ def main(argv=None):
     # Importing the package registers our modules, installs the CPU point-op fallbacks and the safe
     # checkpoint types, whether or not the config lists it in custom_imports.
     import projects.sam_mtp  # noqa: F401
-    from projects.sam_mtp.engine.launch import check_dataset_files, check_model_config, run_tool, setup_cpu_distributed
+    from projects.sam_mtp.engine.launch import build_runner, check_dataset_files, check_model_config, run_tool
 
     def train():
         cfg = build_cfg(args)
         check_dataset_files(cfg, args.config, phases=('train', 'val'))
         check_model_config(cfg, args.config)
-        setup_cpu_distributed(args.launcher, cfg)
-        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-        runner.train()
+        build_runner(args.launcher, cfg).train()
 
     run_tool(args.config, train)
 

@@ -248,32 +248,36 @@ def test_mmcv_build_policy(tmp_path, monkeypatch):
         return kind == 'cpu'
 
     monkeypatch.setattr(check, 'build_mmcv', build)
+
+    def mark_build(kind, marker, text='{}'):
+        """What an earlier call left in the ``kind`` build folder: a ``.complete`` or ``.failed`` marker."""
+        path = check.mmcv_build_dir(kind) / marker
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def ensure_mmcv_again():
+        calls.clear()
+        check.extra_paths = []
+        check.ensure_mmcv({})
+
     check.ensure_mmcv({})
     # each build ends, its kill included, by the phase's deadline
     grace = gpu_check.KILL_GRACE_S
     assert calls == [('cuda', 400 - grace - gpu_check.CPU_BUILD_RESERVE), ('cpu', 400 - grace)]
     assert check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
     # A later call: the CPU build is cached, so the CUDA build may use the whole budget (ninja resumes it) ...
-    (check.mmcv_build_dir('cpu') / '.complete').parent.mkdir(parents=True, exist_ok=True)
-    (check.mmcv_build_dir('cpu') / '.complete').write_text('{}')
-    calls.clear()
-    check.extra_paths = []
-    check.ensure_mmcv({})
+    mark_build('cpu', '.complete')
+    ensure_mmcv_again()
     assert calls == [('cuda', 400 - grace)] and check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
     # A CUDA build that failed in an earlier call is not retried in auto mode (the cached CPU build serves).
-    (check.mmcv_build_dir('cuda') / '.failed').parent.mkdir(parents=True, exist_ok=True)
-    (check.mmcv_build_dir('cuda') / '.failed').write_text('exit 1: nvcc error')
-    calls.clear()
-    check.extra_paths = []
-    check.ensure_mmcv({})
+    failed = mark_build('cuda', '.failed', 'exit 1: nvcc error')
+    ensure_mmcv_again()
     assert not calls and check.extra_paths == [check.mmcv_build_dir('cpu') / 'src']
-    (check.mmcv_build_dir('cuda') / '.failed').unlink()
+    failed.unlink()
     # ... and once it has finished, nothing is built again.
-    (check.mmcv_build_dir('cuda') / '.complete').parent.mkdir(parents=True, exist_ok=True)
-    (check.mmcv_build_dir('cuda') / '.complete').write_text('{}')
-    calls.clear()
-    check.extra_paths = []
-    check.ensure_mmcv({})
+    mark_build('cuda', '.complete')
+    ensure_mmcv_again()
     assert not calls and check.extra_paths == [check.mmcv_build_dir('cuda') / 'src']
     assert check.mmcv_build_dir('cuda').name == 'cuda-torch2.11.0-cp312-sm90-point'
     assert check.finished_builds() == [check.mmcv_build_dir('cuda'), check.mmcv_build_dir('cpu')]

@@ -7,16 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-# The tiny label models live in projects.sam_mtp.testing (the benchmarks use them too); the label tests import
-# them from here.
-from projects.sam_mtp.testing import (  # noqa: F401
-    TINY_SAM_ARCH,
-    TINY_VIT_ARCH,
-    build_tiny_sam,
-    build_tiny_vit,
-    tiny_sam_source_cfg,
-    tiny_vit_source_cfg,
-)
+from projects.sam_mtp.testing import build_tiny_sam, build_tiny_vit
 
 
 @pytest.fixture(scope='session')

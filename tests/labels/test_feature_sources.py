@@ -3,11 +3,11 @@ checkpoint errors, and the official-DINOv2 key converter."""
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_VIT_ARCH, build_tiny_vit, tiny_vit_source_cfg
 
 from projects.sam_mtp.labels import CheckpointMismatchError, build_label_source
 from projects.sam_mtp.labels.sources.convert_dinov2 import convert_dinov2_state_dict
 from projects.sam_mtp.labels.sources.feature_sources import IMAGENET_MEAN, IMAGENET_STD, patch_aligned_size
+from projects.sam_mtp.testing import TINY_VIT_ARCH, build_tiny_vit, tiny_vit_source_cfg
 
 
 def test_patch_aligned_size_keeps_aspect():

@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_sam_source_cfg, tiny_vit_source_cfg
 
 from projects.sam_mtp.labels import (
     InstanceImageMaskSource,
@@ -21,6 +20,7 @@ from projects.sam_mtp.labels import (
 from projects.sam_mtp.labels.formats.frame_labels import LabelPaths, load_frame_labels, load_label_info, read_region_map
 from projects.sam_mtp.labels.frame_labels.pooling import pool_region_features
 from projects.sam_mtp.labels.runner.sharding import select_shard, shard_from_env
+from projects.sam_mtp.testing import tiny_sam_source_cfg, tiny_vit_source_cfg
 
 CFG = dict(num_points=256, mask_size=(36, 48), num_groups=3, io_workers=2,
            kmeans=dict(max_samples=10000, n_init=2, max_iter=50))

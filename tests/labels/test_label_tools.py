@@ -10,15 +10,15 @@ import time
 
 import numpy as np
 import pytest
+from helpers.tools import load_tool
 from mmengine.config import Config
 
 from projects.sam_mtp.labels import build_label_source
 from projects.sam_mtp.labels.formats.frame_labels import load_frame_labels, load_label_info
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, 'tools'))
-import generate_sam_labels  # noqa: E402
-import make_scene_segments  # noqa: E402
+generate_sam_labels = load_tool('generate_sam_labels')
+make_scene_segments = load_tool('make_scene_segments')
 
 DEMO = os.path.join(REPO, 'configs', 'sam_mtp', 'labels', 'demo_stand_in.py')
 REAL = os.path.join(REPO, 'configs', 'sam_mtp', 'labels', 'scannet_sam_dinov2.py')

@@ -4,7 +4,6 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_SAM_ARCH, build_tiny_sam, tiny_sam_source_cfg
 
 from projects.sam_mtp.labels import (
     CheckpointMismatchError,
@@ -14,6 +13,7 @@ from projects.sam_mtp.labels import (
     masks_to_region_map,
 )
 from projects.sam_mtp.labels.sources.mask_sources import build_sam, compact_region_ids
+from projects.sam_mtp.testing import TINY_SAM_ARCH, build_tiny_sam, tiny_sam_source_cfg
 
 
 def _paint_reference(masks):

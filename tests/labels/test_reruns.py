@@ -8,12 +8,12 @@ import json
 import os
 import shutil
 import stat
-import sys
 import tempfile
 from functools import partialmethod
 
 import numpy as np
 import pytest
+from helpers.tools import load_tool
 
 from projects.sam_mtp.labels.formats.frame_labels import (
     SETTINGS_ARRAY,
@@ -23,9 +23,8 @@ from projects.sam_mtp.labels.formats.frame_labels import (
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, 'tools'))
-import generate_sam_labels  # noqa: E402
-import make_scene_segments  # noqa: E402
+generate_sam_labels = load_tool('generate_sam_labels')
+make_scene_segments = load_tool('make_scene_segments')
 
 LABELS_DEMO = os.path.join(REPO, 'configs', 'sam_mtp', 'labels', 'demo_stand_in.py')
 SMALL = ['label_cfg.num_points=128', 'label_cfg.mask_size=36,48', 'label_cfg.num_groups=3',

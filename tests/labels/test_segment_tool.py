@@ -208,7 +208,7 @@ def test_sunrgbd_bad_input_is_counted_with_the_sample_named(sun_root, tmp_path):
 
 def test_real_mmdet3d_sunrgbd_sample_with_a_tiny_random_sam(tmp_path, tiny_sam_checkpoint):
     """mmdet3d's real demo sample through the tool with segment-anything's own generator (tiny random weights)."""
-    from conftest import tiny_sam_source_cfg
+    from projects.sam_mtp.testing import tiny_sam_source_cfg
     root = str(tmp_path / 'sunrgbd')
     shutil.copytree(os.path.join(FIXTURES, 'sunrgbd_demo'), root)
     # SAM on the 530x730 image at half size: the region map is looked up at the scaled pixel

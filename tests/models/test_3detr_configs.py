@@ -7,6 +7,7 @@ import os.path as osp
 import pytest
 import torch
 from helpers.configs import flatten
+from helpers.segmentation import segmentation_loss_backward
 from mmdet3d.registry import MODELS, TRANSFORMS
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
@@ -221,16 +222,10 @@ def test_3detr_detector_with_3detr_encoder_trains_and_predicts():
 
 
 def test_segmentation_config_runs_loss_with_pointnet2():
-    from mmdet3d.structures import Det3DDataSample, PointData
     torch.manual_seed(0)
     cfg = load('benchmarks/tokeninterp_pointnet2-ssg_2xb16-200e_scannet-seg.py')
     model = MODELS.build(cfg.model)
     gen = torch.Generator().manual_seed(0)
     points = torch.rand(2048, 6, generator=gen) * torch.tensor([3.0, 3.0, 2.0, 1.0, 1.0, 1.0])
-    sample = Det3DDataSample()
-    sample.gt_pts_seg = PointData(pts_semantic_mask=torch.randint(0, 20, (2048, ), generator=gen))
-    data = dict(inputs=dict(points=[points, points.clone()]), data_samples=[sample, sample])
-    losses = model(**model.data_preprocessor(data, training=True), mode='loss')
-    assert torch.isfinite(losses['decode.loss_sem_seg'])
-    losses['decode.loss_sem_seg'].backward()
+    segmentation_loss_backward(model, points, 20, gen)
     assert model.backbone.FP_modules[-1].mlps.layer0.conv.weight.grad.abs().sum() > 0

@@ -341,15 +341,7 @@ def test_decoder_layer_matches_the_reference_forward():
     query_pos, pos = torch.randn(2, 5, 32, generator=gen), torch.randn(2, 9, 32, generator=gen)
     with torch.no_grad():
         ours = layer(tgt, memory, query_pos, pos)
-        # 3DETR's TransformerDecoderLayer.forward_pre (dropout off).
-        n1, n2, n3 = layer.norms
-        t2 = n1(tgt)
-        t = tgt + layer.self_attn(t2 + query_pos, t2 + query_pos, value=t2)[0]
-        t2 = n2(t)
-        t = t + layer.cross_attn(t2 + query_pos, memory + pos, value=memory)[0]
-        t2 = n3(t)
-        lin1, lin2 = layer.ffn[0], layer.ffn[3]
-        expected = t + lin2(F.relu(lin1(t2)))
+        expected = ref_decoder_layer(layer, tgt, memory, pos, query_pos)
     torch.testing.assert_close(ours, expected)
     # 3DETR's TransformerDecoder._reset_parameters: xavier-uniform on every matrix. Its bound for a
     # (fan_out, fan_in) matrix is sqrt(6 / (fan_in + fan_out)).
@@ -412,19 +404,24 @@ def ref_prediction_mlp(x, mlp):
     return l3(x)
 
 
+def ref_decoder_layer(layer, tgt, memory, pos, query_pos):
+    """3DETR's pre-norm TransformerDecoderLayer.forward_pre (dropout off)."""
+    norm1, norm2, norm3 = layer.norms
+    t2 = norm1(tgt)
+    tgt = tgt + layer.self_attn(t2 + query_pos, t2 + query_pos, value=t2)[0]
+    t2 = norm2(tgt)
+    tgt = tgt + layer.cross_attn(t2 + query_pos, memory + pos, value=memory)[0]
+    t2 = norm3(tgt)
+    linear1, linear2 = [m for m in layer.ffn if isinstance(m, torch.nn.Linear)]
+    return tgt + linear2(F.relu(linear1(t2)))
+
+
 def ref_decoder(decoder, memory, pos, query_pos):
     """TransformerDecoder(return_intermediate=True) of pre-norm TransformerDecoderLayer.forward_pre from tgt = 0:
     every intermediate output goes through the decoder's final LayerNorm."""
     tgt, intermediate = torch.zeros_like(query_pos), []
     for layer in decoder.layers:
-        norm1, norm2, norm3 = layer.norms
-        t2 = norm1(tgt)
-        tgt = tgt + layer.self_attn(t2 + query_pos, t2 + query_pos, value=t2)[0]
-        t2 = norm2(tgt)
-        tgt = tgt + layer.cross_attn(t2 + query_pos, memory + pos, value=memory)[0]
-        t2 = norm3(tgt)
-        linear1, linear2 = [m for m in layer.ffn if isinstance(m, torch.nn.Linear)]
-        tgt = tgt + linear2(F.relu(linear1(t2)))
+        tgt = ref_decoder_layer(layer, tgt, memory, pos, query_pos)
         intermediate.append(F.layer_norm(tgt, tgt.shape[-1:], decoder.norm.weight, decoder.norm.bias,
                                          decoder.norm.eps))
     return torch.stack(intermediate)

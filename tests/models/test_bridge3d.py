@@ -12,6 +12,7 @@ import pytest
 import torch
 from helpers.cpu import CPU_ENV, force_cpu
 from helpers.labels import make_frame_arrays, write_label_split
+from helpers.runner import one_logged_epoch
 from mmdet3d.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
@@ -358,16 +359,7 @@ def test_dataset_targets_and_refusals(tmp_path):
 def _tiny_runner_cfg(data_root, work_dir):
     cfg = _cfg(DEMO_CONFIG)
     cfg.model.tokenizer.update(num_tokens=16, num_points_per_token=16)
-    loader = cfg.train_dataloader
-    loader.update(batch_size=2)
-    loader.dataset.data_root = data_root
-    loader.dataset.pipeline[-2].num_points = 128
-    cfg.train_cfg.max_epochs = 1
-    cfg.param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
-    cfg.default_hooks.checkpoint.interval = 1
-    cfg.default_hooks.logger.interval = 1
-    cfg.work_dir = work_dir
-    return cfg
+    return one_logged_epoch(cfg, data_root, work_dir)
 
 
 def test_demo_config_trains_one_iteration_and_its_encoder_loads_into_finetuning(tmp_path, monkeypatch):

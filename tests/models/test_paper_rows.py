@@ -7,7 +7,6 @@ import os.path as osp
 import re
 import sys
 
-import numpy as np
 import pytest
 import torch
 from mmdet3d.registry import MODELS
@@ -18,7 +17,8 @@ import projects.sam_mtp  # noqa: F401  (registers modules and the CPU point ops)
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/: shared helpers
 from helpers.configs import flatten as _flatten  # noqa: E402
-from helpers.labels import make_frame_arrays, write_label_split  # noqa: E402
+from helpers.runner import point_mae_one_iteration  # noqa: E402
+from helpers.segmentation import segmentation_loss_backward  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FINETUNE = 'configs/sam_mtp/benchmarks/'
@@ -272,16 +272,7 @@ def point_mae_demo_checkpoint(tmp_path_factory):
     """configs/sam_mtp/demo/point-mae_plain-transformer_1xb8-30e_synthetic-scannet-frames.py trained one Runner iteration on two synthetic label frames."""
     from mmengine.runner import Runner
     root = tmp_path_factory.mktemp('point_mae_demo')
-    rng = np.random.default_rng(0)
-    frames = [make_frame_arrays(rng, (300, 200, 150), 200, feature_dim=64) for _ in range(2)]
-    write_label_split(str(root / 'labels'), frames, with_groups=False)  # Point-MAE reads no groups
-    cfg = _load(POINT_MAE_DEMO)
-    cfg.train_dataloader.dataset.data_root = str(root / 'labels') + '/'
-    cfg.train_dataloader.batch_size = 2  # 2 frames: one iteration
-    cfg.train_cfg.max_epochs = 1
-    cfg.default_hooks.checkpoint.interval = 1
-    cfg.randomness = dict(seed=0)  # the demo's deterministic kernels would stay switched on for later tests
-    cfg.work_dir = str(root / 'work')
+    cfg = point_mae_one_iteration(_load(POINT_MAE_DEMO), root)
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         runner = Runner.from_cfg(cfg)
         runner.train()
@@ -326,7 +317,6 @@ def test_point_mae_demo_checkpoint_loads_strictly_into_the_rival_configs(point_m
 def test_loaded_point_mae_encoder_trains_in_the_s3dis_segmentor(point_mae_demo_checkpoint):
     """The "+Point-MAE" S3DIS segmentor at test scale: demo encoder loaded, one loss on a random patch reaches
     the encoder's first layer."""
-    from mmdet3d.structures import Det3DDataSample, PointData
     path, _, demo_encoder = point_mae_demo_checkpoint
     cfg = _load(FINETUNE + 'tokeninterp_plain-transformer-point-mae_2xb16-50e_s3dis-seg.py')
     cfg.model.backbone.init_cfg.checkpoint = path
@@ -336,11 +326,6 @@ def test_loaded_point_mae_encoder_trains_in_the_s3dis_segmentor(point_mae_demo_c
         model.init_weights()
     gen = torch.Generator().manual_seed(0)
     points = torch.rand(512, 9, generator=gen)  # xyz, rgb, normalised xyz
-    sample = Det3DDataSample()
-    sample.gt_pts_seg = PointData(pts_semantic_mask=torch.randint(0, 13, (512, ), generator=gen))
-    data = dict(inputs=dict(points=[points, points.clone()]), data_samples=[sample, sample])
-    losses = model(**model.data_preprocessor(data, training=True), mode='loss')
-    assert torch.isfinite(losses['decode.loss_sem_seg'])
-    losses['decode.loss_sem_seg'].backward()
+    segmentation_loss_backward(model, points, 13, gen)
     first = next(p for n, p in model.backbone.encoder.named_parameters() if p.requires_grad)
     assert first.grad is not None and first.grad.abs().sum() > 0

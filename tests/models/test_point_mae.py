@@ -18,6 +18,8 @@ from projects.sam_mtp.models.tokenizers import PointTokens
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/: shared helpers
 from helpers.labels import make_collated_batch, make_frame_arrays, write_label_split  # noqa: E402
+from helpers.mae_reference import reference_decode  # noqa: E402
+from helpers.runner import point_mae_one_iteration  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FULL_CONFIG = 'configs/sam_mtp/pretrain/point-mae_plain-transformer_8xb8-120e_scannet-frames.py'
@@ -142,11 +144,7 @@ def reference_loss(model, tokens, masked, loss_on='masked'):
         real = torch.nonzero(~tokens.padding_mask[b]).flatten()
         hidden = masked[b, real]
         student = model.backbone(_sub_tokens(tokens, b, real[~hidden]))[0]
-        decoder = model.decoder
-        slots = decoder.mask_token[0].expand(len(real), -1).clone()
-        slots[~hidden] = decoder.input_proj(student)
-        decoded = decoder.decoder(slots[None], decoder.pos_embed(tokens.centers[b:b + 1, real]),
-                                  torch.zeros(1, len(real), dtype=torch.bool))[0]
+        decoded = reference_decode(model.decoder, student, hidden, tokens.centers[b:b + 1, real])
         chosen = hidden if loss_on == 'masked' else ~hidden
         for i in torch.nonzero(chosen).flatten():
             pred = model.head.increase_dim(decoded[i]).reshape(-1, 3)
@@ -315,16 +313,7 @@ def test_full_size_checkpoint_keys_load_strictly_into_the_finetune_encoders(tmp_
 
 def test_demo_config_trains_one_iteration_and_its_checkpoint_loads_into_finetuning(tmp_path):
     from mmengine.runner import Runner
-    rng = np.random.default_rng(0)
-    frames = [make_frame_arrays(rng, (300, 200, 150), 200, feature_dim=64) for _ in range(2)]
-    write_label_split(str(tmp_path / 'labels'), frames, with_groups=False)  # Point-MAE needs no groups
-    cfg = _load(DEMO_CONFIG)
-    cfg.train_dataloader.dataset.data_root = str(tmp_path / 'labels') + '/'
-    cfg.train_dataloader.batch_size = 2  # 2 frames: one iteration
-    cfg.train_cfg.max_epochs = 1
-    cfg.default_hooks.checkpoint.interval = 1
-    cfg.randomness = dict(seed=0)  # the demo's deterministic kernels would stay switched on for later tests
-    cfg.work_dir = str(tmp_path / 'work')
+    cfg = point_mae_one_iteration(_load(DEMO_CONFIG), tmp_path)
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         runner = Runner.from_cfg(cfg)
         before = {k: v.clone() for k, v in runner.model.state_dict().items()}

@@ -16,6 +16,7 @@ from projects.sam_mtp.models.tokenizers import PointTokens
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # tests/: shared helpers
 from helpers.labels import make_collated_batch  # noqa: E402
+from helpers.mae_reference import reference_decode  # noqa: E402
 
 FEATURE_DIM = 8
 TOKENIZER = dict(type='SAMGuidedTokenizer', num_points_per_token=8, min_points=4, max_tokens=16,
@@ -352,11 +353,7 @@ def _reference_stage2_losses(model, tokens, masked, token_loss_on='masked'):
         teacher = model.teacher.backbone(sub(real))[0]  # (M_b, C), every real token
         student = model.backbone(sub(visible))[0]       # (V_b, C), visible tokens only
         ins_terms.append(F.mse_loss(model.instance_head(student.mean(0)), teacher.mean(0)))
-        decoder = model.decoder
-        slots = decoder.mask_token[0].expand(len(real), -1).clone()
-        slots[~hidden] = decoder.input_proj(student)
-        decoded = decoder.decoder(slots[None], decoder.pos_embed(tokens.centers[b:b + 1, real]),
-                                  torch.zeros(1, len(real), dtype=torch.bool))[0]
+        decoded = reference_decode(model.decoder, student, hidden, tokens.centers[b:b + 1, real])
         chosen = hidden if token_loss_on == 'masked' else ~hidden
         for i in torch.nonzero(chosen).flatten():
             token_terms.append(F.mse_loss(model.token_head(decoded[i]), teacher[i]))

@@ -7,13 +7,12 @@ batch size; the encoder starts from scratch instead of a stage-2 checkpoint).
 groupfree3d_plain-transformer-sam-mtp_4xb8-80e_sunrgbd-3d.py (and every other paper-row config) trains and is tested on
 segments made by the same tool in tests/tools/test_paper_row_configs.py."""
 import glob
-import importlib.util
 import json
-import os
 import os.path as osp
 
 import numpy as np
 import pytest
+from helpers.tools import config_workspace, load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FINETUNE = 'configs/sam_mtp/benchmarks/'
@@ -34,13 +33,6 @@ CASES = {
 }
 
 
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _stand_in_config(folder, base, extra=''):
     """A shipped segments config with the instance images of the synthetic samples standing in for SAM."""
     path = osp.join(folder, f'stand_in_{base}')
@@ -54,12 +46,11 @@ def _stand_in_config(folder, base, extra=''):
 def workspace(tmp_path_factory):
     """data/sunrgbd and data/s3dis made by the synthetic writers, scene segments made by the tool."""
     from projects.sam_mtp.datasets.synthetic import write_synthetic_s3dis, write_synthetic_sunrgbd
-    ws = tmp_path_factory.mktemp('segments_ft')
-    os.symlink(osp.join(ROOT, 'configs'), ws / 'configs')
+    ws = config_workspace(tmp_path_factory, 'segments_ft')
     sun, s3dis = str(ws / 'data' / 'sunrgbd'), str(ws / 'data' / 's3dis')
     write_synthetic_sunrgbd(sun, dict(train=2, val=1), seed=1, num_points=3000)
     write_synthetic_s3dis(s3dis, {1: 1, 5: 1}, seed=1, num_points=8000, frames_per_room=4, image_size=96)
-    tool = _tool('make_scene_segments')
+    tool = load_tool('make_scene_segments')
     assert tool.main([_stand_in_config(str(ws), 'sunrgbd_sam.py'), '--data-root', sun, '--no-progress', '--info',
                       *sorted(glob.glob(osp.join(sun, 'sunrgbd_infos_*.pkl')))]) == 0
     small = ("segment_cfg = dict(mask_size=(96, 96), registration=dict(max_points=3000, frame_points=20000, "
@@ -88,10 +79,10 @@ def test_sam_token_config_trains_and_tests_on_tool_segments(workspace, name, mon
     with open(segments[0][:-4] + '.json') as f:
         assert json.load(f)['sam'] is True
     work_dir = osp.join('work_dirs', name)
-    _tool('train').main([config, '--work-dir', work_dir, '--cfg-options'] + COMMON + options)
+    load_tool('train').main([config, '--work-dir', work_dir, '--cfg-options'] + COMMON + options)
     checkpoint = osp.join(work_dir, 'epoch_1.pth')
     assert osp.isfile(checkpoint)
-    _tool('test').main([config, checkpoint, '--work-dir', work_dir + '_test', '--cfg-options'] + COMMON + options)
+    load_tool('test').main([config, checkpoint, '--work-dir', work_dir + '_test', '--cfg-options'] + COMMON + options)
     files = glob.glob(osp.join(work_dir + '_test', '**', '*.json'), recursive=True)
     assert files, 'tools/test.py wrote no metrics'
     with open(files[0]) as f:

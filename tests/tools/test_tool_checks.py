@@ -13,6 +13,7 @@ import pytest
 import torch
 from helpers.cpu import CPU_ENV, force_cpu
 from helpers.labels import make_frame_arrays, write_label_split
+from helpers.tools import config_workspace, load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURES = osp.join(ROOT, 'tests', 'data', 'mmdet3d')
@@ -21,15 +22,6 @@ VOTENET = osp.join(ROOT, 'configs/sam_mtp/demo/votenet_pointnet2-ssg_1xb4-2e_syn
 GROUPFREE = osp.join(ROOT, 'configs/sam_mtp/demo/groupfree3d_plain-transformer-sam-mtp_1xb2-2e_synthetic-scannet-3d.py')
 STAGE2_DEMO = osp.join(ROOT, 'configs/sam_mtp/demo/sam-mtp-stage2_plain-transformer_1xb8-30e_synthetic-scannet-frames.py')
 DATA = 'data/demo/scannet'
-
-
-def _load_tool(name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'sam_mtp_tools_{name}_checks', osp.join(ROOT, 'tools',
-                                                                                            f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(args, cwd, timeout=600):
@@ -54,7 +46,7 @@ def no_runner(monkeypatch, tmp_path):
 
 def _tool_error(tool, argv):
     with pytest.raises(SystemExit) as info:
-        _load_tool(tool).main(argv)
+        load_tool(tool, f'sam_mtp_tools_{tool}_checks').main(argv)
     message = info.value.code
     assert isinstance(message, str) and message.startswith('error: ') and '\n' not in message, message
     return message
@@ -151,8 +143,7 @@ def finetune_ws(tmp_path_factory):
     """One synthetic ScanNet-format val scene with stand-in segments; the demo's stage-2 checkpoint; a checkpoint
     of the synthetic GroupFree3D fine-tuning model itself."""
     from mmengine.config import Config
-    ws = tmp_path_factory.mktemp('checks_ws')
-    os.symlink(osp.join(ROOT, 'configs'), ws / 'configs')
+    ws = config_workspace(tmp_path_factory, 'checks_ws')
     proc = _run([osp.join(ROOT, 'tools/make_synthetic_data.py'), '--out', DATA, '--splits', 'train:1,val:1',
                  '--points-per-scene', '3000', '--frames-per-scene', '0', '--seed', '3'], cwd=ws)
     assert proc.returncode == 0, proc.stderr

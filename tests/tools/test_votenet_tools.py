@@ -11,6 +11,7 @@ import sys
 import pytest
 import torch
 from helpers.cpu import CPU_ENV
+from helpers.tools import config_workspace
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'configs/sam_mtp/demo/votenet_pointnet2-ssg_1xb4-2e_synthetic-scannet-3d.py'
@@ -28,8 +29,7 @@ def _run(args, cwd, timeout=600, env=None):
 @pytest.fixture(scope='module')
 def workspace(tmp_path_factory):
     """A working directory with the config tree and 4 train + 2 val synthetic scenes."""
-    ws = tmp_path_factory.mktemp('votenet_ws')
-    os.symlink(osp.join(ROOT, 'configs'), ws / 'configs')
+    ws = config_workspace(tmp_path_factory, 'votenet_ws')
     _run([sys.executable, osp.join(ROOT, 'tools/make_synthetic_data.py'), '--out', 'data/demo/scannet',
           '--splits', 'train:4,val:2', '--points-per-scene', '10000', '--frames-per-scene', '0', '--seed', '1'],
          cwd=ws)

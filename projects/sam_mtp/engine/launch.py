@@ -1,5 +1,6 @@
 """Shared start-up of ``tools/train.py`` and ``tools/test.py``: config checks with readable errors, and
-distributed set-up that also works on CPU-only machines (gloo)."""
+distributed set-up that also works on CPU-only machines (gloo), and the command-line options both take."""
+import argparse
 import difflib
 import os
 import os.path as osp
@@ -248,6 +249,40 @@ def setup_cpu_distributed(launcher: str, cfg: Config) -> None:
     # An explicit None keeps mmengine from passing device_ids=[LOCAL_RANK], which DDP rejects for CPU modules.
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def tool_parser(description: str, config_help: str, work_dir_help: str) -> argparse.ArgumentParser:
+    """The parser of ``tools/train.py`` / ``tools/test.py`` with the config and ``--work-dir``; the tool adds its
+    own options, then :func:`parse_tool_args` the shared ones."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('config', help=config_help)
+    parser.add_argument('--work-dir', help=work_dir_help)
+    return parser
+
+
+def parse_tool_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``argv`` parsed after the options both tools take last (mmdet3d's: ``--ceph``, ``--cfg-options``,
+    ``--launcher``, ``--local-rank``); ``LOCAL_RANK`` set from ``--local-rank`` unless the environment has it."""
+    from mmengine.config import DictAction
+    parser.add_argument('--ceph', action='store_true', help='use ceph as data storage backend')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, key=value (e.g. model.backbone.depth=2)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK in the environment.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_runner(launcher: str, cfg: Config):
+    """The config's runner (``runner_type`` or mmengine's Runner), after the CPU distributed set-up."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    setup_cpu_distributed(launcher, cfg)
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
 def load_tool_config(args) -> Config:

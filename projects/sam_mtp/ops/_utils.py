@@ -61,6 +61,23 @@ def check_batch(op: str, names: Sequence[str],
     return sizes[0]
 
 
+def check_batch_counts(op: str, first: str, first_count: object,
+                       second: str, second_count: object,
+                       integer: bool = False) -> None:
+    """Raise unless the stacked layout's two per-sample count tensors are 1-D
+    int32 (as mmcv requires) and of one length (one entry per sample)."""
+    for name, count in ((first, first_count), (second, second_count)):
+        check_tensor(op, name, count, 1, integer=integer)
+        if count.dtype != torch.int32:
+            raise TypeError(f'{op}: `{name}` must be int32 (as mmcv '
+                            f'requires), got {count.dtype}')
+    if first_count.numel() != second_count.numel():
+        raise ValueError(f'{op}: `{first}` and `{second}` '
+                         'must have the same length, got '
+                         f'{first_count.numel()} and '
+                         f'{second_count.numel()}')
+
+
 def check_index_range(op: str, name: str, index: Tensor, upper: int) -> None:
     """Raise a ``ValueError`` when an index lies outside ``[0, upper)``.
 

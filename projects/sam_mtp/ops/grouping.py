@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ._utils import check_batch, check_index_range, check_same_device, check_tensor
+from ._utils import check_batch, check_batch_counts, check_index_range, check_same_device, check_tensor
 
 
 def gather_points_torch(features: Tensor, indices: Tensor) -> Tensor:
@@ -77,23 +77,14 @@ def _stacked_grouping(features: Tensor, indices: Tensor,
     op = 'grouping_operation'
     check_tensor(op, 'features', features, 2)
     check_tensor(op, 'indices', indices, 2, integer=True)
-    for name, count in (('features_batch_cnt', features_batch_cnt),
-                        ('indices_batch_cnt', indices_batch_cnt)):
-        check_tensor(op, name, count, 1, integer=True)
-        if count.dtype != torch.int32:
-            raise TypeError(f'{op}: `{name}` must be int32 (as mmcv '
-                            f'requires), got {count.dtype}')
+    check_batch_counts(op, 'features_batch_cnt', features_batch_cnt,
+                       'indices_batch_cnt', indices_batch_cnt, integer=True)
     check_same_device(
         op,
         features=features,
         indices=indices,
         features_batch_cnt=features_batch_cnt,
         indices_batch_cnt=indices_batch_cnt)
-    if features_batch_cnt.numel() != indices_batch_cnt.numel():
-        raise ValueError(f'{op}: `features_batch_cnt` and `indices_batch_cnt` '
-                         'must have the same length, got '
-                         f'{features_batch_cnt.numel()} and '
-                         f'{indices_batch_cnt.numel()}')
     feature_counts = features_batch_cnt.long()
     index_counts = indices_batch_cnt.long()
     if int(feature_counts.sum()) != features.shape[0]:

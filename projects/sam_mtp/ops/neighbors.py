@@ -15,6 +15,7 @@ from torch import Tensor
 from . import cpu_kernels
 from ._utils import (
     check_batch,
+    check_batch_counts,
     check_same_device,
     check_tensor,
     compute_dtype,
@@ -180,17 +181,8 @@ def _check_stacked_counts(xyz: Tensor, center_xyz: Tensor,
                           ) -> Tuple[List[int], List[int]]:
     """Raise on bad stacked-mode counts; return them as lists."""
     op = 'ball_query'
-    for name, count in (('xyz_batch_cnt', xyz_batch_cnt),
-                        ('center_xyz_batch_cnt', center_xyz_batch_cnt)):
-        check_tensor(op, name, count, 1)
-        if count.dtype != torch.int32:
-            raise TypeError(f'{op}: `{name}` must be int32 (as mmcv '
-                            f'requires), got {count.dtype}')
-    if xyz_batch_cnt.numel() != center_xyz_batch_cnt.numel():
-        raise ValueError(f'{op}: `xyz_batch_cnt` and `center_xyz_batch_cnt` '
-                         'must have the same length, got '
-                         f'{xyz_batch_cnt.numel()} and '
-                         f'{center_xyz_batch_cnt.numel()}')
+    check_batch_counts(op, 'xyz_batch_cnt', xyz_batch_cnt,
+                       'center_xyz_batch_cnt', center_xyz_batch_cnt)
     point_counts = xyz_batch_cnt.tolist()
     centre_counts = center_xyz_batch_cnt.tolist()
     if sum(point_counts) != xyz.shape[0] or \

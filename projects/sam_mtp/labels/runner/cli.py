@@ -1,7 +1,9 @@
 """What the label tools' command lines share (tools/generate_sam_labels.py, tools/make_scene_segments.py): the
-shard options, the config with ``--cfg-options``, and the one-line ``error: ...`` for bad input."""
+parser with its config argument, the shard options, the config with ``--cfg-options``, and the one-line
+``error: ...`` for bad input."""
 import argparse
-from typing import Optional, Tuple
+import sys
+from typing import Callable, Optional, Tuple
 
 from .sharding import parse_shard, shard_from_env
 
@@ -13,6 +15,23 @@ def error_line(err: BaseException) -> str:
     """The offline tools' bad-input line: ``error: <message>`` on one line (a KeyError's message unquoted)."""
     message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     return 'error: ' + ' '.join(str(message).split())
+
+
+def tool_parser(doc: str, config_help: str) -> argparse.ArgumentParser:
+    """A label tool's parser: described by the first paragraph of its docstring ``doc``, the config first."""
+    parser = argparse.ArgumentParser(description=doc.split('\n\n')[0])
+    parser.add_argument('config', help=config_help)
+    return parser
+
+
+def run_tool(run: Callable[[], int]) -> int:
+    """``run()``'s exit status, or 1 after one ``error: ...`` line on stderr (the tool's output, hence no logger)
+    when it stops on bad input."""
+    try:
+        return run()
+    except BAD_INPUT_ERRORS as err:  # bad input: a one-line message naming the file beats a traceback
+        print(error_line(err), file=sys.stderr)
+        return 1
 
 
 def add_shard_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from typing import Dict, List, Mapping, Optional
 from mmdet3d.registry import MODELS
 from torch import Tensor
 
+from ..tokenizers.point_tokens import PointTokens
 from .base import BaseTokenAlgorithm
 from .token_utils import gather_region_targets
 
@@ -41,6 +42,11 @@ class SamMtpDistiller(BaseTokenAlgorithm):
 
     def loss(self, inputs: Mapping, data_samples: Mapping) -> Dict[str, Tensor]:
         features, tokens = self.extract_feat(inputs)
+        return self.distill_losses(features, tokens, data_samples)
+
+    def distill_losses(self, features: Tensor, tokens: PointTokens, data_samples: Mapping) -> Dict[str, Tensor]:
+        """``loss_distill`` of the projected features of the tokens that have a region target, and their number
+        ``target_tokens``."""
         batch_idx, slot_idx, targets = gather_region_targets(tokens, data_samples, type(self).__name__)
         pred = self.projector(features[batch_idx, slot_idx])
         loss = self.loss_distill(pred, targets['target'], targets['group_weight'], targets['num_groups'])

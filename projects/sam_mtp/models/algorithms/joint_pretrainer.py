@@ -7,7 +7,6 @@ from torch import Tensor
 
 from .distiller import SamMtpDistiller
 from .masked_token_predictor import MaskedTokenPredictionMixin, _fill_out_channels
-from .token_utils import gather_region_targets
 
 
 @MODELS.register_module()
@@ -56,12 +55,7 @@ class SamMtpJointPretrainer(MaskedTokenPredictionMixin, SamMtpDistiller):
 
     def loss(self, inputs: Mapping, data_samples: Mapping) -> Dict[str, Tensor]:
         features, tokens = self.extract_feat(inputs)
-        batch_idx, slot_idx, targets = gather_region_targets(tokens, data_samples, type(self).__name__)
-        pred = self.projector(features[batch_idx, slot_idx])
-        losses = dict(
-            loss_distill=self.loss_distill(pred, targets['target'], targets['group_weight'],
-                                           targets['num_groups']),
-            target_tokens=pred.new_tensor(float(batch_idx.numel())))
+        losses = self.distill_losses(features, tokens, data_samples)
         mtp_targets = features.detach()
         if self.target_norm:
             mtp_targets = F.layer_norm(mtp_targets, mtp_targets.shape[-1:])

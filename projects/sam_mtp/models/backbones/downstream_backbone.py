@@ -88,6 +88,21 @@ def fill_padded_tokens(padding_mask: Tensor, num_slots: Optional[int] = None) ->
     return source, slots[None] >= counts[:, None]
 
 
+def sassg_outputs(xyz: Tensor, point_features: Tensor, token_xyz: Tensor, features: Tensor,
+                  indices: Tensor) -> Dict[str, List[Tensor]]:
+    """An encoder's output in mmdet3d's ``PointNet2SASSG`` layout, which the detection heads read: the tokens
+    (positions ``(B, M, 3)``, features ``(B, C, M)``, input point indices ``(B, M)``) as the one ``fp_*`` level;
+    the input points ``(B, N, 3)`` with their features, then the tokens, as the ``sa_*`` levels."""
+    point_indices = torch.arange(xyz.shape[1], device=xyz.device).expand(xyz.shape[0], -1)
+    return dict(
+        fp_xyz=[token_xyz],
+        fp_features=[features],
+        fp_indices=[indices],
+        sa_xyz=[xyz, token_xyz],
+        sa_features=[point_features, features],
+        sa_indices=[point_indices, indices])
+
+
 def load_encoder_state(encoder: nn.Module, checkpoint: str, prefix: str = 'backbone.', owner: str = 'encoder',
                        map_location: str = 'cpu', max_listed: int = 3,
                        meta: Optional[dict] = None) -> Dict[str, Tensor]:
@@ -306,13 +321,5 @@ class SamMtpPointBackbone(BaseModule):
         features = torch.gather(features, 1, source[..., None].expand(-1, -1, features.shape[-1]))
         indices = torch.gather(representatives, 1, source)
         features = features.transpose(1, 2).contiguous()                       # (B, C, M)
-        point_indices = torch.arange(xyz.shape[1], device=xyz.device).expand(xyz.shape[0], -1)
-        return dict(
-            fp_xyz=[centers],
-            fp_features=[features],
-            fp_indices=[indices],
-            sa_xyz=[xyz, centers],
-            sa_features=[point_features, features],
-            sa_indices=[point_indices, indices],
-            padding_mask=padding_mask,
-            point_token=tokens.point_token)
+        return dict(sassg_outputs(xyz, point_features, centers, features, indices),
+                    padding_mask=padding_mask, point_token=tokens.point_token)

@@ -23,6 +23,8 @@ from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from .downstream_backbone import sassg_outputs
+
 __all__ = ['ThreeDETREncoder', 'ThreeDETRMaskedEncoder']
 
 
@@ -148,14 +150,7 @@ class ThreeDETREncoder(BaseModule):
                 tokens = down_features.transpose(1, 2)
                 indices = torch.gather(indices, 1, down_idx.long())
         features = tokens.transpose(1, 2).contiguous()                     # (B, C, M)
-        point_indices = torch.arange(xyz.shape[1], device=xyz.device).expand(xyz.shape[0], -1)
-        return dict(
-            fp_xyz=[token_xyz],
-            fp_features=[features],
-            fp_indices=[indices],
-            sa_xyz=[xyz, token_xyz],
-            sa_features=[point_features, features],
-            sa_indices=[point_indices, indices])
+        return sassg_outputs(xyz, point_features, token_xyz, features, indices)
 
 
 @MODELS.register_module()
