@@ -11,6 +11,9 @@
 # A config inherits both the stock config and this file and sets its dataloaders' pipelines to one variant; only
 # new names are defined here (mmengine forbids a key defined by two bases) and the values are literal.
 
+# LoadSceneSegments is the project's transform (the stock config imports no project).
+custom_imports = dict(imports=['projects.sam_mtp'], allow_failed_imports=False)
+
 # Each step is named once and the pipelines list them in order. S3DIS's pipelines take the same steps but for the
 # patch sampling (./s3dis-seg_tokeninterp.py inherits this file), hence the seg_ names.
 seg_load_points = dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, use_color=True, load_dim=6,
