@@ -5,13 +5,8 @@
 #   bash tools/dist_train.sh configs/sam_mtp/benchmarks/groupfree3d_plain-transformer-point-mae_4xb8-80e_scannet-3d.py 4
 _base_ = ['./groupfree3d_plain-transformer-sam-mtp_4xb8-80e_scannet-3d.py']
 
-model = dict(
-    backbone=dict(
-        tokenizer=dict(_delete_=True, **_base_.det_knn_tokenizer),
-        in_channels=3,  # xyz
-        segment_channel=None,
-        num_output_tokens=_base_.det_knn_tokenizer['num_tokens'],
-        init_cfg=dict(checkpoint=_base_.point_mae_checkpoint)))
+# The backbone: groupfree3d_point_mae_backbone of _base_/models/sam-mtp-point-backbone.py.
+model = dict(backbone=dict(_base_.groupfree3d_point_mae_backbone, _delete_=True, in_channels=3))  # xyz
 
 train_pipeline = _base_.points_train_pipeline  # no scene segments: FPS/kNN tokens
 test_pipeline = _base_.points_test_pipeline

@@ -11,18 +11,9 @@ _base_ = [
 
 custom_imports = dict(imports=['projects.sam_mtp'], allow_failed_imports=False)
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SamMtpPointBackbone',
-        tokenizer=_base_.det_sam_tokenizer,
-        encoder=_base_.sam_mtp_encoder,
-        in_channels=4,  # xyz + segment id
-        segment_channel=3,
-        out_channels=288,  # the stock GroupFree3DHead width
-        # KPS takes the top 256 of the token slots: a fixed 1024 slots, padded with copies of real tokens.
-        num_output_tokens=1024,
-        init_cfg=dict(type='Pretrained', checkpoint=_base_.pretrained_checkpoint, prefix='backbone.')))
+# The backbone: groupfree3d_sam_mtp_backbone of _base_/models/sam-mtp-point-backbone.py (SAM-guided tokens, the
+# stage-2 encoder, 1024 token slots, out_channels the stock head's 288) on xyz + segment id.
+model = dict(backbone=dict(_base_.groupfree3d_sam_mtp_backbone, _delete_=True, in_channels=4, segment_channel=3))
 
 # mmdet3d's pipelines with the scene segments loaded as a point column right after the points.
 train_pipeline = _base_.segments_train_pipeline  # <data_root>/scene_segments/<scene>.bin

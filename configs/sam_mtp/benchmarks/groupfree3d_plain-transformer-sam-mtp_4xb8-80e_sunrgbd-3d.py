@@ -11,18 +11,9 @@ _base_ = [
     '../_base_/models/sam-mtp-point-backbone.py',
 ]
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SamMtpPointBackbone',
-        tokenizer=_base_.det_sam_tokenizer,
-        encoder=_base_.sam_mtp_encoder,
-        in_channels=5,  # xyz + height (shift_height=True, an unused point feature) + segment id
-        segment_channel=4,
-        out_channels=288,
-        # KPS takes the top 256 of the token slots: a fixed 1024 slots, padded with copies of real tokens.
-        num_output_tokens=1024,
-        init_cfg=dict(type='Pretrained', checkpoint=_base_.pretrained_checkpoint, prefix='backbone.')))
+# The backbone: groupfree3d_sam_mtp_backbone of _base_/models/sam-mtp-point-backbone.py on xyz + height
+# (shift_height=True, an unused point feature) + segment id.
+model = dict(backbone=dict(_base_.groupfree3d_sam_mtp_backbone, _delete_=True, in_channels=5, segment_channel=4))
 
 train_pipeline = _base_.segments_train_pipeline  # <data_root>/scene_segments/<idx>.bin after the points
 test_pipeline = _base_.segments_test_pipeline

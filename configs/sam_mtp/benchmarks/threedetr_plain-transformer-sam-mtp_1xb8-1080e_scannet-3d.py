@@ -8,19 +8,11 @@
 # checkpoint; --cfg-options model.backbone.init_cfg.checkpoint=PATH for another one).
 _base_ = ['./threedetr_vanilla-encoder_1xb8-1080e_scannet-3d.py', '../_base_/models/sam-mtp-point-backbone.py']
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SamMtpPointBackbone',
-        tokenizer=_base_.det_sam_tokenizer,
-        # Bridge3D's fine-tuning encoder adds the centre embedding once at the input (Bridge3D's `Downstream/3detr`); the weights are
-        # the same as in pretraining.
-        encoder=dict(_base_.sam_mtp_encoder, pos_every_block=False),
-        in_channels=4,  # xyz + segment id
-        segment_channel=3,
-        init_cfg=dict(type='Pretrained', checkpoint=_base_.pretrained_checkpoint, prefix='backbone.')),
-    # SAM-MTP: the SAM tokens are the queries (no new query embeddings), capped at num_queries by FPS.
-    bbox_head=dict(in_channels=_base_.sam_mtp_encoder['embed_dims'], query_source='tokens'))
+# The backbone: threedetr_sam_mtp_backbone of _base_/models/sam-mtp-point-backbone.py (xyz + segment id, SAM-guided
+# tokens, the stage-2 encoder with the centre embedding added once at the input, as Bridge3D's `Downstream/3detr`).
+# SAM-MTP: the SAM tokens are the queries (no new query embeddings), capped at num_queries by FPS.
+model = dict(backbone=dict(_base_.threedetr_sam_mtp_backbone, _delete_=True),
+             bbox_head=dict(in_channels=_base_.sam_mtp_encoder['embed_dims'], query_source='tokens'))
 
 # The scene segments join the points as a column right after loading, so crops and sampling carry them along.
 train_pipeline = _base_.segments_train_pipeline

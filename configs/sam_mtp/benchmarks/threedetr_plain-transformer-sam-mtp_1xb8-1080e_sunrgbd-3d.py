@@ -6,16 +6,8 @@
 # Data: SUN RGB-D v1 infos (label_v1, the paper's boxes), not create_data.py's default v2: docs/finetune.md, Data.
 _base_ = ['./threedetr_vanilla-encoder_1xb8-1080e_sunrgbd-3d.py', '../_base_/models/sam-mtp-point-backbone.py']
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SamMtpPointBackbone',
-        tokenizer=_base_.det_sam_tokenizer,
-        encoder=dict(_base_.sam_mtp_encoder, pos_every_block=False),
-        in_channels=4,  # xyz + segment id
-        segment_channel=3,
-        init_cfg=dict(type='Pretrained', checkpoint=_base_.pretrained_checkpoint, prefix='backbone.')),
-    bbox_head=dict(in_channels=_base_.sam_mtp_encoder['embed_dims'], query_source='tokens'))
+model = dict(backbone=dict(_base_.threedetr_sam_mtp_backbone, _delete_=True),
+             bbox_head=dict(in_channels=_base_.sam_mtp_encoder['embed_dims'], query_source='tokens'))
 
 train_pipeline = _base_.segments_train_pipeline  # <data_root>/scene_segments/<idx>.bin after the points
 test_pipeline = _base_.segments_test_pipeline

@@ -5,13 +5,7 @@
 #   python tools/train.py configs/sam_mtp/benchmarks/threedetr_plain-transformer_1xb8-1080e_scannet-3d.py
 _base_ = ['./threedetr_vanilla-encoder_1xb8-1080e_scannet-3d.py', '../_base_/models/sam-mtp-point-backbone.py']
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SamMtpPointBackbone',
-        tokenizer=_base_.det_knn_tokenizer,
-        # Bridge3D's fine-tuning encoder adds the centre embedding once at the input (Bridge3D's `Downstream/3detr`); the weights are
-        # the same as in pretraining.
-        encoder=dict(_base_.sam_mtp_encoder, pos_every_block=False),
-        in_channels=3),  # xyz
-    bbox_head=dict(in_channels=_base_.sam_mtp_encoder['embed_dims']))
+# The backbone: threedetr_plain_backbone of _base_/models/sam-mtp-point-backbone.py (xyz, FPS/kNN tokens, the
+# centre embedding added once at the input, as Bridge3D's `Downstream/3detr`).
+model = dict(backbone=dict(_base_.threedetr_plain_backbone, _delete_=True),
+             bbox_head=dict(in_channels=_base_.sam_mtp_encoder['embed_dims']))

@@ -5,11 +5,5 @@
 # Data: SUN RGB-D v1 infos (label_v1, the paper's boxes), not create_data.py's default v2: docs/finetune.md, Data.
 _base_ = ['./threedetr_vanilla-encoder_1xb8-1080e_sunrgbd-3d.py', '../_base_/models/sam-mtp-point-backbone.py']
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SamMtpPointBackbone',
-        tokenizer=_base_.det_knn_tokenizer,
-        encoder=dict(_base_.sam_mtp_encoder, pos_every_block=False),
-        in_channels=3),
-    bbox_head=dict(in_channels=_base_.sam_mtp_encoder['embed_dims']))
+model = dict(backbone=dict(_base_.threedetr_plain_backbone, _delete_=True),
+             bbox_head=dict(in_channels=_base_.sam_mtp_encoder['embed_dims']))

@@ -10,36 +10,18 @@ _base_ = [
     'mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-200e_scannet-seg.py',
     '../_base_/datasets/scannet-seg_tokeninterp.py',
     '../_base_/models/sam-mtp-point-backbone.py',
-    '../_base_/schedules/warmup-cosine.py',
+    '../_base_/schedules/tokeninterp_adamw.py',
 ]
 
-custom_imports = dict(imports=['projects.sam_mtp'], allow_failed_imports=False)
-
-num_classes = 20
+num_classes = 20  # NYU40 ids mapped to the benchmark's classes (PointSegClassMapping)
+max_epochs = 200  # mmdet3d's
+# The presets of _base_/models/sam-mtp-point-backbone.py: the SAM-token backbone with the stage-2 encoder and the
+# token interpolation head.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SamMtpPointBackbone',
-        tokenizer=_base_.seg_sam_tokenizer,
-        encoder=_base_.sam_mtp_encoder,
-        in_channels=7,  # xyz, rgb, segment id
-        segment_channel=6,
-        # >= 3 slots for the 3-NN interpolation; padded slots are masked by the head.
-        num_output_tokens=_base_.seg_sam_tokenizer['max_tokens'],
-        init_cfg=dict(type='Pretrained', checkpoint=_base_.pretrained_checkpoint, prefix='backbone.')),
-    decode_head=dict(
-        _delete_=True,
-        type='TokenInterpolationSegHead',
-        in_channels=256,
-        point_channels=3,  # normalised colour
-        mlp_channels=(256, 128),
-        num_classes=num_classes,
-        ignore_index=num_classes,
-        dropout_ratio=0.5,
-        conv_cfg=dict(type='Conv1d'),
-        norm_cfg=dict(type='BN1d'),
-        act_cfg=dict(type='ReLU'),
-        loss_decode=_base_.model.decode_head.loss_decode))  # mmdet3d's ScanNet class weights
+    backbone=dict(_base_.tokeninterp_sam_mtp_backbone, _delete_=True, in_channels=7),  # xyz, rgb, segment id
+    decode_head=dict(_base_.tokeninterp_head, _delete_=True, point_channels=3,  # normalised colour
+                     num_classes=num_classes, ignore_index=num_classes,
+                     loss_decode=_base_.model.decode_head.loss_decode))  # mmdet3d's ScanNet class weights
 
 # The segments column is loaded right after the points; the test pipeline also maps the NYU40 labels to the 20
 # classes (_base_/datasets/scannet-seg_tokeninterp.py says why).
@@ -51,16 +33,8 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline, scene_idxs='seg_in
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
-# INFERENCE: AdamW at 3DETR's fine-tuning lr with 5 warm-up epochs, cosine over mmdet3d's 200 epochs.
-max_epochs = 200
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.),
-    clip_grad=dict(max_norm=10, norm_type=2))
-param_scheduler = [
-    dict(_base_.lr_warmup, end=5),
-    dict(_base_.lr_cosine, begin=5, T_max=max_epochs - 5, end=max_epochs),
-]
+# INFERENCE: AdamW at 3DETR's fine-tuning lr (_base_/schedules/tokeninterp_adamw.py) with 5 warm-up epochs, cosine
+# over mmdet3d's 200 epochs.
+optim_wrapper = dict(_base_.tokeninterp_optim_wrapper, _delete_=True)
+param_scheduler = [dict(_base_.lr_warmup, end=5), dict(_base_.lr_cosine, begin=5, T_max=max_epochs - 5, end=max_epochs)]
 train_cfg = dict(max_epochs=max_epochs, val_interval=5)

@@ -8,36 +8,17 @@ _base_ = [
     'mmdet3d::pointnet2/pointnet2_ssg_2xb16-cosine-50e_s3dis-seg.py',
     '../_base_/datasets/s3dis-seg_tokeninterp.py',
     '../_base_/models/sam-mtp-point-backbone.py',
-    '../_base_/schedules/warmup-cosine.py',
+    '../_base_/schedules/tokeninterp_adamw.py',
 ]
 
-custom_imports = dict(imports=['projects.sam_mtp'], allow_failed_imports=False)
-
 num_classes = 13
+max_epochs = 50  # mmdet3d's
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SamMtpPointBackbone',
-        tokenizer=_base_.seg_sam_tokenizer,
-        encoder=_base_.sam_mtp_encoder,
-        # xyz, rgb, segment id, then the normalised xyz that IndoorPatchPointSample / slide inference append
-        in_channels=10,
-        segment_channel=6,
-        num_output_tokens=_base_.seg_sam_tokenizer['max_tokens'],
-        init_cfg=dict(type='Pretrained', checkpoint=_base_.pretrained_checkpoint, prefix='backbone.')),
-    decode_head=dict(
-        _delete_=True,
-        type='TokenInterpolationSegHead',
-        in_channels=256,
-        point_channels=6,  # colour + normalised xyz
-        mlp_channels=(256, 128),
-        num_classes=num_classes,
-        ignore_index=num_classes,
-        dropout_ratio=0.5,
-        conv_cfg=dict(type='Conv1d'),
-        norm_cfg=dict(type='BN1d'),
-        act_cfg=dict(type='ReLU'),
-        loss_decode=_base_.model.decode_head.loss_decode))
+    # xyz, rgb, segment id, then the normalised xyz that IndoorPatchPointSample / slide inference append
+    backbone=dict(_base_.tokeninterp_sam_mtp_backbone, _delete_=True, in_channels=10),
+    decode_head=dict(_base_.tokeninterp_head, _delete_=True, point_channels=6,  # colour + normalised xyz
+                     num_classes=num_classes, ignore_index=num_classes,
+                     loss_decode=_base_.model.decode_head.loss_decode))
 
 # The segments column is loaded right after the points. S3DIS labels are already 0..12, so the stock test pipeline
 # scores the right classes; the test pipeline's class mapping is kept for symmetry with ScanNet (identity here).
@@ -47,15 +28,7 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
-max_epochs = 50
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.),
-    clip_grad=dict(max_norm=10, norm_type=2))
-param_scheduler = [
-    dict(_base_.lr_warmup, end=2),
-    dict(_base_.lr_cosine, begin=2, T_max=max_epochs - 2, end=max_epochs),
-]
+# ScanNet's optimizer (_base_/schedules/tokeninterp_adamw.py), 2 warm-up epochs, cosine over mmdet3d's 50 epochs.
+optim_wrapper = dict(_base_.tokeninterp_optim_wrapper, _delete_=True)
+param_scheduler = [dict(_base_.lr_warmup, end=2), dict(_base_.lr_cosine, begin=2, T_max=max_epochs - 2, end=max_epochs)]
 train_cfg = dict(max_epochs=max_epochs, val_interval=2)

@@ -8,8 +8,7 @@ _base_ = ['../pretrain/bridge3d_plain-transformer_8xb8-120e_scannet-frames.py', 
 embed_dims = _base_.demo_encoder_size['embed_dims']
 demo_text_feature_dim = 32  # RandomCLIPTextFeatureSource's (configs/sam_mtp/labels/bridge3d_text_demo.py)
 model = dict(
-    # 8192 points per frame: 128 FPS centres x 64 neighbours (the demo's 64 points per token).
-    tokenizer=dict(num_tokens=128, num_points_per_token=_base_.demo_tokenizer['num_points_per_token']),
+    tokenizer=_base_.demo_knn_tokenizer,  # 8192 points per frame: 128 FPS centres x 64 neighbours
     backbone=_base_.demo_encoder_size,
     global_queries=dict(embed_dims=embed_dims, num_layers=_base_.demo_encoder_size['num_layers']),
     decoder=dict(in_channels=embed_dims, embed_dims=embed_dims),
@@ -22,10 +21,8 @@ train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(data_root=_base_.demo_data_root, cache_frames=True,
                  pipeline=_base_.demo_bridge3d_train_pipeline))
-param_scheduler = [dict(_base_.lr_warmup, **_base_.demo_lr_warmup),
-                   dict(_base_.lr_cosine, **_base_.demo_lr_cosine)]
-train_cfg = dict(max_epochs=_base_.demo_max_epochs)
+param_scheduler = [dict(_base_.lr_warmup, **_base_.demo_lr_warmup), dict(_base_.lr_cosine, **_base_.demo_lr_cosine)]
+train_cfg = _base_.demo_train_cfg
 default_hooks = _base_.demo_default_hooks
-log_processor = dict(window_size=5)
-# Same seed, same numbers on the same machine: also torch's deterministic CPU kernels.
-randomness = dict(seed=0, deterministic=True)
+log_processor = _base_.demo_log_processor
+randomness = _base_.demo_randomness  # seeded, with torch's deterministic CPU kernels

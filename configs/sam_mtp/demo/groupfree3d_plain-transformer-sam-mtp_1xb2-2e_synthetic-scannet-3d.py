@@ -31,34 +31,24 @@ model = dict(
         decoder_cross_posembeds=dict(type='ConvBNPositionalEncoding', input_channel=3, num_pos_feats=head_dims)),
     test_cfg=dict(prediction_stages='last'))
 
+# The benchmark's segments pipelines (_base_/datasets/scannet-3d_groupfree3d.py) on the small synthetic scenes:
+# 4096 points; the other steps are the benchmark's.
+demo_load_points = dict(type='LoadPointsFromFile', coord_type='DEPTH', load_dim=6, use_dim=[0, 1, 2])
+demo_sample = dict(type='PointSample', num_points=num_points)
 train_pipeline = [
-    dict(type='LoadPointsFromFile', coord_type='DEPTH', load_dim=6, use_dim=[0, 1, 2]),
-    dict(type='LoadSceneSegments'),
+    demo_load_points, dict(type='LoadSceneSegments'),
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_mask_3d=True, with_seg_3d=True),
-    dict(type='GlobalAlignment', rotation_axis=2),
-    dict(type='PointSegClassMapping'),
-    dict(type='PointSample', num_points=num_points),
-    dict(type='RandomFlip3D', sync_2d=False, flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
-    dict(type='GlobalRotScaleTrans', rot_range=[-0.087266, 0.087266], scale_ratio_range=[1.0, 1.0]),
-    dict(type='Pack3DDetInputs',
-         keys=['points', 'gt_bboxes_3d', 'gt_labels_3d', 'pts_semantic_mask', 'pts_instance_mask']),
-]
-test_pipeline = [
-    dict(type='LoadPointsFromFile', coord_type='DEPTH', load_dim=6, use_dim=[0, 1, 2]),
-    dict(type='LoadSceneSegments'),
-    dict(type='GlobalAlignment', rotation_axis=2),
-    dict(type='PointSample', num_points=num_points),
-    dict(type='Pack3DDetInputs', keys=['points']),
-]
-train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(times=1, dataset=dict(data_root=data_root, pipeline=train_pipeline)))
-val_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    _base_.scannet_gf3d_align, _base_.scannet_gf3d_class_mapping, demo_sample, _base_.scannet_gf3d_flip,
+    _base_.scannet_gf3d_rotate, _base_.scannet_gf3d_pack_train]
+test_pipeline = [demo_load_points, dict(type='LoadSceneSegments'), _base_.scannet_gf3d_align, demo_sample,
+                 _base_.scannet_gf3d_pack_test]  # sampled once, no test-time augmentation
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(times=1, dataset=dict(data_root=data_root, pipeline=train_pipeline)))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-train_cfg = dict(max_epochs=2, val_interval=2)
-param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
+train_cfg = _base_.ft_train_cfg
+param_scheduler = _base_.ft_param_scheduler
 default_hooks = _base_.ft_hooks
-# Seeded, with torch's deterministic CPU kernels (tools/demo.py sets the seed of each run).
-randomness = dict(seed=0, deterministic=True)
+randomness = _base_.ft_randomness

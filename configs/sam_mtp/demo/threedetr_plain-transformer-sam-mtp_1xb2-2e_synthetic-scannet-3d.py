@@ -19,32 +19,25 @@ model = dict(
                    mlp_dropout=0.0),
     test_cfg=dict(empty_box_min_points=0))
 
+# The benchmark's segments pipelines (_base_/datasets/scannet-3d_threedetr.py) on the small synthetic scenes:
+# 4096 points, no cuboid crop, no rotation; the other steps are the benchmark's.
+demo_load_points = dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, load_dim=6,
+                        use_dim=[0, 1, 2])
+demo_sample = dict(type='PointSample', num_points=num_points)
 train_pipeline = [
-    dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, load_dim=6, use_dim=[0, 1, 2]),
-    dict(type='LoadSceneSegments'),
+    demo_load_points, dict(type='LoadSceneSegments'),
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
-    dict(type='GlobalAlignment', rotation_axis=2),
-    dict(type='PointSample', num_points=num_points),
-    dict(type='RandomFlip3D', sync_2d=False, flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
-    dict(type='Pack3DDetInputs', keys=['points', 'gt_bboxes_3d', 'gt_labels_3d']),
-]
-test_pipeline = [
-    dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, load_dim=6, use_dim=[0, 1, 2]),
-    dict(type='LoadSceneSegments'),
-    dict(type='GlobalAlignment', rotation_axis=2),
-    dict(type='PointSample', num_points=num_points),
-    dict(type='Pack3DDetInputs', keys=['points']),
-]
-train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(times=1, dataset=dict(data_root=data_root, pipeline=train_pipeline)))
-val_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    _base_.scannet_threedetr_align, demo_sample, _base_.scannet_threedetr_flip, _base_.scannet_threedetr_pack_train]
+test_pipeline = [demo_load_points, dict(type='LoadSceneSegments'), _base_.scannet_threedetr_align, demo_sample,
+                 _base_.scannet_threedetr_pack_test]
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(times=1, dataset=dict(data_root=data_root, pipeline=train_pipeline)))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3), clip_grad=dict(max_norm=1.0))
-param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
-train_cfg = dict(max_epochs=2, val_interval=2)
+train_cfg = _base_.ft_train_cfg
+param_scheduler = _base_.ft_param_scheduler
 default_hooks = _base_.ft_hooks
-# Seeded, with torch's deterministic CPU kernels (tools/demo.py sets the seed of each run).
-randomness = dict(seed=0, deterministic=True)
+randomness = _base_.ft_randomness

@@ -21,36 +21,26 @@ model = dict(
     decode_head=dict(in_channels=_base_.demo_encoder_size['embed_dims'], mlp_channels=(32, 32), dropout_ratio=0.0),
     test_cfg=dict(num_points=num_points, block_size=block_size, sample_rate=0.5, batch_size=8))
 
+# The benchmark's segments pipelines (_base_/datasets/scannet-seg_tokeninterp.py) with the demo's patches; the other
+# steps are the benchmark's.
+demo_load_points = dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, use_color=True, load_dim=6,
+                        use_dim=[0, 1, 2, 3, 4, 5])
+demo_load_annotations = dict(type='LoadAnnotations3D', with_bbox_3d=False, with_label_3d=False, with_mask_3d=False,
+                             with_seg_3d=True)
 train_pipeline = [
-    dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, use_color=True, load_dim=6,
-         use_dim=[0, 1, 2, 3, 4, 5]),
-    dict(type='LoadSceneSegments'),
-    dict(type='LoadAnnotations3D', with_bbox_3d=False, with_label_3d=False, with_mask_3d=False, with_seg_3d=True),
-    dict(type='PointSegClassMapping'),
-    dict(type='IndoorPatchPointSample', num_points=num_points, block_size=block_size, ignore_index=20,
-         use_normalized_coord=False, enlarge_size=0.2, min_unique_num=None),
-    dict(type='NormalizePointsColor', color_mean=None),
-    dict(type='Pack3DDetInputs', keys=['points', 'pts_semantic_mask']),
-]
-test_pipeline = [
-    dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, use_color=True, load_dim=6,
-         use_dim=[0, 1, 2, 3, 4, 5]),
-    dict(type='LoadSceneSegments'),
-    dict(type='LoadAnnotations3D', with_bbox_3d=False, with_label_3d=False, with_mask_3d=False, with_seg_3d=True),
-    dict(type='PointSegClassMapping'),
-    dict(type='NormalizePointsColor', color_mean=None),
-    dict(type='Pack3DDetInputs', keys=['points']),
-]
-train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
-val_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    demo_load_points, dict(type='LoadSceneSegments'), demo_load_annotations, _base_.seg_class_mapping,
+    dict(_base_.scannet_seg_patch_sample, num_points=num_points, block_size=block_size), _base_.seg_normalize_color,
+    _base_.seg_pack_train]
+test_pipeline = [demo_load_points, dict(type='LoadSceneSegments'), demo_load_annotations, _base_.seg_class_mapping,
+                 _base_.seg_normalize_color, _base_.seg_pack_test]
+train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
-train_cfg = dict(max_epochs=2, val_interval=2)
+train_cfg = _base_.ft_train_cfg
+param_scheduler = _base_.ft_param_scheduler
 default_hooks = _base_.ft_hooks
-# Seeded, with torch's deterministic CPU kernels (tools/demo.py sets the seed of each run).
-randomness = dict(seed=0, deterministic=True)
+randomness = _base_.ft_randomness

@@ -4,13 +4,10 @@
 #   bash tools/dist_train.sh configs/sam_mtp/pretrain/bridge3d_plain-transformer_8xb8-120e_scannet-frames.py 8
 # Reads the SAM/DINOv2 labels with Bridge3D's text targets added (tools/add_text_labels.py with
 # configs/sam_mtp/labels/bridge3d_text_clip.py). The encoder (backbone.*) loads into every fine-tuning config.
-_base_ = [
-    '../_base_/pretrain_runtime.py',
-    '../_base_/datasets/scannet-frames.py',
-    '../_base_/models/plain-point-transformer.py',
-    '../_base_/schedules/pretrain_adamw-120e.py',
-    '../_base_/schedules/warmup-cosine.py',
-]
+# Runtime, frames, encoder and the 120-epoch AdamW + warm-up/cosine schedule come from stage 1 (its bases, the same
+# for every pretraining method, as for Point-MAE); the model is replaced whole, the optimizer and schedule get
+# Bridge3D's numbers below.
+_base_ = ['./sam-mtp-stage1_plain-transformer_4xb16-120e_scannet-frames.py']
 
 embed_dims = _base_.plain_point_transformer['embed_dims']  # base.yaml trans_dim / encoder_dims
 image_feature_dim = 768  # the labels' DINOv2 ViT-B features (Bridge3D: DINOv2 ViT-L, 1024); = metainfo feature_dim
@@ -19,6 +16,7 @@ text_feature_dim = 512  # CLIP ViT-B text features (Bridge3D's); = the labels' t
 scene_head_init = dict(type='Normal', layer='Linear', mean=0.02, std=0.01, bias=0.)
 
 model = dict(
+    _delete_=True,
     type='Bridge3D',
     data_preprocessor=dict(type='BaseDataPreprocessor'),
     # base.yaml: num_group 256, group_size 128.

@@ -10,45 +10,28 @@
 # whatever the last mask transform left).
 # A config inherits both the stock config and this file and sets its dataloaders' pipelines to one variant; only
 # new names are defined here (mmengine forbids a key defined by two bases) and the values are literal.
-points_train_pipeline = [
-    dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, use_color=True, load_dim=6,
-         use_dim=[0, 1, 2, 3, 4, 5], backend_args=None),
-    dict(type='LoadAnnotations3D', with_bbox_3d=False, with_label_3d=False, with_mask_3d=False, with_seg_3d=True,
-         backend_args=None),
-    dict(type='PointSegClassMapping'),
-    dict(type='IndoorPatchPointSample', num_points=8192, block_size=1.5, ignore_index=20,
-         use_normalized_coord=False, enlarge_size=0.2, min_unique_num=None),
-    dict(type='NormalizePointsColor', color_mean=None),
-    dict(type='Pack3DDetInputs', keys=['points', 'pts_semantic_mask']),
-]
-points_test_pipeline = [
-    dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, use_color=True, load_dim=6,
-         use_dim=[0, 1, 2, 3, 4, 5], backend_args=None),
-    dict(type='LoadAnnotations3D', with_bbox_3d=False, with_label_3d=False, with_mask_3d=False, with_seg_3d=True,
-         backend_args=None),
-    dict(type='PointSegClassMapping'),
-    dict(type='NormalizePointsColor', color_mean=None),
-    dict(type='Pack3DDetInputs', keys=['points']),
-]
-segments_train_pipeline = [
-    dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, use_color=True, load_dim=6,
-         use_dim=[0, 1, 2, 3, 4, 5], backend_args=None),
-    dict(type='LoadSceneSegments'),  # <data_root>/scene_segments/<scene>.bin
-    dict(type='LoadAnnotations3D', with_bbox_3d=False, with_label_3d=False, with_mask_3d=False, with_seg_3d=True,
-         backend_args=None),
-    dict(type='PointSegClassMapping'),
-    dict(type='IndoorPatchPointSample', num_points=8192, block_size=1.5, ignore_index=20,
-         use_normalized_coord=False, enlarge_size=0.2, min_unique_num=None),
-    dict(type='NormalizePointsColor', color_mean=None),
-    dict(type='Pack3DDetInputs', keys=['points', 'pts_semantic_mask']),
-]
-segments_test_pipeline = [
-    dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, use_color=True, load_dim=6,
-         use_dim=[0, 1, 2, 3, 4, 5], backend_args=None),
-    dict(type='LoadSceneSegments'),
-    dict(type='LoadAnnotations3D', with_bbox_3d=False, with_label_3d=False, with_mask_3d=False, with_seg_3d=True,
-         backend_args=None),
-    dict(type='PointSegClassMapping'),
-    dict(type='NormalizePointsColor', color_mean=None),
-    dict(type='Pack3DDetInputs', keys=['points']),
-]
+
+# LoadSceneSegments is the project's transform (the stock config imports no project).
+custom_imports = dict(imports=['projects.sam_mtp'], allow_failed_imports=False)
+
+# Each step is named once and the pipelines list them in order. S3DIS's pipelines take the same steps but for the
+# patch sampling (./s3dis-seg_tokeninterp.py inherits this file), hence the seg_ names.
+seg_load_points = dict(type='LoadPointsFromFile', coord_type='DEPTH', shift_height=False, use_color=True, load_dim=6,
+                       use_dim=[0, 1, 2, 3, 4, 5], backend_args=None)
+seg_load_annotations = dict(type='LoadAnnotations3D', with_bbox_3d=False, with_label_3d=False, with_mask_3d=False,
+                            with_seg_3d=True, backend_args=None)
+seg_class_mapping = dict(type='PointSegClassMapping')
+seg_normalize_color = dict(type='NormalizePointsColor', color_mean=None)
+seg_pack_train = dict(type='Pack3DDetInputs', keys=['points', 'pts_semantic_mask'])
+seg_pack_test = dict(type='Pack3DDetInputs', keys=['points'])
+scannet_seg_patch_sample = dict(type='IndoorPatchPointSample', num_points=8192, block_size=1.5, ignore_index=20,
+                                use_normalized_coord=False, enlarge_size=0.2, min_unique_num=None)
+
+points_train_pipeline = [seg_load_points, seg_load_annotations, seg_class_mapping, scannet_seg_patch_sample,
+                         seg_normalize_color, seg_pack_train]
+points_test_pipeline = [seg_load_points, seg_load_annotations, seg_class_mapping, seg_normalize_color, seg_pack_test]
+# LoadSceneSegments reads <data_root>/scene_segments/<scene>.bin.
+segments_train_pipeline = [seg_load_points, dict(type='LoadSceneSegments'), seg_load_annotations, seg_class_mapping,
+                           scannet_seg_patch_sample, seg_normalize_color, seg_pack_train]
+segments_test_pipeline = [seg_load_points, dict(type='LoadSceneSegments'), seg_load_annotations, seg_class_mapping,
+                          seg_normalize_color, seg_pack_test]

@@ -10,17 +10,8 @@ model = dict(
     # 3DETR's encoder (--enc_type vanilla): set abstraction to 2048 tokens (radius 0.2, 64 samples, MLP
     # 64-128-256), then 3 pre-norm transformer layers (256-d, 4 heads, FFN 128, dropout 0.1, no positional
     # encoding). xyz only (no colour, no height).
-    backbone=dict(
-        type='ThreeDETREncoder',
-        in_channels=3,
-        num_points=2048,
-        radius=0.2,
-        num_samples=64,
-        sa_channels=(64, 128, 256),
-        num_layers=3,
-        num_heads=4,
-        feedforward_channels=128,
-        dropout=0.1),
+    backbone=dict(type='ThreeDETREncoder', in_channels=3, num_points=2048, radius=0.2, num_samples=64,
+                  sa_channels=(64, 128, 256), num_layers=3, num_heads=4, feedforward_channels=128, dropout=0.1),
     bbox_head=dict(
         type='ThreeDETRHead',
         num_classes=num_classes,
@@ -28,14 +19,10 @@ model = dict(
         num_queries=256,
         query_source='fps',
         num_angle_bins=1,  # 3DETR's ScanNet: 1-bin heading heads and losses, heading always 0
-        num_memory_proj_hidden=2,
-        embed_dims=256,
-        num_decoder_layers=8,
-        num_heads=4,
-        feedforward_channels=256,
-        dropout=0.1,
-        mlp_channels=(256, 256),
-        mlp_dropout=0.3,
+        # 2 hidden layers in the encoder-to-decoder projection; the decoder: 8 layers, 256-d, 4 heads, FFN 256,
+        # dropout 0.1; the prediction MLPs: 256-256, dropout 0.3.
+        num_memory_proj_hidden=2, embed_dims=256, num_decoder_layers=8, num_heads=4, feedforward_channels=256,
+        dropout=0.1, mlp_channels=(256, 256), mlp_dropout=0.3,
         no_object_weight=0.25,
         loss_cls=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
         loss_center=dict(type='mmdet.L1Loss', loss_weight=5.0),

@@ -15,7 +15,6 @@ model = dict(
     target_norm=False,
     loss_ins=dict(type='TokenFeatureMSELoss', loss_weight=1.0),
     loss_token=dict(type='TokenFeatureMSELoss', loss_weight=1.0))
-param_scheduler = [dict(_base_.lr_warmup, **_base_.demo_lr_warmup),
-                   dict(_base_.lr_cosine, **_base_.demo_lr_cosine)]
-train_cfg = dict(max_epochs=_base_.demo_max_epochs)
+param_scheduler = [dict(_base_.lr_warmup, **_base_.demo_lr_warmup), dict(_base_.lr_cosine, **_base_.demo_lr_cosine)]
+train_cfg = _base_.demo_train_cfg
 default_hooks = _base_.demo_default_hooks

@@ -4,7 +4,6 @@
 # as point-mae_plain-transformer_1xb8-30e_synthetic-scannet-frames.py), each taking the target of its centre point's region; no group re-weighting.
 _base_ = ['../sam-mtp-stage1_plain-transformer_1xb8-15e_synthetic-scannet-frames.py']
 
-demo_knn_tokenizer = dict(type='FPSKNNTokenizer', num_tokens=128, num_points_per_token=64)
-model = dict(tokenizer=dict(_delete_=True, **demo_knn_tokenizer), loss=dict(use_group_weights=False))
+model = dict(tokenizer=dict(_delete_=True, **_base_.demo_knn_tokenizer), loss=dict(use_group_weights=False))
 # Without re-weighting the K-means groups are not needed.
 train_dataloader = dict(dataset=dict(require_groups=False))

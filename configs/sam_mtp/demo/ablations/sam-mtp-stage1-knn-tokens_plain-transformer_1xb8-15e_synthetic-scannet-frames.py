@@ -3,5 +3,4 @@
 # sam-mtp-stage1-knn-tokens-no-reweight_plain-transformer_1xb8-15e_synthetic-scannet-frames.py, group re-weighting kept). Stage 2: sam-mtp-stage2-knn-tokens_plain-transformer_1xb8-30e_synthetic-scannet-frames.py.
 _base_ = ['../sam-mtp-stage1_plain-transformer_1xb8-15e_synthetic-scannet-frames.py']
 
-demo_knn_tokenizer = dict(type='FPSKNNTokenizer', num_tokens=128, num_points_per_token=64)
-model = dict(tokenizer=dict(_delete_=True, **demo_knn_tokenizer))
+model = dict(tokenizer=dict(_delete_=True, **_base_.demo_knn_tokenizer))

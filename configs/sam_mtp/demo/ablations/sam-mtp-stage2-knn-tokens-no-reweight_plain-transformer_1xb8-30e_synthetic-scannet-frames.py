@@ -3,8 +3,7 @@
 # (--cfg-options model.teacher_checkpoint=...; tools/demo.py --methods passes it).
 _base_ = ['../sam-mtp-stage2_plain-transformer_1xb8-30e_synthetic-scannet-frames.py']
 
-demo_knn_tokenizer = dict(type='FPSKNNTokenizer', num_tokens=128, num_points_per_token=64)
 model = dict(
-    tokenizer=dict(_delete_=True, **demo_knn_tokenizer),
-    teacher=dict(tokenizer=dict(_delete_=True, **demo_knn_tokenizer), loss=dict(use_group_weights=False)))
+    tokenizer=dict(_delete_=True, **_base_.demo_knn_tokenizer),
+    teacher=dict(tokenizer=dict(_delete_=True, **_base_.demo_knn_tokenizer), loss=dict(use_group_weights=False)))
 train_dataloader = dict(dataset=dict(require_groups=False))

@@ -2,7 +2,6 @@
 # teacher = sam-mtp-stage1-knn-tokens_plain-transformer_1xb8-15e_synthetic-scannet-frames.py's checkpoint.
 _base_ = ['../sam-mtp-stage2_plain-transformer_1xb8-30e_synthetic-scannet-frames.py']
 
-demo_knn_tokenizer = dict(type='FPSKNNTokenizer', num_tokens=128, num_points_per_token=64)
 model = dict(
-    tokenizer=dict(_delete_=True, **demo_knn_tokenizer),
-    teacher=dict(tokenizer=dict(_delete_=True, **demo_knn_tokenizer)))
+    tokenizer=dict(_delete_=True, **_base_.demo_knn_tokenizer),
+    teacher=dict(tokenizer=dict(_delete_=True, **_base_.demo_knn_tokenizer)))
