@@ -199,6 +199,7 @@ def test_docs_are_generated_from_reports_with_the_run_to_run_spread(tiny_demo, t
     assert (report['environment']['commit'] or 'unknown')[:10] in text
     assert '## The same comparison with the random-ViT targets' in text and 'random-vit targets' in text
     assert '## What this demo can and cannot show' in text and 'supervised by proxy' in text
+    assert '## Methods' not in text and 'favours the methods that regress the targets' not in text
     assert '## Across machines' not in text
     assert '![label efficiency](images/demo_label_efficiency.png)' in text
     assert (tmp_path / 'docs' / 'images' / 'demo_label_efficiency.png').is_file()
@@ -256,3 +257,11 @@ def test_a_second_method_adds_its_runs_and_comparisons_without_changing_sam_mtps
     assert '| method | 3detr AP25 | - scratch (95% interval) | - SAM-MTP | probe miou |' in text
     # one seed: the method's mean is its one run
     assert '\n| point-mae | ' + f'{metric[("point-mae", 1.0)]:.3f} | ' in text
+    # the docs page of the methods run, with the single-method run of the same settings as its rerun
+    out = tmp_path / 'demo_results.md'
+    write_results_page([str(copy / 'wd' / 'report.json'), str(folder / 'wd' / 'report.json')], str(out),
+                       str(tmp_path / 'images'))
+    page = out.read_text()
+    assert '## Methods' in page and '| method | 3detr AP25 | - scratch (95% interval) |' in page
+    assert 'favours the methods that regress the targets' in page
+    assert 'metrics and losses compared is **identical**' in page  # SAM-MTP's values, shared by both reports
