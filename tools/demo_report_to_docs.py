@@ -1,14 +1,16 @@
 """Write docs/demo_results.md from the report.json files of `make demo` runs (never by hand).
 
-    python tools/demo_report_to_docs.py work_dirs/demo/report.json work_dirs/demo_rerun/report.json \
+    python tools/demo_report_to_docs.py work_dirs/demo_methods/report.json work_dirs/demo/report.json \
         [--stand-in work_dirs/demo_random_vit/report.json] [--make-time "real 15m12s"] \
         [--cross-machine OTHER_CPU_PAGE_OR_REPORT] [--stage2-study docs/bench_runs/demo_stage2_study.json] \
         [--colour-control docs/bench_runs/demo_colour_control.json] [--out docs/demo_results.md] \
         [--images-dir docs/images]
 
-The first report gives the tables; every further one is a rerun of the same settings, and the page states the
-largest run-to-run difference of any metric between them (0 when the runs are deterministic). --stand-in adds
-the same comparison with the random-ViT targets (tools/demo.py --targets random-vit) beside the default one.
+The first report gives the tables; every further one is a rerun of the same settings (it may have fewer methods,
+or come from another commit), and the page states the largest difference of any value they share (0 when the
+runs are deterministic and the code changed no number). README.md names the reports of the documented page.
+--stand-in adds the same comparison with the random-ViT targets (tools/demo.py --targets random-vit) beside the
+default one.
 --cross-machine compares the documented numbers with the same command's run on another CPU type (its page or
 report.json) and marks the calls that such a change could flip. --stage2-study and --colour-control add the
 measurements of benchmarks/demo_stage2_study.py and benchmarks/demo_colour_control.py.
