@@ -72,7 +72,8 @@ def _stats(mean):
 
 
 def _pair(a, b, mean, lo, hi):
-    return dict(a_name=a, b_name=b, metric='miou', diff=dict(mean=mean, lo=lo, hi=hi, n=3,
+    # the fields of report.paired_comparisons' records that the page reads (a study's pairs are probe pairs)
+    return dict(a_name=a, b_name=b, task='probe', fraction=1.0, metric='miou', diff=dict(mean=mean, lo=lo, hi=hi, n=3,
                                                                excludes_zero=bool(lo > 0 or hi < 0)))
 
 

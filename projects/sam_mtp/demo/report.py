@@ -14,6 +14,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .methods import REFERENCE
+
 # mmengine's LoggerHook text lines: "Epoch(train)  [3][8/8]  ... loss: 0.2872  loss_distill: 0.2872 ..."
 _TRAIN_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]|Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
 _SCALAR = re.compile(r'\b(loss[\w.]*):\s*([-+0-9.eE]+|nan|inf)')
@@ -252,8 +254,8 @@ def methods_table(methods: Dict[str, dict]) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def _paired(comparisons: Sequence[dict], a: str, b: str, task: str, metric: str,
-            fraction: float = 1.0) -> Optional[dict]:
+def paired_diff(comparisons: Sequence[dict], a: str, b: str, task: str, metric: str,
+                fraction: float = 1.0) -> Optional[dict]:
     """The ``a - b`` interval of (task, metric, fraction), read from ``b - a`` (bounds negated) when only that pair
     was compared; None when neither was."""
     for c in comparisons:
@@ -279,7 +281,7 @@ def methods_matrix(summary: dict, task: str, metric: str, probe_metric: str = 'm
     probe ``probe_metric``, each as the mean over seeds and the paired differences against no pretraining
     (scratch / random init) and against SAM-MTP, with their intervals (bold: the interval excludes 0)."""
     comparisons, probe = summary['comparisons'], summary['probe']
-    reference = summary['methods']['sam-mtp']
+    reference = summary['methods'][REFERENCE]
     confidence = (comparisons or probe['comparisons'])[0]['confidence']
     level = f'{confidence:.0%}'
     lines = [f'| method | {task} {metric} | - scratch ({level} interval) | - SAM-MTP | probe {probe_metric} | '
@@ -288,15 +290,15 @@ def methods_matrix(summary: dict, task: str, metric: str, probe_metric: str = 'm
         tuned = [r['metrics'].get(metric, float('nan')) for r in summary['runs']
                  if r['init'] == m['finetune_label'] and r['task'] == task and _fraction(r) == 1.0]
         probed = [r['metrics'].get(probe_metric, float('nan')) for r in probe['runs'] if r['init'] == m['probe_label']]
-        versus = name != 'sam-mtp'
+        versus = name != REFERENCE
         lines.append(' | '.join([
             f'| {name}', f'{np.mean(tuned):.3f}' if tuned else '-',
-            _interval_cell(_paired(comparisons, m['finetune_label'], 'scratch', task, metric)),
-            _interval_cell(_paired(comparisons, m['finetune_label'], reference['finetune_label'], task, metric))
+            _interval_cell(paired_diff(comparisons, m['finetune_label'], 'scratch', task, metric)),
+            _interval_cell(paired_diff(comparisons, m['finetune_label'], reference['finetune_label'], task, metric))
             if versus else '',
             f'{np.mean(probed):.3f}' if probed else '-',
-            _interval_cell(_paired(probe['comparisons'], m['probe_label'], 'random-init', 'probe', probe_metric)),
-            _interval_cell(_paired(probe['comparisons'], m['probe_label'], reference['probe_label'], 'probe',
+            _interval_cell(paired_diff(probe['comparisons'], m['probe_label'], 'random-init', 'probe', probe_metric)),
+            _interval_cell(paired_diff(probe['comparisons'], m['probe_label'], reference['probe_label'], 'probe',
                                    probe_metric)) if versus else '']) + ' |')
     return '\n'.join(lines) + '\n'
 

@@ -251,17 +251,13 @@ def _diff(c: Optional[dict]) -> str:
 def _stage2_study_section(study: dict) -> list:
     """The stage-2 experiments (benchmarks/demo_stage2_study.py): what each explanation predicts and what was
     measured, then the probe mIoU of every encoder, paired by seed with the stage-1 and stage-2 encoders."""
-    by_pair = {(c['a_name'], c['b_name'], c['metric']): c for c in study['comparisons']}
     miou = {name: stats['miou']['mean'] for name, stats in study['summary'].items()}
     long = f'stage2 {study["long_epochs"]}e'
     checkpoints = [n for n in miou if n.startswith(long + ' @')]
 
     def diff(a, b):
-        if (a, b, 'miou') not in by_pair and (b, a, 'miou') in by_pair:  # b - a, read the other way round
-            c = by_pair[(b, a, 'miou')]
-            d = c['diff']
-            return _diff(dict(c, diff=dict(d, mean=-d['mean'], lo=-d['hi'], hi=-d['lo'])))
-        return _diff(by_pair.get((a, b, 'miou'))) or 'n/a'
+        d = report.paired_diff(study['comparisons'], a, b, 'probe', 'miou')
+        return _diff(None if d is None else dict(diff=d)) or 'n/a'
 
     def layers(name):
         return [miou[n] for n in miou if n == name or n.startswith(name + ' [')]
