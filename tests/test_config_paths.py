@@ -4,11 +4,11 @@ encoder and the warm-up + cosine schedule are written once and inherited."""
 import ast
 import functools
 import glob
-import itertools
 import os.path as osp
 import re
 
 import pytest
+from helpers.paths import expand
 from mmengine.config import Config
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -39,13 +39,6 @@ def config_files(folders=None):
 
 
 # ------------------------------------------------------------------------------------------------ doc paths
-def expand(path):
-    """``path`` with every ``{a,b}`` alternative written out."""
-    parts = re.split(r'\{([^{}]*)\}', path)
-    choices = [[p] if i % 2 == 0 else p.split(',') for i, p in enumerate(parts)]
-    return [''.join(c) for c in itertools.product(*choices)]
-
-
 def old_column_lines(text):
     """Lines of the renames table (``| `old` | `new` |``), whose first column names paths that are gone."""
     return {line for line in text.splitlines() if line.startswith('| `configs/') and line.count('`configs/') >= 2}

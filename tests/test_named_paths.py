@@ -2,11 +2,11 @@
 rename that misses one of them (as `make demo` once ran a config's file name) fails here, not on a user's machine.
 Config paths are checked by tests/test_config_paths.py."""
 import glob
-import itertools
 import os.path as osp
 import re
 
 import pytest
+from helpers.paths import expand
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 NAMING_FILES = ['Makefile', osp.join('.ci', 'run'), 'README.md'] + sorted(
@@ -22,13 +22,6 @@ def named_paths(rel):
     """(line number, path) of every repository path named in file ``rel``."""
     with open(osp.join(REPO, rel)) as f:
         return [(i, p) for i, line in enumerate(f, 1) for p in PATH.findall(line)]
-
-
-def expand(path):
-    """``path`` with every ``{a,b}`` alternative written out."""
-    parts = re.split(r'\{([^{}]*)\}', path)
-    choices = [[p] if i % 2 == 0 else p.split(',') for i, p in enumerate(parts)]
-    return [''.join(c) for c in itertools.product(*choices)]
 
 
 def exists(path):
